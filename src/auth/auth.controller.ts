@@ -1,0 +1,49 @@
+import { Body, Controller, HttpCode, Post, Res } from '@nestjs/common';
+import { ApiCreatedResponse, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
+import type { FastifyReply } from 'fastify';
+import { ApiProblems } from '../common/problems/openapi';
+import { UserDto } from '../users/dto/user.dto';
+import { userPath, UsersService } from '../users/users.service';
+import { Public } from './auth.decorators';
+import { AuthService } from './auth.service';
+import { LoginDto, RegisterDto, TokenDto } from './dto/auth.dto';
+
+@ApiTags('auth')
+@Public()
+@Controller('auth')
+export class AuthController {
+  constructor(
+    private readonly auth: AuthService,
+    private readonly users: UsersService,
+  ) {}
+
+  @Post('register')
+  @ApiOperation({
+    summary: 'Register a customer account',
+    description:
+      'Always creates a customer. The email is unique case-insensitively after trimming; the database decides, so of two simultaneous registrations exactly one succeeds.',
+  })
+  @ApiCreatedResponse({
+    type: UserDto,
+    description: 'Created; `Location` names the user, `ETag` its version.',
+  })
+  @ApiProblems('VALIDATION_FAILED', 'EMAIL_TAKEN', 'UNSUPPORTED_MEDIA_TYPE', 'PAYLOAD_TOO_LARGE')
+  async register(
+    @Body() body: RegisterDto,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ): Promise<UserDto> {
+    const user = await this.users.create(body);
+    const { etag } = this.users.describe(user);
+    void reply.header('Location', userPath(user.id)).header('ETag', etag);
+    return UserDto.from(user);
+  }
+
+  @Post('login')
+  @HttpCode(200)
+  @ApiOperation({ summary: 'Exchange email and password for a bearer token' })
+  @ApiOkResponse({ type: TokenDto })
+  @ApiProblems('VALIDATION_FAILED', 'UNAUTHENTICATED', 'UNSUPPORTED_MEDIA_TYPE')
+  login(@Body() body: LoginDto): Promise<TokenDto> {
+    return this.auth.login(body);
+  }
+}

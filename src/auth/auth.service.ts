@@ -1,0 +1,44 @@
+import { Injectable } from '@nestjs/common';
+import { ConfigService } from '@nestjs/config';
+import { JwtService } from '@nestjs/jwt';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { DataSource } from 'typeorm';
+import type { Env } from '../config/env';
+import { ProblemError } from '../common/problems/problem.error';
+import { User } from '../users/user.entity';
+import type { LoginDto, TokenDto } from './dto/auth.dto';
+import { verifyPassword } from './passwords';
+
+export interface TokenPayload {
+  sub: string;
+  role: User['role'];
+}
+
+@Injectable()
+export class AuthService {
+  constructor(
+    @InjectDataSource() private readonly dataSource: DataSource,
+    private readonly jwt: JwtService,
+    private readonly config: ConfigService<Env, true>,
+  ) {}
+
+  /** Same answer, and about the same time, whether the email is unknown or the password wrong. */
+  async login({ email, password }: LoginDto): Promise<TokenDto> {
+    const user = await this.dataSource
+      .getRepository(User)
+      .createQueryBuilder('u')
+      .addSelect('u.passwordHash')
+      .where('lower(u.email) = lower(:email)', { email })
+      .getOne();
+    const ok = await verifyPassword(user?.passwordHash, password);
+    if (!user || !ok) {
+      throw new ProblemError('UNAUTHENTICATED', 'The email or password is wrong.');
+    }
+    const payload: TokenPayload = { sub: user.id, role: user.role };
+    return {
+      accessToken: await this.jwt.signAsync(payload),
+      tokenType: 'Bearer',
+      expiresIn: this.config.get('JWT_EXPIRES_IN_SECONDS', { infer: true }),
+    };
+  }
+}

@@ -1,0 +1,100 @@
+import { QueryFailedError } from 'typeorm';
+import type { ProblemCode } from '../problems/problem-catalogue';
+
+/**
+ * Every named constraint of the schema and what its violation means to a client. Constraint names are
+ * fixed in the migrations; this is the one place that knows them.
+ */
+export const CONSTRAINTS = {
+  users_email_lower_key: { code: 'EMAIL_TAKEN', field: 'email' },
+  products_sku_upper_key: { code: 'SKU_TAKEN', field: 'sku' },
+  products_slug_key: { code: 'SLUG_TAKEN', field: 'slug' },
+  products_stock_nonnegative: { code: 'INSUFFICIENT_STOCK', field: 'stock' },
+  products_price_nonnegative: { code: 'VALIDATION_FAILED', field: 'priceCents' },
+  orders_user_id_fkey: { code: 'RESOURCE_IN_USE', field: 'userId' },
+  order_items_product_id_fkey: { code: 'RESOURCE_IN_USE', field: 'productId' },
+} as const satisfies Record<string, { code: ProblemCode; field: string }>;
+
+export type ConstraintName = keyof typeof CONSTRAINTS;
+
+/** SQLSTATEs (https://www.postgresql.org/docs/current/errcodes-appendix.html). */
+export const SQLSTATE = {
+  uniqueViolation: '23505',
+  foreignKeyViolation: '23503',
+  /** PostgreSQL 18 reports ON DELETE RESTRICT violations as restrict_violation. */
+  restrictViolation: '23001',
+  checkViolation: '23514',
+  serializationFailure: '40001',
+  deadlockDetected: '40P01',
+  lockNotAvailable: '55P03',
+  queryCanceled: '57014',
+} as const;
+
+export interface DatabaseErrorInfo {
+  sqlState?: string;
+  constraint?: string;
+}
+
+/** The driver error behind a TypeORM error, or the error itself. */
+export function databaseErrorInfo(err: unknown): DatabaseErrorInfo | undefined {
+  const driver: unknown = err instanceof QueryFailedError ? err.driverError : err;
+  if (typeof driver !== 'object' || driver === null) return undefined;
+  const { code, constraint } = driver as { code?: unknown; constraint?: unknown };
+  return {
+    sqlState: typeof code === 'string' ? code : undefined,
+    constraint: typeof constraint === 'string' ? constraint : undefined,
+  };
+}
+
+export interface ConstraintViolation {
+  constraint: ConstraintName;
+  code: ProblemCode;
+  field: string;
+}
+
+/** A violation of one of our named constraints, or undefined for anything else. */
+export function constraintViolation(err: unknown): ConstraintViolation | undefined {
+  const info = databaseErrorInfo(err);
+  if (!info?.constraint || !(info.constraint in CONSTRAINTS)) return undefined;
+  const name = info.constraint as ConstraintName;
+  return { constraint: name, ...CONSTRAINTS[name] };
+}
+
+/** Transient conflicts between transactions: the same work may simply be tried again. */
+export function isRetryableConflict(err: unknown): boolean {
+  const state = databaseErrorInfo(err)?.sqlState;
+  return state === SQLSTATE.serializationFailure || state === SQLSTATE.deadlockDetected;
+}
+
+const CONNECTION_MESSAGES = [
+  'Connection terminated',
+  'connection terminated',
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'timeout exceeded when trying to connect',
+  'Client has encountered a connection error',
+  'Connection is not established',
+  'the database system is',
+];
+
+/**
+ * The database is away: refused or dropped connections, administrator shutdown (57P01..57P03),
+ * connection exceptions (class 08), too many connections (53300).
+ */
+export function isDatabaseUnavailable(err: unknown): boolean {
+  const state = databaseErrorInfo(err)?.sqlState;
+  if (state && (state.startsWith('08') || state.startsWith('57P') || state === '53300')) {
+    return true;
+  }
+  const seen = new Set<unknown>();
+  let e: unknown = err;
+  while (e instanceof Error && !seen.has(e)) {
+    seen.add(e);
+    const text = `${(e as { code?: unknown }).code as string} ${e.message}`;
+    if (CONNECTION_MESSAGES.some((m) => text.includes(m))) return true;
+    e = err instanceof QueryFailedError && e === err ? err.driverError : e.cause;
+  }
+  return false;
+}

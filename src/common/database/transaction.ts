@@ -1,0 +1,57 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { DataSource, EntityManager } from 'typeorm';
+import { ProblemError } from '../problems/problem.error';
+import { isDatabaseUnavailable, isRetryableConflict } from './database-errors';
+
+export interface TransactionOptions {
+  /** How many times the whole transaction runs at most when PostgreSQL reports 40001/40P01. */
+  attempts?: number;
+  isolation?: 'READ COMMITTED' | 'REPEATABLE READ' | 'SERIALIZABLE';
+}
+
+const BASE_DELAY_MS = 10;
+const MAX_DELAY_MS = 250;
+
+/**
+ * Runs `work` in one transaction, retrying the whole of it with full-jitter backoff when PostgreSQL
+ * aborts it for a serialization failure or deadlock. When the budget is spent, or the database is
+ * unreachable, the caller gets 503 SERVICE_UNAVAILABLE with Retry-After; a rolled-back transaction
+ * never leaves partial writes behind.
+ */
+export async function inTransaction<T>(
+  dataSource: DataSource,
+  work: (manager: EntityManager) => Promise<T>,
+  { attempts = 5, isolation = 'READ COMMITTED' }: TransactionOptions = {},
+): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await dataSource.transaction(isolation, work);
+    } catch (err) {
+      if (isRetryableConflict(err)) {
+        if (attempt >= attempts) {
+          throw new ProblemError(
+            'SERVICE_UNAVAILABLE',
+            'The request kept colliding with concurrent transactions; nothing was changed. Retry shortly.',
+            {},
+            { 'Retry-After': '1' },
+          );
+        }
+        const cap = Math.min(MAX_DELAY_MS, BASE_DELAY_MS * 2 ** attempt);
+        await sleep(Math.random() * cap);
+        continue;
+      }
+      throw err;
+    }
+  }
+}
+
+export function databaseUnavailable(err: unknown): ProblemError | undefined {
+  return isDatabaseUnavailable(err)
+    ? new ProblemError(
+        'SERVICE_UNAVAILABLE',
+        'The database is unavailable right now; nothing was changed. Retry shortly.',
+        {},
+        { 'Retry-After': '2' },
+      )
+    : undefined;
+}

@@ -1,0 +1,256 @@
+/**
+ * The problem catalogue (API.md §5): every `code` the service can answer with, its HTTP status, the
+ * `type` slug and its one fixed title, plus the explanation served at /problems/{slug}. The filter, the
+ * OpenAPI schema and the problem pages are all derived from this one record; adding a code without its
+ * entry does not compile.
+ */
+export type ProblemCode =
+  | 'VALIDATION_FAILED'
+  | 'UNAUTHENTICATED'
+  | 'FORBIDDEN'
+  | 'NOT_FOUND'
+  | 'EMAIL_TAKEN'
+  | 'SKU_TAKEN'
+  | 'SLUG_TAKEN'
+  | 'VERSION_MISMATCH'
+  | 'ILLEGAL_STATE_TRANSITION'
+  | 'INSUFFICIENT_STOCK'
+  | 'PRODUCT_UNAVAILABLE'
+  | 'RESOURCE_IN_USE'
+  | 'IDEMPOTENCY_KEY_IN_USE'
+  | 'PRECONDITION_FAILED'
+  | 'PAYLOAD_TOO_LARGE'
+  | 'UNSUPPORTED_MEDIA_TYPE'
+  | 'IDEMPOTENCY_KEY_REUSED'
+  | 'UNKNOWN_PRODUCT'
+  | 'PRECONDITION_REQUIRED'
+  | 'RATE_LIMITED'
+  | 'INTERNAL'
+  | 'SERVICE_UNAVAILABLE';
+
+export interface ProblemDefinition {
+  status: number;
+  slug: string;
+  title: string;
+  /** What happened, for the /problems page. */
+  explanation: string;
+  /** What a client should do about it. */
+  resolution: string;
+  /** Extension members this problem carries, documented on its page and in OpenAPI. */
+  members: readonly string[];
+}
+
+export const PROBLEMS: Record<ProblemCode, ProblemDefinition> = {
+  VALIDATION_FAILED: {
+    status: 400,
+    slug: 'validation-failed',
+    title: 'The request is not valid',
+    explanation:
+      'The body, query or path did not pass validation, or the body was not valid JSON. `errors` lists every failing field with its path (nested paths look like `items[0].quantity`).',
+    resolution:
+      'Correct the listed fields and send the request again. Retrying unchanged will fail the same way.',
+    members: ['errors'],
+  },
+  UNAUTHENTICATED: {
+    status: 401,
+    slug: 'unauthenticated',
+    title: 'Authentication required',
+    explanation:
+      'The request carries no bearer token, or the token is malformed, expired or signed with another key, or the credentials given to /auth/login are wrong.',
+    resolution:
+      'Log in with POST /api/v1/auth/login and send `Authorization: Bearer <accessToken>`.',
+    members: [],
+  },
+  FORBIDDEN: {
+    status: 403,
+    slug: 'forbidden',
+    title: 'Not allowed for this role',
+    explanation: 'You are authenticated, but your role may never perform this action.',
+    resolution: 'Use an account with the required role. Retrying will not help.',
+    members: [],
+  },
+  NOT_FOUND: {
+    status: 404,
+    slug: 'not-found',
+    title: 'Resource not found',
+    explanation:
+      'No such route, or no such record visible to you. For customers, other users and their orders do not exist.',
+    resolution: 'Check the path and id. Refresh any list you took the id from.',
+    members: [],
+  },
+  EMAIL_TAKEN: {
+    status: 409,
+    slug: 'email-taken',
+    title: 'Email already registered',
+    explanation:
+      'Another account already uses this email address. Emails are compared case-insensitively after trimming, and the database unique index decides: two simultaneous registrations of one email never both succeed.',
+    resolution:
+      'Log in with the existing account, or choose another email. `field` and `value` name what collided; `conflictingResource` is the existing record where you may see it.',
+    members: ['field', 'value', 'conflictingResource'],
+  },
+  SKU_TAKEN: {
+    status: 409,
+    slug: 'sku-taken',
+    title: 'SKU already in use',
+    explanation:
+      'Another product already has this SKU. SKUs are compared case-insensitively after trimming.',
+    resolution:
+      'Choose another SKU, or edit the existing product named by `conflictingResource` instead of creating a new one.',
+    members: ['field', 'value', 'conflictingResource'],
+  },
+  SLUG_TAKEN: {
+    status: 409,
+    slug: 'slug-taken',
+    title: 'Slug already in use',
+    explanation: 'Another product already has this slug.',
+    resolution: 'Choose another slug, or edit the existing product named by `conflictingResource`.',
+    members: ['field', 'value', 'conflictingResource'],
+  },
+  VERSION_MISMATCH: {
+    status: 409,
+    slug: 'version-mismatch',
+    title: 'Version mismatch',
+    explanation:
+      'The `version` in your body is not the current version: someone changed the resource after you read it. Nothing was changed.',
+    resolution:
+      'Merge your change into `current` (the representation as it is now), then resubmit with `version: currentVersion` or `If-Match: currentEtag`.',
+    members: ['requestedVersion', 'currentVersion', 'currentEtag', 'current'],
+  },
+  ILLEGAL_STATE_TRANSITION: {
+    status: 409,
+    slug: 'illegal-state-transition',
+    title: 'Illegal order state transition',
+    explanation:
+      'The order is not in a state from which this action is allowed (for example cancelling a shipped order), or another request moved it first.',
+    resolution:
+      'Read `currentStatus` and `allowedTransitions` (the actions legal now for you) and decide again. Retrying the same action will fail the same way.',
+    members: ['currentStatus', 'attemptedTransition', 'allowedTransitions'],
+  },
+  INSUFFICIENT_STOCK: {
+    status: 409,
+    slug: 'insufficient-stock',
+    title: 'Insufficient stock',
+    explanation:
+      'At least one line asks for more units than are available. Nothing was reserved or changed. `items` lists every short line with what you requested and what is available now.',
+    resolution: 'Lower the quantities to at most `available` (or drop those lines) and resubmit.',
+    members: ['items'],
+  },
+  PRODUCT_UNAVAILABLE: {
+    status: 409,
+    slug: 'product-unavailable',
+    title: 'Product unavailable',
+    explanation:
+      'At least one product in the order is not active (not for sale). Nothing was reserved.',
+    resolution: 'Remove the listed products from the order and resubmit.',
+    members: ['items'],
+  },
+  RESOURCE_IN_USE: {
+    status: 409,
+    slug: 'resource-in-use',
+    title: 'Resource is still referenced',
+    explanation:
+      'Orders still reference this record, so deleting it would break their history. Nothing was deleted.',
+    resolution:
+      'Keep the record (for a product, set `active: false` to stop selling it). `dependents` counts what references it.',
+    members: ['dependents'],
+  },
+  IDEMPOTENCY_KEY_IN_USE: {
+    status: 409,
+    slug: 'idempotency-key-in-use',
+    title: 'Idempotency key in use',
+    explanation: 'A request with this `Idempotency-Key` is still being processed.',
+    resolution:
+      'Wait for `Retry-After` seconds and send the same request again with the same key: you will get its stored outcome.',
+    members: [],
+  },
+  PRECONDITION_FAILED: {
+    status: 412,
+    slug: 'precondition-failed',
+    title: 'Precondition failed',
+    explanation:
+      '`If-Match` or `If-Unmodified-Since` does not hold: the resource changed since you read it. Nothing was changed.',
+    resolution: 'Merge your change into `current`, then resubmit with `If-Match: currentEtag`.',
+    members: ['currentVersion', 'currentEtag', 'current'],
+  },
+  PAYLOAD_TOO_LARGE: {
+    status: 413,
+    slug: 'payload-too-large',
+    title: 'Payload too large',
+    explanation: 'The request body is larger than the service accepts.',
+    resolution: 'Send a smaller body (split large orders).',
+    members: [],
+  },
+  UNSUPPORTED_MEDIA_TYPE: {
+    status: 415,
+    slug: 'unsupported-media-type',
+    title: 'Unsupported media type',
+    explanation: 'The body is not sent as `application/json`.',
+    resolution: 'Send JSON with `Content-Type: application/json`.',
+    members: [],
+  },
+  IDEMPOTENCY_KEY_REUSED: {
+    status: 422,
+    slug: 'idempotency-key-reused',
+    title: 'Idempotency key reused for another request',
+    explanation:
+      'This `Idempotency-Key` was already used by you for a different request (another method, path or body).',
+    resolution: 'Use a new key for a new request; reuse a key only to retry the very same request.',
+    members: [],
+  },
+  UNKNOWN_PRODUCT: {
+    status: 422,
+    slug: 'unknown-product',
+    title: 'Unknown product',
+    explanation: 'The order names a product id that does not exist.',
+    resolution: 'Refresh the catalogue and remove the missing products (listed in `items`).',
+    members: ['items'],
+  },
+  PRECONDITION_REQUIRED: {
+    status: 428,
+    slug: 'precondition-required',
+    title: 'Precondition required',
+    explanation:
+      'This write must say which version it is based on, so that it cannot silently overwrite someone else’s change.',
+    resolution:
+      'GET the resource, then resend with `If-Match: <its ETag>` (or `"version": <its version>` in the body).',
+    members: [],
+  },
+  RATE_LIMITED: {
+    status: 429,
+    slug: 'rate-limited',
+    title: 'Too many requests',
+    explanation: 'You sent more requests than the rate limit allows.',
+    resolution: 'Wait `Retry-After` seconds before sending again.',
+    members: [],
+  },
+  INTERNAL: {
+    status: 500,
+    slug: 'internal',
+    title: 'Internal error',
+    explanation:
+      'Something failed unexpectedly on the server. It has been logged with the request id.',
+    resolution:
+      'Retry later; if it persists, report the `requestId` to the operators. A retried POST should carry an `Idempotency-Key`.',
+    members: [],
+  },
+  SERVICE_UNAVAILABLE: {
+    status: 503,
+    slug: 'service-unavailable',
+    title: 'Service unavailable',
+    explanation:
+      'The database is unreachable, or the request kept colliding with concurrent transactions (serialization failures or deadlocks) beyond the retry budget. Nothing was partially written.',
+    resolution: 'Retry after `Retry-After` seconds (with the same `Idempotency-Key` for POSTs).',
+    members: [],
+  },
+};
+
+export const PROBLEM_CODES = Object.keys(PROBLEMS) as ProblemCode[];
+
+export function problemBySlug(slug: string): [ProblemCode, ProblemDefinition] | undefined {
+  const code = PROBLEM_CODES.find((c) => PROBLEMS[c].slug === slug);
+  return code ? [code, PROBLEMS[code]] : undefined;
+}
+
+export function problemType(code: ProblemCode): string {
+  return `/problems/${PROBLEMS[code].slug}`;
+}

@@ -1,0 +1,28 @@
+import { PROBLEMS, type ProblemCode } from './problem-catalogue';
+
+/** Extension members and headers that travel with a problem. */
+export interface ProblemExtras {
+  [member: string]: unknown;
+}
+
+/**
+ * The one error type domain code throws. The global filter turns it into application/problem+json;
+ * status and title come from the catalogue, so a throw site only says what happened.
+ */
+export class ProblemError extends Error {
+  readonly status: number;
+
+  constructor(
+    readonly code: ProblemCode,
+    readonly detail: string,
+    readonly extras: ProblemExtras = {},
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(detail);
+    this.name = 'ProblemError';
+    this.status = PROBLEMS[code].status;
+  }
+}
+
+export const notFound = (what: string): ProblemError =>
+  new ProblemError('NOT_FOUND', `${what} was not found.`);

@@ -1,0 +1,123 @@
+import { randomBytes } from 'node:crypto';
+
+/**
+ * The environment, validated once at boot. A bad value stops the process with the variable's name:
+ * a typo in production must not quietly fall back to a default.
+ */
+export interface Env {
+  NODE_ENV: 'development' | 'production' | 'test';
+  PORT: number;
+  HOST: string;
+  /** Unset: an embedded PostgreSQL under EMBEDDED_PG_DIR is started and used. */
+  DATABASE_URL: string | undefined;
+  EMBEDDED_PG_DIR: string;
+  EMBEDDED_PG_PORT: number;
+  DB_POOL_SIZE: number;
+  /** Seed the demo catalogue and accounts. Default: only on the embedded database. */
+  SEED_DEMO: boolean | undefined;
+  REDIS_URL: string | undefined;
+  JWT_SECRET: string;
+  JWT_EXPIRES_IN_SECONDS: number;
+  IDEMPOTENCY_TTL_HOURS: number;
+  BODY_LIMIT_BYTES: number;
+  CORS_ORIGINS: string[];
+  LOG_LEVEL: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+}
+
+export class EnvError extends Error {
+  constructor(
+    readonly variable: string,
+    message: string,
+  ) {
+    super(`Invalid environment variable ${variable}: ${message}`);
+  }
+}
+
+type Source = Record<string, string | undefined>;
+
+function str(src: Source, name: string): string | undefined {
+  const v = src[name];
+  return v === undefined || v.trim() === '' ? undefined : v.trim();
+}
+
+function int(src: Source, name: string, def: number, min: number, max: number): number {
+  const v = str(src, name);
+  if (v === undefined) return def;
+  if (!/^\d+$/.test(v)) throw new EnvError(name, `expected an integer, got "${v}"`);
+  const n = Number(v);
+  if (n < min || n > max) throw new EnvError(name, `expected ${min}..${max}, got ${n}`);
+  return n;
+}
+
+function oneOf<T extends string>(src: Source, name: string, allowed: readonly T[], def: T): T {
+  const v = str(src, name);
+  if (v === undefined) return def;
+  if (!(allowed as readonly string[]).includes(v)) {
+    throw new EnvError(name, `expected one of ${allowed.join(', ')}, got "${v}"`);
+  }
+  return v as T;
+}
+
+function bool(src: Source, name: string): boolean | undefined {
+  const v = str(src, name)?.toLowerCase();
+  if (v === undefined) return undefined;
+  if (['1', 'true', 'yes', 'on'].includes(v)) return true;
+  if (['0', 'false', 'no', 'off'].includes(v)) return false;
+  throw new EnvError(name, `expected true or false, got "${v}"`);
+}
+
+function url(src: Source, name: string, protocols: string[]): string | undefined {
+  const v = str(src, name);
+  if (v === undefined) return undefined;
+  let parsed: URL;
+  try {
+    parsed = new URL(v);
+  } catch {
+    throw new EnvError(name, 'not a valid URL');
+  }
+  if (!protocols.includes(parsed.protocol)) {
+    throw new EnvError(name, `expected a ${protocols.join(' or ')} URL`);
+  }
+  return v;
+}
+
+/** A development secret that changes on every start: tokens do not survive a restart, by design. */
+const developmentSecret = randomBytes(32).toString('hex');
+
+export function loadEnv(src: Source = process.env): Env {
+  const NODE_ENV = oneOf(src, 'NODE_ENV', ['development', 'production', 'test'], 'development');
+  let JWT_SECRET = str(src, 'JWT_SECRET');
+  if (JWT_SECRET === undefined) {
+    if (NODE_ENV === 'production') {
+      throw new EnvError('JWT_SECRET', 'required when NODE_ENV=production');
+    }
+    JWT_SECRET = developmentSecret;
+  } else if (JWT_SECRET.length < 32) {
+    throw new EnvError('JWT_SECRET', 'must be at least 32 characters');
+  }
+  return {
+    NODE_ENV,
+    PORT: int(src, 'PORT', 3000, 0, 65535),
+    HOST: str(src, 'HOST') ?? '0.0.0.0',
+    DATABASE_URL: url(src, 'DATABASE_URL', ['postgres:', 'postgresql:']),
+    EMBEDDED_PG_DIR: str(src, 'EMBEDDED_PG_DIR') ?? '.data/postgres',
+    EMBEDDED_PG_PORT: int(src, 'EMBEDDED_PG_PORT', 54329, 1, 65535),
+    DB_POOL_SIZE: int(src, 'DB_POOL_SIZE', 10, 1, 200),
+    SEED_DEMO: bool(src, 'SEED_DEMO'),
+    REDIS_URL: url(src, 'REDIS_URL', ['redis:', 'rediss:']),
+    JWT_SECRET,
+    JWT_EXPIRES_IN_SECONDS: int(src, 'JWT_EXPIRES_IN_SECONDS', 3600, 60, 7 * 24 * 3600),
+    IDEMPOTENCY_TTL_HOURS: int(src, 'IDEMPOTENCY_TTL_HOURS', 24, 1, 24 * 365),
+    BODY_LIMIT_BYTES: int(src, 'BODY_LIMIT_BYTES', 256 * 1024, 1024, 64 * 1024 * 1024),
+    CORS_ORIGINS: (str(src, 'CORS_ORIGINS') ?? '')
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
+    LOG_LEVEL: oneOf(
+      src,
+      'LOG_LEVEL',
+      ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'],
+      'info',
+    ),
+  };
+}

@@ -1,0 +1,54 @@
+import { mkdtemp, chmod } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Client } from 'pg';
+import { runMigrations } from '../../src/database/migrate';
+import { startEmbeddedPostgres } from '../../src/database/embedded-postgres';
+import { setTestState, type TestState } from './test-state';
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+    });
+  });
+}
+
+function withDatabase(url: string, database: string): string {
+  const u = new URL(url);
+  u.pathname = `/${database}`;
+  return u.toString();
+}
+
+/**
+ * Once per run: a PostgreSQL server (DATABASE_URL, or an embedded PostgreSQL 18 in a temporary
+ * folder), and a template database with every migration applied. Each test file then clones the
+ * template (CREATE DATABASE … TEMPLATE), so files run in parallel on their own rows.
+ */
+export default async function globalSetup(): Promise<void> {
+  let serverUrl = process.env.DATABASE_URL;
+  let embeddedDataDir: string | undefined;
+  if (!serverUrl) {
+    const dir = await mkdtemp(join(tmpdir(), 'order-service-test-'));
+    await chmod(dir, 0o755);
+    embeddedDataDir = join(dir, 'pgdata');
+    const pg = await startEmbeddedPostgres({ dataDir: embeddedDataDir, port: await freePort() });
+    serverUrl = pg.url;
+  }
+  const template = `order_service_tpl_${process.pid}_${Date.now()}`;
+  const admin = new Client({ connectionString: serverUrl });
+  await admin.connect();
+  try {
+    await admin.query(`CREATE DATABASE ${template}`);
+  } finally {
+    await admin.end();
+  }
+  const templateUrl = withDatabase(serverUrl, template);
+  await runMigrations(templateUrl);
+  const state: TestState = { serverUrl, template, embeddedDataDir };
+  setTestState(state);
+}
