@@ -25,7 +25,9 @@ async function askPassword(): Promise<string> {
 runCli(async (log) => {
   const [email, name = 'Administrator'] = process.argv.slice(2);
   if (!email || !/^[^\s@]+@[^\s@]+$/.test(email.trim())) {
-    throw new Error('Usage: npm run admin:create -- <email> [name]   (password from ADMIN_PASSWORD or a prompt)');
+    throw new Error(
+      'Usage: npm run admin:create -- <email> [name]   (password from ADMIN_PASSWORD or a prompt)',
+    );
   }
   const password = await askPassword();
   if (password.length < 8) throw new Error('The password must have at least 8 characters.');
