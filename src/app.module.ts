@@ -6,6 +6,7 @@ import { ProblemsController } from './common/problems/problems.controller';
 import type { Env } from './config/env';
 import { dataSourceOptions } from './database/data-source';
 import { HealthModule } from './health/health.module';
+import { ProductsModule } from './products/products.module';
 import { UsersModule } from './users/users.module';
 
 export interface AppOptions {
@@ -25,6 +26,7 @@ export class AppModule {
         HealthModule,
         AuthModule,
         UsersModule,
+        ProductsModule,
       ],
       controllers: [ProblemsController],
     };

@@ -1,11 +1,13 @@
 import { DataSource, type DataSourceOptions } from 'typeorm';
 import { CreateUsers1763790000000 } from '../../migrations/1763790000000-CreateUsers';
+import { CreateProducts1763790100000 } from '../../migrations/1763790100000-CreateProducts';
+import { Product } from '../products/product.entity';
 import { User } from '../users/user.entity';
 
-export const ENTITIES = [User];
+export const ENTITIES = [User, Product];
 
 /** Listed explicitly (not globbed) so that the compiled app, tests and the CLI load the same set. */
-export const MIGRATIONS = [CreateUsers1763790000000];
+export const MIGRATIONS = [CreateUsers1763790000000, CreateProducts1763790100000];
 
 export interface DatabaseConfig {
   url: string;

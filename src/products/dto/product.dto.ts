@@ -1,0 +1,164 @@
+import { ApiProperty, ApiPropertyOptional, PartialType } from '@nestjs/swagger';
+import { Transform, Type } from 'class-transformer';
+import {
+  IsBoolean,
+  IsIn,
+  IsInt,
+  IsISO4217CurrencyCode,
+  IsOptional,
+  IsString,
+  Length,
+  Matches,
+  Max,
+  MaxLength,
+  Min,
+  NotEquals,
+} from 'class-validator';
+import { PageQueryDto } from '../../common/http/pagination';
+import type { Product } from '../product.entity';
+
+const trim = ({ value }: { value: unknown }): unknown =>
+  typeof value === 'string' ? value.trim() : value;
+
+export const MAX_PRICE_CENTS = 1_000_000_000;
+export const MAX_STOCK = 1_000_000_000;
+
+export class ProductDto {
+  @ApiProperty({ format: 'uuid' }) id: string;
+  @ApiProperty({ example: 'TSHIRT-RED-M' }) sku: string;
+  @ApiProperty({ example: 'red-t-shirt-m' }) slug: string;
+  @ApiProperty({ example: 'Red T-shirt (M)' }) name: string;
+  @ApiProperty({ example: 'Organic cotton, medium.' }) description: string;
+  @ApiProperty({ example: 1999, description: 'Integer minor units of `currency`.' })
+  priceCents: number;
+  @ApiProperty({ example: 'EUR', description: 'ISO 4217.' }) currency: string;
+  @ApiProperty({ example: 42, description: 'Units available to order now.' }) stock: number;
+  @ApiProperty({ example: true, description: 'Inactive products cannot be ordered.' })
+  active: boolean;
+  @ApiProperty({ example: 3, description: '+1 on every change, stock included.' })
+  version: number;
+  @ApiProperty({ format: 'date-time' }) createdAt: string;
+  @ApiProperty({ format: 'date-time' }) updatedAt: string;
+
+  static from(p: Product): ProductDto {
+    return {
+      id: p.id,
+      sku: p.sku,
+      slug: p.slug,
+      name: p.name,
+      description: p.description,
+      priceCents: p.priceCents,
+      currency: p.currency,
+      stock: p.stock,
+      active: p.active,
+      version: p.version,
+      createdAt: p.createdAt.toISOString(),
+      updatedAt: p.updatedAt.toISOString(),
+    };
+  }
+}
+
+export class ProductPageDto {
+  @ApiProperty({ type: [ProductDto] }) items: ProductDto[];
+  @ApiProperty({ example: 120 }) total: number;
+  @ApiProperty({ example: 20 }) limit: number;
+  @ApiProperty({ example: 0 }) offset: number;
+}
+
+export class CreateProductDto {
+  @ApiProperty({
+    example: 'TSHIRT-RED-M',
+    description: 'Unique case-insensitively after trimming. Letters, digits, `.`, `_`, `-`.',
+  })
+  @Transform(trim)
+  @IsString()
+  @Matches(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, {
+    message: 'sku must be 1-64 letters, digits, dots, underscores or dashes',
+  })
+  sku: string;
+
+  @ApiProperty({
+    example: 'red-t-shirt-m',
+    description: 'Unique; lowercase words joined by dashes.',
+  })
+  @IsString()
+  @MaxLength(120)
+  @Matches(/^[a-z0-9]+(-[a-z0-9]+)*$/, { message: 'slug must be lowercase words joined by dashes' })
+  slug: string;
+
+  @ApiProperty({ example: 'Red T-shirt (M)' })
+  @Transform(trim)
+  @IsString()
+  @Length(1, 200)
+  name: string;
+
+  @ApiPropertyOptional({ example: 'Organic cotton, medium.', default: '' })
+  @IsOptional()
+  @IsString()
+  @MaxLength(5000)
+  description?: string;
+
+  @ApiProperty({ example: 1999, minimum: 0, maximum: MAX_PRICE_CENTS })
+  @IsInt()
+  @Min(0)
+  @Max(MAX_PRICE_CENTS)
+  priceCents: number;
+
+  @ApiProperty({ example: 'EUR' })
+  @IsISO4217CurrencyCode({ message: 'currency must be an ISO 4217 code such as EUR' })
+  currency: string;
+
+  @ApiProperty({ example: 100, minimum: 0, maximum: MAX_STOCK })
+  @IsInt()
+  @Min(0)
+  @Max(MAX_STOCK)
+  stock: number;
+
+  @ApiPropertyOptional({ example: true, default: true })
+  @IsOptional()
+  @IsBoolean()
+  active?: boolean;
+}
+
+export class UpdateProductDto extends PartialType(CreateProductDto) {
+  @ApiPropertyOptional({
+    example: 3,
+    description: 'The version this change is based on, when no If-Match header is sent.',
+  })
+  @IsOptional()
+  @IsInt()
+  @Min(1)
+  version?: number;
+}
+
+export class StockAdjustmentDto {
+  @ApiProperty({
+    example: -3,
+    description: 'Relative change, applied atomically. A result below 0 is refused (409).',
+  })
+  @IsInt()
+  @NotEquals(0)
+  @Min(-MAX_STOCK)
+  @Max(MAX_STOCK)
+  delta: number;
+
+  @ApiProperty({ example: 'cycle count correction' })
+  @Transform(trim)
+  @IsString()
+  @Length(1, 200)
+  reason: string;
+}
+
+export class ProductQueryDto extends PageQueryDto {
+  @ApiPropertyOptional({ description: 'Matches name, SKU or slug (case-insensitive substring).' })
+  @IsOptional()
+  @IsString()
+  @MaxLength(100)
+  q?: string;
+
+  @ApiPropertyOptional({ enum: ['true', 'false'] })
+  @IsOptional()
+  @IsIn(['true', 'false'])
+  @Type(() => String)
+  active?: 'true' | 'false';
+}
