@@ -6,6 +6,7 @@ import { ProblemsController } from './common/problems/problems.controller';
 import type { Env } from './config/env';
 import { dataSourceOptions } from './database/data-source';
 import { HealthModule } from './health/health.module';
+import { OrdersModule } from './orders/orders.module';
 import { ProductsModule } from './products/products.module';
 import { UsersModule } from './users/users.module';
 
@@ -27,6 +28,7 @@ export class AppModule {
         AuthModule,
         UsersModule,
         ProductsModule,
+        OrdersModule,
       ],
       controllers: [ProblemsController],
     };

@@ -1,13 +1,19 @@
 import { DataSource, type DataSourceOptions } from 'typeorm';
 import { CreateUsers1763790000000 } from '../../migrations/1763790000000-CreateUsers';
 import { CreateProducts1763790100000 } from '../../migrations/1763790100000-CreateProducts';
+import { CreateOrders1763790200000 } from '../../migrations/1763790200000-CreateOrders';
+import { Order, OrderEvent, OrderItem } from '../orders/order.entity';
 import { Product } from '../products/product.entity';
 import { User } from '../users/user.entity';
 
-export const ENTITIES = [User, Product];
+export const ENTITIES = [User, Product, Order, OrderItem, OrderEvent];
 
 /** Listed explicitly (not globbed) so that the compiled app, tests and the CLI load the same set. */
-export const MIGRATIONS = [CreateUsers1763790000000, CreateProducts1763790100000];
+export const MIGRATIONS = [
+  CreateUsers1763790000000,
+  CreateProducts1763790100000,
+  CreateOrders1763790200000,
+];
 
 export interface DatabaseConfig {
   url: string;

@@ -45,3 +45,27 @@ export async function productRow(t: TestApp, id: string): Promise<Record<string,
   const rows = await t.db.query('SELECT * FROM products WHERE id = $1', [id]);
   return rows[0];
 }
+
+export type Line = { productId: string; quantity: number };
+
+export const placeOrder = (t: TestApp, who: Account, items: Line[], key?: string) => {
+  const req = t.http().post('/api/v1/orders').set(who.auth);
+  return (key ? req.set('Idempotency-Key', key) : req).send({ items });
+};
+
+export const act = (t: TestApp, who: Account, orderId: string, action: string) =>
+  t.http().post(`/api/v1/orders/${orderId}/${action}`).set(who.auth).send();
+
+export async function stockOf(t: TestApp, productId: string): Promise<number> {
+  return (await productRow(t, productId))!.stock as number;
+}
+
+export async function orderCount(t: TestApp, userId?: string): Promise<number> {
+  const [{ n }] = await t.db.query(
+    userId
+      ? 'SELECT count(*)::int AS n FROM orders WHERE user_id = $1'
+      : 'SELECT count(*)::int AS n FROM orders',
+    userId ? [userId] : [],
+  );
+  return n;
+}

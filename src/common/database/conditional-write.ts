@@ -61,3 +61,27 @@ export async function deleteIfVersion<E extends ObjectLiteral>(
   const result = await qb.execute();
   return (result.affected ?? 0) > 0;
 }
+
+export interface StatementResult<R> {
+  rows: R[];
+  affected: number;
+}
+
+/**
+ * Runs one SQL statement on the manager's connection and returns its rows and row count in one
+ * shape, whatever the command (TypeORM's plain `query()` returns `[rows, count]` for UPDATE and
+ * DELETE but bare rows for SELECT and INSERT).
+ */
+export async function sql<R = Record<string, unknown>>(
+  manager: EntityManager,
+  text: string,
+  parameters: unknown[] = [],
+): Promise<StatementResult<R>> {
+  const runner = manager.queryRunner ?? manager.connection.createQueryRunner();
+  try {
+    const result = await runner.query(text, parameters, true);
+    return { rows: result.records as R[], affected: result.affected ?? result.records.length };
+  } finally {
+    if (!manager.queryRunner) await runner.release();
+  }
+}

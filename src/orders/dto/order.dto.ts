@@ -1,0 +1,130 @@
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { Type } from 'class-transformer';
+import {
+  ArrayMaxSize,
+  ArrayMinSize,
+  IsArray,
+  IsIn,
+  IsInt,
+  IsOptional,
+  IsUUID,
+  Max,
+  Min,
+  ValidateNested,
+} from 'class-validator';
+import { PageQueryDto } from '../../common/http/pagination';
+import { ORDER_ACTIONS, ORDER_STATUSES, type OrderAction, type OrderStatus } from '../order-state';
+import type { Order, OrderEvent, OrderItem } from '../order.entity';
+
+export const MAX_LINES = 100;
+export const MAX_QUANTITY = 1000;
+
+export class OrderLineInputDto {
+  @ApiProperty({ format: 'uuid' })
+  @IsUUID('all', { message: 'productId must be a UUID' })
+  productId: string;
+
+  @ApiProperty({ example: 2, minimum: 1, maximum: MAX_QUANTITY })
+  @IsInt()
+  @Min(1)
+  @Max(MAX_QUANTITY)
+  quantity: number;
+}
+
+export class CreateOrderDto {
+  @ApiProperty({
+    type: [OrderLineInputDto],
+    minItems: 1,
+    maxItems: MAX_LINES,
+    description: 'Lines for the same product are merged before stock is checked.',
+  })
+  @IsArray()
+  @ArrayMinSize(1)
+  @ArrayMaxSize(MAX_LINES)
+  @ValidateNested({ each: true })
+  @Type(() => OrderLineInputDto)
+  items: OrderLineInputDto[];
+}
+
+export class OrderItemDto {
+  @ApiProperty({ format: 'uuid' }) productId: string;
+  @ApiProperty({ example: 'TSHIRT-RED-M', description: 'As it was when ordered.' }) sku: string;
+  @ApiProperty({ example: 'Red T-shirt (M)', description: 'As it was when ordered.' }) name: string;
+  @ApiProperty({ example: 1999, description: 'Price when ordered, minor units.' })
+  unitPriceCents: number;
+  @ApiProperty({ example: 2 }) quantity: number;
+
+  static from(i: OrderItem): OrderItemDto {
+    return {
+      productId: i.productId,
+      sku: i.sku,
+      name: i.name,
+      unitPriceCents: i.unitPriceCents,
+      quantity: i.quantity,
+    };
+  }
+}
+
+export class OrderDto {
+  @ApiProperty({ format: 'uuid' }) id: string;
+  @ApiProperty({ format: 'uuid' }) userId: string;
+  @ApiProperty({ enum: ORDER_STATUSES }) status: OrderStatus;
+  @ApiProperty({
+    enum: ORDER_ACTIONS,
+    isArray: true,
+    example: ['pay', 'cancel'],
+    description: 'The actions legal now for you.',
+  })
+  allowedTransitions: OrderAction[];
+  @ApiProperty({ type: [OrderItemDto] }) items: OrderItemDto[];
+  @ApiProperty({
+    example: 3998,
+    description: 'Computed by the server from the prices at ordering.',
+  })
+  totalCents: number;
+  @ApiProperty({ example: 'EUR' }) currency: string;
+  @ApiProperty({ example: 1 }) version: number;
+  @ApiProperty({ format: 'date-time' }) createdAt: string;
+  @ApiProperty({ format: 'date-time' }) updatedAt: string;
+
+  static from(o: Order, items: OrderItem[], allowed: OrderAction[]): OrderDto {
+    return {
+      id: o.id,
+      userId: o.userId,
+      status: o.status,
+      allowedTransitions: allowed,
+      items: items.map((i) => OrderItemDto.from(i)),
+      totalCents: o.totalCents,
+      currency: o.currency,
+      version: o.version,
+      createdAt: o.createdAt.toISOString(),
+      updatedAt: o.updatedAt.toISOString(),
+    };
+  }
+}
+
+export class OrderPageDto {
+  @ApiProperty({ type: [OrderDto] }) items: OrderDto[];
+  @ApiProperty({ example: 3 }) total: number;
+  @ApiProperty({ example: 20 }) limit: number;
+  @ApiProperty({ example: 0 }) offset: number;
+}
+
+export class OrderQueryDto extends PageQueryDto {
+  @ApiPropertyOptional({ enum: ORDER_STATUSES })
+  @IsOptional()
+  @IsIn(ORDER_STATUSES)
+  status?: OrderStatus;
+}
+
+export class HistoryEntryDto {
+  @ApiProperty({ enum: ORDER_STATUSES, nullable: true, description: 'null for creation.' })
+  from: OrderStatus | null;
+  @ApiProperty({ enum: ORDER_STATUSES }) to: OrderStatus;
+  @ApiProperty({ format: 'date-time' }) at: string;
+  @ApiProperty({ format: 'uuid' }) actorId: string;
+
+  static from(e: OrderEvent): HistoryEntryDto {
+    return { from: e.fromStatus, to: e.toStatus, at: e.at.toISOString(), actorId: e.actorId };
+  }
+}

@@ -1,0 +1,158 @@
+import { randomUUID } from 'node:crypto';
+import type { Response } from 'supertest';
+import { type Account, account, expectProblem } from '../support/http';
+import { act, createProduct, orderCount, placeOrder, stockOf } from '../support/fixtures';
+import { createTestApp, type TestApp } from '../support/test-app';
+
+const statuses = (results: Response[]): Record<number, number> =>
+  results.reduce<Record<number, number>>(
+    (acc, r) => ({ ...acc, [r.status]: (acc[r.status] ?? 0) + 1 }),
+    {},
+  );
+
+describe('races on orders (real parallel HTTP requests, real PostgreSQL)', () => {
+  let t: TestApp;
+  let admin: Account;
+  let shoppers: Account[];
+  beforeAll(async () => {
+    t = await createTestApp({ DB_POOL_SIZE: '30' });
+    admin = await account(t, 'admin');
+    shoppers = await Promise.all(Array.from({ length: 10 }, () => account(t)));
+  });
+  afterAll(() => t.close());
+
+  const unitsOrdered = async (productId: string): Promise<number> => {
+    const [{ n }] = await t.db.query(
+      `SELECT coalesce(sum(i.quantity), 0)::int AS n FROM order_items i JOIN orders o ON o.id = i.order_id
+        WHERE i.product_id = $1 AND o.status <> 'cancelled'`,
+      [productId],
+    );
+    return n;
+  };
+
+  it('never oversells: 200 parallel single-unit orders on stock 50 → exactly 50 × 201 and 150 × 409', async () => {
+    const p = await createProduct(t, admin, { stock: 50 });
+    const results = await Promise.all(
+      Array.from({ length: 200 }, (_, i) =>
+        placeOrder(t, shoppers[i % shoppers.length], [{ productId: p.id, quantity: 1 }]),
+      ),
+    );
+    expect(statuses(results)).toEqual({ 201: 50, 409: 150 });
+    console.log(`oversell race: ${JSON.stringify(statuses(results))}`);
+    for (const r of results.filter((x) => x.status === 409)) {
+      expectProblem(r, 'INSUFFICIENT_STOCK');
+      expect(r.body.items[0]).toMatchObject({ productId: p.id, requested: 1 });
+    }
+    expect(await stockOf(t, p.id)).toBe(0);
+    expect(await unitsOrdered(p.id)).toBe(50);
+  });
+
+  it('never deadlocks: 50 parallel multi-line orders over the same products in opposite line orders', async () => {
+    const products = await Promise.all(
+      [0, 1, 2].map(() => createProduct(t, admin, { stock: 1000 })),
+    );
+    const results = await Promise.all(
+      Array.from({ length: 50 }, (_, i) => {
+        const lines = products.map((p, j) => ({ productId: p.id, quantity: j + 1 }));
+        return placeOrder(t, shoppers[i % shoppers.length], i % 2 ? lines.reverse() : lines);
+      }),
+    );
+    expect(statuses(results)).toEqual({ 201: 50 });
+    for (const [j, p] of products.entries()) {
+      expect(await stockOf(t, p.id)).toBe(1000 - 50 * (j + 1));
+      expect(await unitsOrdered(p.id)).toBe(50 * (j + 1));
+    }
+  });
+
+  it('lets exactly one of cancel and ship win on a paid order, 20 times; stock returns only when cancel won', async () => {
+    const tally = { cancel: 0, ship: 0 };
+    for (let round = 0; round < 20; round++) {
+      const p = await createProduct(t, admin, { stock: 5 });
+      const owner = shoppers[round % shoppers.length];
+      const order = await placeOrder(t, owner, [{ productId: p.id, quantity: 2 }]).expect(201);
+      await act(t, owner, order.body.id, 'pay').expect(200);
+      const [cancel, ship] = await Promise.all([
+        act(t, round % 2 ? owner : admin, order.body.id, 'cancel'),
+        act(t, admin, order.body.id, 'ship'),
+      ]);
+      const winners = [cancel, ship].filter((r) => r.status === 200);
+      expect(winners).toHaveLength(1);
+      const loser = cancel.status === 200 ? ship : cancel;
+      expectProblem(loser, 'ILLEGAL_STATE_TRANSITION');
+      const [row] = await t.db.query('SELECT status FROM orders WHERE id = $1', [order.body.id]);
+      if (cancel.status === 200) {
+        tally.cancel++;
+        expect(row.status).toBe('cancelled');
+        expect(await stockOf(t, p.id)).toBe(5);
+      } else {
+        tally.ship++;
+        expect(row.status).toBe('shipped');
+        expect(await stockOf(t, p.id)).toBe(3);
+      }
+      const events = await t.db.query(
+        'SELECT to_status FROM order_events WHERE order_id = $1 ORDER BY id',
+        [order.body.id],
+      );
+      expect(events.map((e: { to_status: string }) => e.to_status)).toEqual([
+        'pending',
+        'paid',
+        row.status,
+      ]);
+    }
+    expect(tally.cancel + tally.ship).toBe(20);
+    console.log(`cancel vs ship: ${JSON.stringify(tally)}`);
+  });
+
+  it('creates exactly one order for 20 parallel checkouts with one Idempotency-Key', async () => {
+    const p = await createProduct(t, admin, { stock: 100 });
+    const buyer = await account(t);
+    const key = `checkout-${randomUUID()}`;
+    const results = await Promise.all(
+      Array.from({ length: 20 }, () =>
+        placeOrder(t, buyer, [{ productId: p.id, quantity: 2 }], key),
+      ),
+    );
+    const created = results.filter((r) => r.status === 201);
+    const original = created.filter((r) => r.headers['idempotent-replayed'] === undefined);
+    expect(original).toHaveLength(1);
+    for (const r of created) expect(r.body).toEqual(original[0].body);
+    for (const r of results.filter((x) => x.status !== 201)) {
+      expectProblem(r, 'IDEMPOTENCY_KEY_IN_USE');
+      expect(r.headers['retry-after']).toBeDefined();
+    }
+    expect(created.length + results.filter((r) => r.status === 409).length).toBe(20);
+    expect(await orderCount(t, buyer.id)).toBe(1);
+    expect(await stockOf(t, p.id)).toBe(98);
+    console.log(
+      `idempotency race: ${JSON.stringify(statuses(results))}, replays: ${created.length - 1}`,
+    );
+  });
+
+  it('keeps stock arithmetic exact under a mix of orders, cancels and adjustments', async () => {
+    const p = await createProduct(t, admin, { stock: 30 });
+    const first = await Promise.all(
+      Array.from({ length: 40 }, (_, i) =>
+        placeOrder(t, shoppers[i % shoppers.length], [{ productId: p.id, quantity: 1 }]),
+      ),
+    );
+    const placed = first.filter((r) => r.status === 201);
+    expect(placed).toHaveLength(30);
+    const mixed = await Promise.all([
+      ...placed.slice(0, 10).map((r) => act(t, admin, r.body.id, 'cancel')),
+      ...Array.from({ length: 20 }, (_, i) =>
+        placeOrder(t, shoppers[i % shoppers.length], [{ productId: p.id, quantity: 1 }]),
+      ),
+      ...Array.from({ length: 5 }, () =>
+        t
+          .http()
+          .post(`/api/v1/products/${p.id}/stock-adjustments`)
+          .set(admin.auth)
+          .send({ delta: 1, reason: 'found' }),
+      ),
+    ]);
+    expect(mixed.every((r) => r.status < 500)).toBe(true);
+    // Whatever interleaving happened: stock = initial + adjustments − units in live orders.
+    expect(await stockOf(t, p.id)).toBe(30 + 5 - (await unitsOrdered(p.id)));
+    expect(await stockOf(t, p.id)).toBeGreaterThanOrEqual(0);
+  });
+});
