@@ -1,5 +1,6 @@
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { DocumentBuilder, type OpenAPIObject, SwaggerModule } from '@nestjs/swagger';
+import { transitionTable } from './orders/order-state';
 
 export function buildOpenApiDocument(app: NestFastifyApplication): OpenAPIObject {
   const config = new DocumentBuilder()
@@ -15,6 +16,20 @@ export function buildOpenApiDocument(app: NestFastifyApplication): OpenAPIObject
     )
     .setVersion('1.0.0')
     .addBearerAuth({ type: 'http', scheme: 'bearer', bearerFormat: 'JWT' })
+    .addTag(
+      'orders',
+      [
+        'Orders move through a state machine; every transition is one conditional write, so of two racing transitions exactly one wins and the other gets 409 `ILLEGAL_STATE_TRANSITION` with `allowedTransitions`.',
+        '',
+        '```',
+        'pending ──pay──▶ paid ──ship──▶ shipped ──deliver──▶ delivered',
+        '   │               │',
+        '   └──cancel──▶ cancelled ◀──cancel──┘',
+        '```',
+        '',
+        transitionTable(),
+      ].join('\n'),
+    )
     .build();
   return SwaggerModule.createDocument(app, config);
 }

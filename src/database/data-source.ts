@@ -1,3 +1,4 @@
+import { Client, type ClientConfig } from 'pg';
 import { DataSource, type DataSourceOptions } from 'typeorm';
 import { CreateUsers1763790000000 } from '../../migrations/1763790000000-CreateUsers';
 import { CreateProducts1763790100000 } from '../../migrations/1763790100000-CreateProducts';
@@ -14,6 +15,19 @@ export const MIGRATIONS = [
   CreateProducts1763790100000,
   CreateOrders1763790200000,
 ];
+
+/**
+ * A pg client that always has an 'error' listener. When PostgreSQL drops a connection that is checked
+ * out between two queries (restart, pg_terminate_backend), pg emits 'error' on the client; TypeORM
+ * listens only on the pool, so without this the process would crash. The failure still reaches the
+ * request through its next query (answered 503), and the pool discards the broken client.
+ */
+class ResilientClient extends Client {
+  constructor(config?: string | ClientConfig) {
+    super(config);
+    this.on('error', () => undefined);
+  }
+}
 
 export interface DatabaseConfig {
   url: string;
@@ -38,6 +52,7 @@ export function dataSourceOptions({
     logging: ['warn', 'migration'],
     applicationName,
     extra: {
+      Client: ResilientClient,
       max: poolSize,
       connectionTimeoutMillis: 5_000,
       // A statement stuck behind a lock must not hang a request forever.

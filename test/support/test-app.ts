@@ -11,6 +11,8 @@ export interface TestApp {
   app: NestFastifyApplication;
   /** Base URL of the listening server: tests speak real HTTP to it. */
   baseUrl: string;
+  /** The test file's own database. */
+  databaseUrl: string;
   http: () => ReturnType<typeof request>;
   db: DataSource;
   close: () => Promise<void>;
@@ -64,6 +66,7 @@ export async function createTestApp(overrides: Record<string, string> = {}): Pro
   return {
     app,
     baseUrl,
+    databaseUrl: database.url,
     http: () => request(baseUrl),
     db: app.get(DataSource),
     close: async () => {

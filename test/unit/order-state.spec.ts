@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import {
   allowedTransitions,
   type Capacity,
@@ -9,6 +11,7 @@ import {
   type OrderAction,
   type OrderStatus,
   TRANSITIONS,
+  transitionTable,
 } from '../../src/orders/order-state';
 
 /** The expected machine, written out by hand: every (status, action) pair and where it leads. */
@@ -59,5 +62,15 @@ describe('the order state machine', () => {
 
   it('restocks on cancel only', () => {
     expect(ORDER_ACTIONS.filter((a) => TRANSITIONS[a].restocks)).toEqual(['cancel']);
+  });
+});
+
+describe('the README', () => {
+  it('shows the transition table generated from the code', () => {
+    const readme = readFileSync(join(process.cwd(), 'README.md'), 'utf8');
+    const section = /<!-- prettier-ignore-start -->\n([\s\S]*?)\n<!-- prettier-ignore-end -->/.exec(
+      readme.slice(readme.indexOf('<!-- transitions:start -->')),
+    );
+    expect(section?.[1]).toBe(transitionTable());
   });
 });

@@ -77,6 +77,7 @@ const CONNECTION_MESSAGES = [
   'Client has encountered a connection error',
   'Connection is not established',
   'the database system is',
+  'not queryable',
 ];
 
 /**
@@ -88,6 +89,8 @@ export function isDatabaseUnavailable(err: unknown): boolean {
   if (state && (state.startsWith('08') || state.startsWith('57P') || state === '53300')) {
     return true;
   }
+  // TypeORM releases a query runner whose connection died; using it again throws this.
+  if (err instanceof Error && err.name === 'QueryRunnerAlreadyReleasedError') return true;
   const seen = new Set<unknown>();
   let e: unknown = err;
   while (e instanceof Error && !seen.has(e)) {
