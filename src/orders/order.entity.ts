@@ -1,11 +1,5 @@
-import {
-  Column,
-  CreateDateColumn,
-  Entity,
-  PrimaryColumn,
-  PrimaryGeneratedColumn,
-  UpdateDateColumn,
-} from 'typeorm';
+import { Column, Entity, PrimaryColumn, PrimaryGeneratedColumn } from 'typeorm';
+import { VersionedEntity } from '../common/database/versioned.entity';
 import type { OrderStatus } from './order-state';
 
 /** bigint money columns come back from pg as strings; totals stay far below 2^53. */
@@ -15,10 +9,7 @@ const bigintAsNumber = {
 };
 
 @Entity({ name: 'orders' })
-export class Order {
-  @PrimaryGeneratedColumn('uuid')
-  id: string;
-
+export class Order extends VersionedEntity {
   @Column({ type: 'uuid', name: 'user_id' })
   userId: string;
 
@@ -30,15 +21,6 @@ export class Order {
 
   @Column({ type: 'char', length: 3 })
   currency: string;
-
-  @Column({ type: 'integer', default: 1 })
-  version: number;
-
-  @CreateDateColumn({ type: 'timestamptz', name: 'created_at' })
-  createdAt: Date;
-
-  @UpdateDateColumn({ type: 'timestamptz', name: 'updated_at' })
-  updatedAt: Date;
 }
 
 /** A line, with a snapshot of the product as it was sold. */

@@ -1,17 +1,9 @@
-import {
-  Column,
-  CreateDateColumn,
-  Entity,
-  PrimaryGeneratedColumn,
-  UpdateDateColumn,
-} from 'typeorm';
+import { Column, Entity } from 'typeorm';
+import { VersionedEntity } from '../common/database/versioned.entity';
 
 // Defaults of create live in the service: PartialType copies initialisers into PATCH DTOs.
 @Entity({ name: 'products' })
-export class Product {
-  @PrimaryGeneratedColumn('uuid')
-  id: string;
-
+export class Product extends VersionedEntity {
   /** Unique by upper(btrim(sku)): products_sku_upper_key. */
   @Column({ type: 'text' })
   sku: string;
@@ -37,13 +29,4 @@ export class Product {
 
   @Column({ type: 'boolean', default: true })
   active: boolean;
-
-  @Column({ type: 'integer', default: 1 })
-  version: number;
-
-  @CreateDateColumn({ type: 'timestamptz', name: 'created_at' })
-  createdAt: Date;
-
-  @UpdateDateColumn({ type: 'timestamptz', name: 'updated_at' })
-  updatedAt: Date;
 }

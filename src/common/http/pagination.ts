@@ -1,4 +1,4 @@
-import { ApiPropertyOptional } from '@nestjs/swagger';
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import { IsInt, IsOptional, Max, Min } from 'class-validator';
 
@@ -28,4 +28,11 @@ export interface Page<T> {
   total: number;
   limit: number;
   offset: number;
+}
+
+/** The metadata of every page; each list DTO adds its typed `items`. */
+export class PageMetaDto {
+  @ApiProperty({ example: 42, description: 'Matching items in all pages.' }) total: number;
+  @ApiProperty({ example: 20 }) limit: number;
+  @ApiProperty({ example: 0 }) offset: number;
 }

@@ -12,7 +12,7 @@ import {
   Min,
   ValidateNested,
 } from 'class-validator';
-import { PageQueryDto } from '../../common/http/pagination';
+import { PageMetaDto, PageQueryDto } from '../../common/http/pagination';
 import { ORDER_ACTIONS, ORDER_STATUSES, type OrderAction, type OrderStatus } from '../order-state';
 import type { Order, OrderEvent, OrderItem } from '../order.entity';
 
@@ -103,11 +103,8 @@ export class OrderDto {
   }
 }
 
-export class OrderPageDto {
+export class OrderPageDto extends PageMetaDto {
   @ApiProperty({ type: [OrderDto] }) items: OrderDto[];
-  @ApiProperty({ example: 3 }) total: number;
-  @ApiProperty({ example: 20 }) limit: number;
-  @ApiProperty({ example: 0 }) offset: number;
 }
 
 export class OrderQueryDto extends PageQueryDto {

@@ -14,11 +14,9 @@ import {
   Min,
   NotEquals,
 } from 'class-validator';
-import { PageQueryDto } from '../../common/http/pagination';
+import { trim } from '../../common/http/transforms';
+import { PageMetaDto, PageQueryDto } from '../../common/http/pagination';
 import type { Product } from '../product.entity';
-
-const trim = ({ value }: { value: unknown }): unknown =>
-  typeof value === 'string' ? value.trim() : value;
 
 export const MAX_PRICE_CENTS = 1_000_000_000;
 export const MAX_STOCK = 1_000_000_000;
@@ -58,11 +56,8 @@ export class ProductDto {
   }
 }
 
-export class ProductPageDto {
+export class ProductPageDto extends PageMetaDto {
   @ApiProperty({ type: [ProductDto] }) items: ProductDto[];
-  @ApiProperty({ example: 120 }) total: number;
-  @ApiProperty({ example: 20 }) limit: number;
-  @ApiProperty({ example: 0 }) offset: number;
 }
 
 export class CreateProductDto {

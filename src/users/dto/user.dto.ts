@@ -10,10 +10,9 @@ import {
   MaxLength,
   Min,
 } from 'class-validator';
+import { PageMetaDto } from '../../common/http/pagination';
+import { trim } from '../../common/http/transforms';
 import { ROLES, type Role, type User } from '../user.entity';
-
-const trim = ({ value }: { value: unknown }): unknown =>
-  typeof value === 'string' ? value.trim() : value;
 
 export class UserDto {
   @ApiProperty({ format: 'uuid' }) id: string;
@@ -37,11 +36,8 @@ export class UserDto {
   }
 }
 
-export class UserPageDto {
+export class UserPageDto extends PageMetaDto {
   @ApiProperty({ type: [UserDto] }) items: UserDto[];
-  @ApiProperty({ example: 42 }) total: number;
-  @ApiProperty({ example: 20 }) limit: number;
-  @ApiProperty({ example: 0 }) offset: number;
 }
 
 export class UpdateUserDto {
