@@ -23,7 +23,13 @@ export class AppModule {
       module: AppModule,
       imports: [
         ConfigModule.forRoot({ isGlobal: true, ignoreEnvFile: true, load: [() => env] }),
-        TypeOrmModule.forRoot(dataSourceOptions({ url: databaseUrl, poolSize: env.DB_POOL_SIZE })),
+        TypeOrmModule.forRoot(
+          dataSourceOptions({
+            url: databaseUrl,
+            poolSize: env.DB_POOL_SIZE,
+            statementTimeoutMs: env.DB_STATEMENT_TIMEOUT_MS,
+          }),
+        ),
         HealthModule,
         AuthModule,
         UsersModule,

@@ -13,6 +13,8 @@ export interface Env {
   EMBEDDED_PG_DIR: string;
   EMBEDDED_PG_PORT: number;
   DB_POOL_SIZE: number;
+  /** A statement running longer (e.g. waiting behind a lock) is cancelled and answered 503. */
+  DB_STATEMENT_TIMEOUT_MS: number;
   /** Seed the demo catalogue and accounts. Default: only on the embedded database. */
   SEED_DEMO: boolean | undefined;
   REDIS_URL: string | undefined;
@@ -22,6 +24,13 @@ export interface Env {
   BODY_LIMIT_BYTES: number;
   CORS_ORIGINS: string[];
   LOG_LEVEL: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  /** Requests per window per client IP, for everything under /api/v1. */
+  RATE_LIMIT_MAX: number;
+  /** The stricter limit for /api/v1/auth/* (login brute force). */
+  AUTH_RATE_LIMIT_MAX: number;
+  RATE_LIMIT_WINDOW_SECONDS: number;
+  /** Key prefix in Redis, so that several services can share one Redis. */
+  RATE_LIMIT_NAMESPACE: string;
 }
 
 export class EnvError extends Error {
@@ -88,8 +97,11 @@ export function loadEnv(src: Source = process.env): Env {
   const NODE_ENV = oneOf(src, 'NODE_ENV', ['development', 'production', 'test'], 'development');
   let JWT_SECRET = str(src, 'JWT_SECRET');
   if (JWT_SECRET === undefined) {
-    if (NODE_ENV === 'production') {
-      throw new EnvError('JWT_SECRET', 'required when NODE_ENV=production');
+    if (NODE_ENV !== 'development') {
+      throw new EnvError(
+        'JWT_SECRET',
+        `required when NODE_ENV=${NODE_ENV} (only development has a default)`,
+      );
     }
     JWT_SECRET = developmentSecret;
   } else if (JWT_SECRET.length < 32) {
@@ -103,6 +115,7 @@ export function loadEnv(src: Source = process.env): Env {
     EMBEDDED_PG_DIR: str(src, 'EMBEDDED_PG_DIR') ?? '.data/postgres',
     EMBEDDED_PG_PORT: int(src, 'EMBEDDED_PG_PORT', 54329, 1, 65535),
     DB_POOL_SIZE: int(src, 'DB_POOL_SIZE', 10, 1, 200),
+    DB_STATEMENT_TIMEOUT_MS: int(src, 'DB_STATEMENT_TIMEOUT_MS', 15_000, 100, 600_000),
     SEED_DEMO: bool(src, 'SEED_DEMO'),
     REDIS_URL: url(src, 'REDIS_URL', ['redis:', 'rediss:']),
     JWT_SECRET,
@@ -119,5 +132,9 @@ export function loadEnv(src: Source = process.env): Env {
       ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'],
       'info',
     ),
+    RATE_LIMIT_MAX: int(src, 'RATE_LIMIT_MAX', 600, 1, 10_000_000),
+    AUTH_RATE_LIMIT_MAX: int(src, 'AUTH_RATE_LIMIT_MAX', 20, 1, 10_000_000),
+    RATE_LIMIT_WINDOW_SECONDS: int(src, 'RATE_LIMIT_WINDOW_SECONDS', 60, 1, 86_400),
+    RATE_LIMIT_NAMESPACE: str(src, 'RATE_LIMIT_NAMESPACE') ?? 'order-service:rate:',
   };
 }

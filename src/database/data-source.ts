@@ -3,6 +3,7 @@ import { DataSource, type DataSourceOptions } from 'typeorm';
 import { CreateUsers1763790000000 } from '../../migrations/1763790000000-CreateUsers';
 import { CreateProducts1763790100000 } from '../../migrations/1763790100000-CreateProducts';
 import { CreateOrders1763790200000 } from '../../migrations/1763790200000-CreateOrders';
+import { ProductStockMax1763790300000 } from '../../migrations/1763790300000-ProductStockMax';
 import { Order, OrderEvent, OrderItem } from '../orders/order.entity';
 import { Product } from '../products/product.entity';
 import { User } from '../users/user.entity';
@@ -14,6 +15,7 @@ export const MIGRATIONS = [
   CreateUsers1763790000000,
   CreateProducts1763790100000,
   CreateOrders1763790200000,
+  ProductStockMax1763790300000,
 ];
 
 /**
@@ -32,12 +34,14 @@ class ResilientClient extends Client {
 export interface DatabaseConfig {
   url: string;
   poolSize?: number;
+  statementTimeoutMs?: number;
   applicationName?: string;
 }
 
 export function dataSourceOptions({
   url,
   poolSize = 10,
+  statementTimeoutMs = 15_000,
   applicationName = 'order-service',
 }: DatabaseConfig): DataSourceOptions {
   return {
@@ -56,7 +60,7 @@ export function dataSourceOptions({
       max: poolSize,
       connectionTimeoutMillis: 5_000,
       // A statement stuck behind a lock must not hang a request forever.
-      statement_timeout: 15_000,
+      statement_timeout: statementTimeoutMs,
       idle_in_transaction_session_timeout: 30_000,
     },
   };

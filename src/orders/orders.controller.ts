@@ -96,8 +96,9 @@ export class OrdersController {
     @Req() request: FastifyRequest,
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<unknown> {
-    const result = await this.idempotency.run(this.idempotent(request, caller), async (m) =>
-      this.success(await this.orders.place(m, caller, body), caller, 201, true),
+    const result = await this.idempotency.run(
+      this.idempotent(request, caller, '/api/v1/orders'),
+      async (m) => this.success(await this.orders.place(m, caller, body), caller, 201, true),
     );
     return sendOutcome(result, reply);
   }
@@ -161,8 +162,10 @@ export class OrdersController {
     @Req() request: FastifyRequest,
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<unknown> {
-    const result = await this.idempotency.run(this.idempotent(request, caller), async (m) =>
-      this.success(await this.orders.transition(m, id, 'pay', caller, request), caller, 200),
+    const result = await this.idempotency.run(
+      this.idempotent(request, caller, `${orderPath(id)}/pay`),
+      async (m) =>
+        this.success(await this.orders.transition(m, id, 'pay', caller, request), caller, 200),
     );
     return sendOutcome(result, reply);
   }
@@ -231,12 +234,13 @@ export class OrdersController {
     return versioned.representation;
   }
 
-  private idempotent(request: FastifyRequest, caller: Caller) {
+  /** `path` is the canonical path (normalised ids), so an equivalent URL is the same request. */
+  private idempotent(request: FastifyRequest, caller: Caller, path: string) {
     return {
       userId: caller.id,
       key: request.headers['idempotency-key'],
       method: request.method,
-      path: request.url.split('?')[0],
+      path,
       body: request.body,
     };
   }

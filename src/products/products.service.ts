@@ -9,8 +9,10 @@ import { computeEtag } from '../common/http/etag';
 import type { Page } from '../common/http/pagination';
 import { guardedMutation, type Versioned } from '../common/http/preconditions';
 import { notFound, ProblemError } from '../common/problems/problem.error';
+import { validationProblem } from '../common/problems/validation';
 import {
   type CreateProductDto,
+  MAX_STOCK,
   ProductDto,
   type ProductQueryDto,
   type StockAdjustmentDto,
@@ -134,12 +136,17 @@ export class ProductsService {
         updatedAt: () => 'now()',
       })
       .where('id = :id', { id })
-      .andWhere('stock + :delta >= 0', { delta })
+      .andWhere('stock + :delta BETWEEN 0 AND :max', { delta, max: MAX_STOCK })
       .returning('*')
       .execute();
     const rows = result.raw as Row[];
     if (rows.length) return hydrate(this.dataSource.manager, Product, rows[0]);
     const current = await this.findById(id);
+    if (current.stock + delta > MAX_STOCK) {
+      throw validationProblem([
+        { field: 'delta', message: `stock would exceed ${MAX_STOCK} (it is ${current.stock})` },
+      ]);
+    }
     throw new ProblemError(
       'INSUFFICIENT_STOCK',
       `Product ${current.sku} has ${current.stock} unit(s); removing ${-delta} would go below zero. Nothing was changed.`,

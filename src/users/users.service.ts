@@ -80,6 +80,12 @@ export class UsersService {
     return user;
   }
 
+  /** Null only for "does not exist for you"; database failures propagate (503, not 404). */
+  private async findVisibleOrNull(id: string, caller: Caller): Promise<User | null> {
+    if (caller.role !== 'admin' && caller.id !== id) return null;
+    return this.dataSource.getRepository(User).findOneBy({ id });
+  }
+
   async list(limit: number, offset: number): Promise<Page<User>> {
     const [items, total] = await this.dataSource.getRepository(User).findAndCount({
       order: { createdAt: 'ASC', id: 'ASC' },
@@ -106,7 +112,7 @@ export class UsersService {
         request,
         bodyVersion: version,
         resourceName: `user ${id}`,
-        load: () => this.findVisible(id, caller).catch(() => null),
+        load: () => this.findVisibleOrNull(id, caller),
         describe: (u) => this.describe(u),
         notFound: () => notFound(`User ${id}`),
         write: (condition) =>
@@ -122,7 +128,7 @@ export class UsersService {
       await guardedMutation({
         request,
         resourceName: `user ${id}`,
-        load: () => this.findVisible(id, caller).catch(() => null),
+        load: () => this.findVisibleOrNull(id, caller),
         describe: (u) => this.describe(u),
         notFound: () => notFound(`User ${id}`),
         write: (condition) => deleteIfVersion(this.dataSource.manager, User, id, condition),

@@ -427,6 +427,47 @@ describe('orders', () => {
       );
     });
 
+    it('treats an equivalent URL as the same request (upper-case id on pay)', async () => {
+      const p = await createProduct(t, admin);
+      const o = await placeOrder(t, alice, [{ productId: p.id, quantity: 1 }]).expect(201);
+      const key = randomUUID();
+      await t
+        .http()
+        .post(`/api/v1/orders/${o.body.id}/pay`)
+        .set(alice.auth)
+        .set('Idempotency-Key', key)
+        .send()
+        .expect(200);
+      const retry = await t
+        .http()
+        .post(`/api/v1/orders/${o.body.id.toUpperCase()}/pay`)
+        .set(alice.auth)
+        .set('Idempotency-Key', key)
+        .send()
+        .expect(200);
+      expect(retry.headers['idempotent-replayed']).toBe('true');
+    });
+
+    it('does not store a mixed-currency refusal: the corrected retry with the key succeeds', async () => {
+      const eur = await createProduct(t, admin, { currency: 'EUR' });
+      const usd = await createProduct(t, admin, { currency: 'USD' });
+      const key = randomUUID();
+      const mixed = await placeOrder(
+        t,
+        alice,
+        [
+          { productId: eur.id, quantity: 1 },
+          { productId: usd.id, quantity: 1 },
+        ],
+        key,
+      );
+      expectProblem(mixed, 'VALIDATION_FAILED');
+      expect(await t.db.query('SELECT 1 FROM idempotency_keys WHERE key = $1', [key])).toHaveLength(
+        0,
+      );
+      expect(await stockOf(t, eur.id)).toBe(10);
+    });
+
     it('expires keys after the TTL and purges them', async () => {
       const p = await createProduct(t, admin, { stock: 10 });
       const key = randomUUID();

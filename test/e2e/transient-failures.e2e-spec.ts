@@ -132,3 +132,69 @@ describe('transient database failures', () => {
     });
   });
 });
+
+describe('answers for what the database refuses', () => {
+  let t: TestApp;
+  let admin: Account;
+  let buyer: Account;
+  beforeAll(async () => {
+    t = await createTestApp({ DB_STATEMENT_TIMEOUT_MS: '500' });
+    admin = await account(t, 'admin');
+    buyer = await account(t);
+  });
+  afterAll(() => t.close());
+
+  it('answers 503, not 500, when an order waits on a locked product past the statement timeout', async () => {
+    const p = await createProduct(t, admin, { stock: 5 });
+    const blocker = new Client({ connectionString: t.databaseUrl });
+    await blocker.connect();
+    try {
+      await blocker.query('BEGIN');
+      await blocker.query('SELECT 1 FROM products WHERE id = $1 FOR UPDATE', [p.id]);
+      for (const key of [undefined, 'timeout-key']) {
+        const res = await placeOrder(t, buyer, [{ productId: p.id, quantity: 1 }], key);
+        expectProblem(res, 'SERVICE_UNAVAILABLE');
+        expect(res.headers['retry-after']).toBeDefined();
+      }
+    } finally {
+      await blocker.query('ROLLBACK');
+      await blocker.end();
+    }
+    expect(await stockOf(t, p.id)).toBe(5);
+    // Nothing was stored for the key: the retry runs anew and succeeds.
+    await placeOrder(t, buyer, [{ productId: p.id, quantity: 1 }], 'timeout-key').expect(201);
+  });
+
+  it.each([['a NUL character in a name', { name: 'a\u0000b' }]])(
+    'answers 400, not 500, for %s',
+    async (_, patch) => {
+      const res = await t
+        .http()
+        .post('/api/v1/auth/register')
+        .send({
+          email: `nul-${Date.now()}@example.com`,
+          password: 'long enough password',
+          ...patch,
+        });
+      expectProblem(res, 'VALIDATION_FAILED');
+    },
+  );
+
+  it('answers 400, not 500, for a search containing NUL', async () => {
+    expectProblem(
+      await t.http().get('/api/v1/products').query({ q: 'a\u0000' }),
+      'VALIDATION_FAILED',
+    );
+  });
+
+  it('refuses an adjustment past the stock ceiling with 400, changing nothing', async () => {
+    const p = await createProduct(t, admin, { stock: 1_000_000_000 });
+    const res = await t
+      .http()
+      .post(`/api/v1/products/${p.id}/stock-adjustments`)
+      .set(admin.auth)
+      .send({ delta: 1, reason: 'x' });
+    expectProblem(res, 'VALIDATION_FAILED');
+    expect(await stockOf(t, p.id)).toBe(1_000_000_000);
+  });
+});

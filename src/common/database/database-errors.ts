@@ -11,6 +11,7 @@ export const CONSTRAINTS = {
   products_slug_key: { code: 'SLUG_TAKEN', field: 'slug' },
   products_stock_nonnegative: { code: 'INSUFFICIENT_STOCK', field: 'stock' },
   products_price_nonnegative: { code: 'VALIDATION_FAILED', field: 'priceCents' },
+  products_stock_max: { code: 'VALIDATION_FAILED', field: 'stock' },
   orders_user_id_fkey: { code: 'RESOURCE_IN_USE', field: 'userId' },
   order_items_product_id_fkey: { code: 'RESOURCE_IN_USE', field: 'productId' },
 } as const satisfies Record<string, { code: ProblemCode; field: string }>;
@@ -28,6 +29,9 @@ export const SQLSTATE = {
   deadlockDetected: '40P01',
   lockNotAvailable: '55P03',
   queryCanceled: '57014',
+  numericValueOutOfRange: '22003',
+  characterNotInRepertoire: '22021',
+  untranslatableCharacter: '22P05',
 } as const;
 
 export interface DatabaseErrorInfo {
@@ -58,6 +62,25 @@ export function constraintViolation(err: unknown): ConstraintViolation | undefin
   if (!info?.constraint || !(info.constraint in CONSTRAINTS)) return undefined;
   const name = info.constraint as ConstraintName;
   return { constraint: name, ...CONSTRAINTS[name] };
+}
+
+/** A statement that waited too long (statement_timeout, lock_timeout): busy, try again later. */
+export function isTimeout(err: unknown): boolean {
+  const state = databaseErrorInfo(err)?.sqlState;
+  return state === SQLSTATE.queryCanceled || state === SQLSTATE.lockNotAvailable;
+}
+
+/**
+ * A value the client sent that PostgreSQL cannot store (a NUL byte in text, a number past the
+ * column's range): the client's mistake, answered 400, never 500.
+ */
+export function isUnstorableValue(err: unknown): boolean {
+  const state = databaseErrorInfo(err)?.sqlState;
+  return (
+    state === SQLSTATE.numericValueOutOfRange ||
+    state === SQLSTATE.characterNotInRepertoire ||
+    state === SQLSTATE.untranslatableCharacter
+  );
 }
 
 /** Transient conflicts between transactions: the same work may simply be tried again. */

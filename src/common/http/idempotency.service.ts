@@ -35,6 +35,14 @@ const KEY_PATTERN = /^[\x20-\x7e]{1,255}$/;
 const WAIT_FOR_IN_FLIGHT = '5s';
 const PURGE_EVERY_MS = 10 * 60 * 1000;
 
+const keyInUse = (): ProblemError =>
+  new ProblemError(
+    'IDEMPOTENCY_KEY_IN_USE',
+    'A request with this Idempotency-Key is still being processed. Retry after a moment with the same key to get its outcome.',
+    {},
+    { 'Retry-After': '1' },
+  );
+
 /** Stable JSON: object keys sorted, so that `{a,b}` and `{b,a}` are the same request. */
 function canonical(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
@@ -100,41 +108,39 @@ export class IdempotencyService implements OnModuleInit, OnModuleDestroy {
       return { value: await inTransaction(this.dataSource, work), replayed: false };
     }
     const print = fingerprint(request.method, request.path, request.body);
-    try {
-      return await inTransaction(this.dataSource, async (m) => {
-        await m.query(`SET LOCAL lock_timeout = '${WAIT_FOR_IN_FLIGHT}'`);
-        const claimed = await this.claim(m, request, key, print);
-        if (!claimed)
-          return { value: await this.replay(m, request.userId, key, print), replayed: true };
-        // The short lock timeout was for waiting on the key only; the work waits as usual.
-        await m.query('SET LOCAL lock_timeout = DEFAULT');
-        await m.query('SAVEPOINT idempotent_work');
-        let outcome: Outcome;
-        try {
-          outcome = await work(m);
-        } catch (err) {
-          if (!(err instanceof ProblemError) || err.status >= 500) throw err;
-          await m.query('ROLLBACK TO SAVEPOINT idempotent_work');
-          outcome = { kind: 'problem', code: err.code, detail: err.detail, extras: err.extras };
-        }
-        await m.query('UPDATE idempotency_keys SET response = $3 WHERE user_id = $1 AND key = $2', [
-          request.userId,
-          key,
-          JSON.stringify(outcome),
-        ]);
-        return { value: outcome, replayed: false };
+    return inTransaction(this.dataSource, async (m) => {
+      await m.query(`SET LOCAL lock_timeout = '${WAIT_FOR_IN_FLIGHT}'`);
+      const claimed = await this.claim(m, request, key, print).catch((err: unknown) => {
+        // Only a lock timeout on the key itself means "the first request is still in flight".
+        throw databaseErrorInfo(err)?.sqlState === SQLSTATE.lockNotAvailable ? keyInUse() : err;
       });
-    } catch (err) {
-      if (databaseErrorInfo(err)?.sqlState === SQLSTATE.lockNotAvailable) {
-        throw new ProblemError(
-          'IDEMPOTENCY_KEY_IN_USE',
-          'A request with this Idempotency-Key is still being processed. Retry after a moment with the same key to get its outcome.',
-          {},
-          { 'Retry-After': '1' },
-        );
+      if (!claimed)
+        return { value: await this.replay(m, request.userId, key, print), replayed: true };
+      // The short lock timeout was for waiting on the key only; the work waits as usual.
+      await m.query('SET LOCAL lock_timeout = DEFAULT');
+      await m.query('SAVEPOINT idempotent_work');
+      let outcome: Outcome;
+      try {
+        outcome = await work(m);
+      } catch (err) {
+        // Validation failures and 5xx are not stored: a corrected or later retry runs anew.
+        if (
+          !(err instanceof ProblemError) ||
+          err.status >= 500 ||
+          err.code === 'VALIDATION_FAILED'
+        ) {
+          throw err;
+        }
+        await m.query('ROLLBACK TO SAVEPOINT idempotent_work');
+        outcome = { kind: 'problem', code: err.code, detail: err.detail, extras: err.extras };
       }
-      throw err;
-    }
+      await m.query('UPDATE idempotency_keys SET response = $3 WHERE user_id = $1 AND key = $2', [
+        request.userId,
+        key,
+        JSON.stringify(outcome),
+      ]);
+      return { value: outcome, replayed: false };
+    });
   }
 
   /** Inserts the key, or re-claims an expired one; false when a live record already exists. */

@@ -7,7 +7,12 @@ import {
 } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { constraintViolation, isRetryableConflict } from '../database/database-errors';
+import {
+  constraintViolation,
+  isRetryableConflict,
+  isTimeout,
+  isUnstorableValue,
+} from '../database/database-errors';
 import { databaseUnavailable } from '../database/transaction';
 import { PROBLEMS, type ProblemCode, problemType } from './problem-catalogue';
 import { ProblemError } from './problem.error';
@@ -114,6 +119,23 @@ export class ProblemFilter implements ExceptionFilter {
     }
     const unavailable = databaseUnavailable(exception);
     if (unavailable) return unavailable;
+    if (isUnstorableValue(exception)) {
+      return new ProblemError(
+        'VALIDATION_FAILED',
+        'A value in the request cannot be stored (a NUL character, or a number out of range).',
+        {
+          errors: [{ field: 'body', message: 'contains a value that cannot be stored' }],
+        },
+      );
+    }
+    if (isTimeout(exception)) {
+      return new ProblemError(
+        'SERVICE_UNAVAILABLE',
+        'The database is too busy to answer in time; nothing was changed. Retry shortly.',
+        {},
+        { 'Retry-After': '2' },
+      );
+    }
     if (isRetryableConflict(exception)) {
       return new ProblemError(
         'SERVICE_UNAVAILABLE',
