@@ -1,62 +1,176 @@
-import { randomUUID } from 'node:crypto';
-import type { IncomingMessage } from 'node:http';
-import { type LoggerService, type LogLevel, RequestMethod } from '@nestjs/common';
+import helmet from '@fastify/helmet';
+import rateLimit from '@fastify/rate-limit';
+import { RequestMethod } from '@nestjs/common';
 import { HttpAdapterHost, NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
-import { AppModule, type AppOptions } from './app.module';
+import { Redis } from 'ioredis';
+import { Logger as NestPinoLogger } from 'nestjs-pino';
+import type { DestinationStream, Logger } from 'pino';
+import { AppModule } from './app.module';
+import { requestId } from './common/http/request-id';
+import { PROBLEMS } from './common/problems/problem-catalogue';
+import { ProblemError } from './common/problems/problem.error';
 import { ProblemFilter } from './common/problems/problem.filter';
 import { createValidationPipe } from './common/problems/validation';
+import type { Env } from './config/env';
+import { createRootLogger } from './observability/logger';
+import { MetricsService } from './observability/metrics.service';
 import { setupOpenApi } from './openapi';
 
 export const API_PREFIX = 'api/v1';
 
-/** A client's X-Request-Id is kept when it is short and plain; anything else gets a fresh UUID. */
-const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+/** Operational routes: outside the API prefix, never rate-limited. */
+const OPERATIONAL = ['health/live', 'health/ready', 'metrics', 'problems', 'problems/:slug'];
 
-export function requestId(req: IncomingMessage): string {
-  const given = req.headers['x-request-id'];
-  return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+export interface CreateAppOptions {
+  env: Env;
+  databaseUrl: string;
+  /** The root logger; created from the environment when absent. */
+  logger?: Logger;
+  /** Where log lines go when no logger is given (tests capture them). */
+  logStream?: DestinationStream;
 }
 
-export interface CreateAppOptions extends AppOptions {
-  logger?: LoggerService | LogLevel[] | false;
-}
+/** Response headers a browser client must be able to read (CORS). */
+const EXPOSED_HEADERS = [
+  'ETag',
+  'Last-Modified',
+  'Location',
+  'Retry-After',
+  'X-Request-Id',
+  'Idempotent-Replayed',
+  'X-RateLimit-Limit',
+  'X-RateLimit-Remaining',
+  'X-RateLimit-Reset',
+];
 
 /**
- * Builds the application exactly as it serves traffic: adapter, prefix, pipes, filter, docs. main.ts
- * and the e2e tests both call this, so tests exercise the real pipeline.
+ * Builds the application exactly as it serves traffic: adapter, security headers, rate limits,
+ * prefix, pipes, filter, logging, metrics, docs. main.ts and the e2e tests both call this.
  */
 export async function createApp(options: CreateAppOptions): Promise<NestFastifyApplication> {
+  const { env } = options;
+  const logger = options.logger ?? createRootLogger(env, options.logStream);
   const adapter = new FastifyAdapter({
-    bodyLimit: options.env.BODY_LIMIT_BYTES,
+    bodyLimit: env.BODY_LIMIT_BYTES,
     genReqId: requestId,
     requestIdHeader: false,
-    // The problem filter logs what matters; Fastify's per-request logger stays off.
     logger: false,
   });
   const app = await NestFactory.create<NestFastifyApplication>(
-    AppModule.forRoot(options),
+    AppModule.forRoot({ env, databaseUrl: options.databaseUrl, logger }),
     adapter,
-    {
-      logger: options.logger ?? ['error', 'warn', 'log'],
-      // Only JSON bodies: Fastify's own JSON parser; anything else is 415.
-      bodyParser: false,
-    },
+    // Only JSON bodies: Fastify's own JSON parser; anything else is 415.
+    { bodyParser: false, bufferLogs: true },
   );
+  app.useLogger(app.get(NestPinoLogger));
   const fastify = app.getHttpAdapter().getInstance();
   fastify.removeContentTypeParser('text/plain');
+
+  // Per-route limits, decided as routes are registered: strict on /auth, none on operations.
+  fastify.addHook('onRoute', (route) => {
+    const path = route.url.replace(/^\//, '');
+    if (OPERATIONAL.includes(path) || path.startsWith('docs')) {
+      route.config = { ...route.config, rateLimit: false };
+    } else if (path.startsWith(`${API_PREFIX}/auth/`)) {
+      route.config = {
+        ...route.config,
+        rateLimit: {
+          max: env.AUTH_RATE_LIMIT_MAX,
+          timeWindow: env.RATE_LIMIT_WINDOW_SECONDS * 1000,
+        },
+      };
+    }
+  });
+  const redis = env.REDIS_URL
+    ? new Redis(env.REDIS_URL, {
+        connectTimeout: 1000,
+        maxRetriesPerRequest: 1,
+        lazyConnect: false,
+      })
+    : undefined;
+  redis?.on('error', (err: Error) =>
+    logger.warn({ err: err.message }, 'Redis unavailable; rate limits fail open'),
+  );
+  await app.register(rateLimit, {
+    global: true,
+    max: env.RATE_LIMIT_MAX,
+    timeWindow: env.RATE_LIMIT_WINDOW_SECONDS * 1000,
+    redis,
+    nameSpace: env.RATE_LIMIT_NAMESPACE,
+    // Without Redis the counters are per instance; with it, shared by every instance.
+    skipOnError: true,
+    errorResponseBuilder: (_request, context) =>
+      new ProblemError(
+        'RATE_LIMITED',
+        `Too many requests: at most ${context.max} per ${context.after === '1 minute' ? 'minute' : 'window'}. Retry after ${Math.ceil(context.ttl / 1000)} s.`,
+      ),
+  });
+  if (redis)
+    fastify.addHook('onClose', async () => void (await redis.quit().catch(() => undefined)));
+
+  await app.register(helmet, {
+    contentSecurityPolicy: {
+      directives: {
+        // Swagger UI draws its logos as data: images and would fetch a validator badge otherwise.
+        'img-src': ["'self'", 'data:'],
+      },
+    },
+  });
+  if (env.CORS_ORIGINS.length) {
+    app.enableCors({
+      origin: env.CORS_ORIGINS,
+      exposedHeaders: EXPOSED_HEADERS,
+      allowedHeaders: [
+        'Authorization',
+        'Content-Type',
+        'If-Match',
+        'If-None-Match',
+        'If-Unmodified-Since',
+        'Idempotency-Key',
+        'X-Request-Id',
+      ],
+      maxAge: 600,
+    });
+  }
+
+  const metrics = app.get(MetricsService);
   fastify.addHook('onRequest', async (request, reply) => {
     void reply.header('X-Request-Id', request.id);
   });
+  // One place sees every finished response: it writes the request line and feeds the metrics.
+  fastify.addHook('onResponse', async (request, reply) => {
+    const route = request.routeOptions.url ?? 'unmatched';
+    const status = reply.statusCode;
+    metrics.observeResponse({
+      method: request.method,
+      route,
+      status,
+      seconds: reply.elapsedTime / 1000,
+      problemCode: request.problemCode,
+      replayed: reply.getHeader('idempotent-replayed') === 'true',
+    });
+    const operational = route === '/metrics' || route.startsWith('/health');
+    const level = status >= 500 ? 'error' : operational ? 'debug' : 'info';
+    logger[level](
+      {
+        requestId: request.id,
+        userId: request.caller?.id,
+        method: request.method,
+        route,
+        path: request.url.split('?')[0],
+        status,
+        durationMs: Math.round(reply.elapsedTime * 10) / 10,
+        ...(request.problemCode
+          ? { code: request.problemCode, type: PROBLEMS[request.problemCode].slug }
+          : {}),
+      },
+      'request',
+    );
+  });
 
   app.setGlobalPrefix(API_PREFIX, {
-    exclude: [
-      { path: 'health/live', method: RequestMethod.GET },
-      { path: 'health/ready', method: RequestMethod.GET },
-      { path: 'metrics', method: RequestMethod.GET },
-      { path: 'problems', method: RequestMethod.GET },
-      { path: 'problems/:slug', method: RequestMethod.GET },
-    ],
+    exclude: OPERATIONAL.map((path) => ({ path, method: RequestMethod.GET })),
   });
   app.useGlobalPipes(createValidationPipe());
   app.useGlobalFilters(new ProblemFilter(app.get(HttpAdapterHost)));

@@ -1,11 +1,15 @@
 import { type DynamicModule, Module } from '@nestjs/common';
 import { ConfigModule } from '@nestjs/config';
+import { LoggerModule } from 'nestjs-pino';
+import type { Logger } from 'pino';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { AuthModule } from './auth/auth.module';
 import { ProblemsController } from './common/problems/problems.controller';
 import type { Env } from './config/env';
 import { dataSourceOptions } from './database/data-source';
+import { requestId } from './common/http/request-id';
 import { HealthModule } from './health/health.module';
+import { ObservabilityModule } from './observability/observability.module';
 import { OrdersModule } from './orders/orders.module';
 import { ProductsModule } from './products/products.module';
 import { UsersModule } from './users/users.module';
@@ -14,15 +18,23 @@ export interface AppOptions {
   env: Env;
   /** The resolved database (DATABASE_URL, or the embedded server main.ts started). */
   databaseUrl: string;
+  /** The root pino logger: request lines and Nest's own logs go through it. */
+  logger: Logger;
 }
 
 @Module({})
 export class AppModule {
-  static forRoot({ env, databaseUrl }: AppOptions): DynamicModule {
+  static forRoot({ env, databaseUrl, logger }: AppOptions): DynamicModule {
     return {
       module: AppModule,
       imports: [
         ConfigModule.forRoot({ isGlobal: true, ignoreEnvFile: true, load: [() => env] }),
+        // Request lines are written by the onResponse hook (app.factory.ts); pino-http only binds
+        // the request id to logs written while a request runs.
+        LoggerModule.forRoot({
+          pinoHttp: { logger, genReqId: requestId, autoLogging: false, quietReqLogger: true },
+        }),
+        ObservabilityModule,
         TypeOrmModule.forRoot(
           dataSourceOptions({
             url: databaseUrl,

@@ -1,5 +1,4 @@
 import 'reflect-metadata';
-import { Logger } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { API_PREFIX, createApp } from './app.factory';
 import { EnvError, loadEnv } from './config/env';
@@ -7,9 +6,9 @@ import { resolveDatabase } from './database/database';
 import { runMigrations } from './database/migrate';
 import { DEMO_ACCOUNTS, seedDemo } from './database/seed';
 import { ShutdownState } from './health/shutdown-state';
+import { createRootLogger } from './observability/logger';
 
 async function bootstrap(): Promise<void> {
-  const logger = new Logger('Bootstrap');
   const started = performance.now();
   let env;
   try {
@@ -21,11 +20,16 @@ async function bootstrap(): Promise<void> {
     }
     throw err;
   }
+  const root = createRootLogger(env);
+  const logger = {
+    log: (line: string) => root.info(line),
+    error: (err: unknown) => root.error({ err }, 'shutdown failed'),
+  };
 
   const db = await resolveDatabase(env, (line) => logger.log(line));
   await runMigrations(db.url, (line) => logger.log(line));
 
-  const app = await createApp({ env, databaseUrl: db.url });
+  const app = await createApp({ env, databaseUrl: db.url, logger: root });
   // Demo data only where it cannot surprise anyone: the embedded development database, or on request.
   if (env.SEED_DEMO ?? Boolean(db.embedded)) {
     if (await seedDemo(app.get(DataSource))) {

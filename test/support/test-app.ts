@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Client } from 'pg';
+import type { DestinationStream } from 'pino';
 import request from 'supertest';
 import { DataSource } from 'typeorm';
 import { createApp } from '../../src/app.factory';
@@ -50,15 +51,22 @@ export async function createTestDatabase(): Promise<{ url: string; drop: () => P
 }
 
 /** Boots the real application (same factory as main.ts) on its own database and a real port. */
-export async function createTestApp(overrides: Record<string, string> = {}): Promise<TestApp> {
+export async function createTestApp(
+  overrides: Record<string, string> = {},
+  logStream?: DestinationStream,
+): Promise<TestApp> {
   const database = await createTestDatabase();
   const env = loadEnv({
     NODE_ENV: 'test',
     JWT_SECRET: 'test-secret-that-is-long-enough-for-hs256-0123456789',
     DB_POOL_SIZE: '20',
+    LOG_LEVEL: logStream ? 'info' : 'silent',
+    // Files share 127.0.0.1; the rate-limit suite sets its own limits.
+    RATE_LIMIT_MAX: '1000000',
+    AUTH_RATE_LIMIT_MAX: '1000000',
     ...overrides,
   });
-  const app = await createApp({ env, databaseUrl: database.url, logger: ['error'] });
+  const app = await createApp({ env, databaseUrl: database.url, logStream });
   await app.listen({ port: 0, host: '127.0.0.1' });
   const address = app.getHttpServer().address();
   const port = typeof address === 'object' && address ? address.port : 0;

@@ -19,6 +19,13 @@ import { ProblemError } from './problem.error';
 
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
 
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Set when the answer is a problem: read by the request log line and the metrics. */
+    problemCode?: ProblemCode;
+  }
+}
+
 const STATUS_CODES: Record<number, ProblemCode> = {
   400: 'VALIDATION_FAILED',
   401: 'UNAUTHENTICATED',
@@ -178,6 +185,7 @@ export function writeProblem(
   problem: ProblemError,
 ): void {
   const adapter = adapterHost.httpAdapter;
+  request.problemCode = problem.code;
   // RFC 9110 §11.6.1: every 401 names the scheme; a problem may refine it (error="invalid_token").
   if (problem.status === 401) adapter.setHeader(reply, 'WWW-Authenticate', 'Bearer');
   for (const [name, value] of Object.entries(problem.headers))

@@ -1,0 +1,95 @@
+import { Injectable } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { DataSource } from 'typeorm';
+import { PROBLEM_CODES, type ProblemCode } from '../common/problems/problem-catalogue';
+
+const STOCK_FAILURES: Partial<Record<ProblemCode, string>> = {
+  INSUFFICIENT_STOCK: 'insufficient_stock',
+  PRODUCT_UNAVAILABLE: 'product_unavailable',
+  UNKNOWN_PRODUCT: 'unknown_product',
+};
+
+interface PgPool {
+  totalCount: number;
+  idleCount: number;
+  waitingCount: number;
+}
+
+/**
+ * Prometheus metrics of one app instance, in a registry of its own (several apps can live in one
+ * process, as in the tests). Fed from a single onResponse hook, see observeResponse().
+ */
+@Injectable()
+export class MetricsService {
+  readonly registry = new Registry();
+
+  private readonly duration = new Histogram({
+    name: 'http_request_duration_seconds',
+    help: 'HTTP request duration by method, route template and status code.',
+    labelNames: ['method', 'route', 'status_code'] as const,
+    buckets: [0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [this.registry],
+  });
+
+  private readonly conflicts = new Counter({
+    name: 'conflicts_total',
+    help: 'Problem responses (application/problem+json) by problem code.',
+    labelNames: ['code'] as const,
+    registers: [this.registry],
+  });
+
+  private readonly replays = new Counter({
+    name: 'idempotent_replays_total',
+    help: 'Responses replayed from a stored Idempotency-Key outcome.',
+    registers: [this.registry],
+  });
+
+  private readonly stockFailures = new Counter({
+    name: 'stock_reservation_failures_total',
+    help: 'Orders refused while reserving stock, by reason.',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+
+  constructor(@InjectDataSource() dataSource: DataSource) {
+    collectDefaultMetrics({ register: this.registry });
+    for (const code of PROBLEM_CODES) this.conflicts.inc({ code }, 0);
+    for (const reason of Object.values(STOCK_FAILURES)) this.stockFailures.inc({ reason }, 0);
+    const pool = (): PgPool | undefined =>
+      (dataSource.driver as unknown as { master?: PgPool }).master;
+    new Gauge({
+      name: 'db_pool_connections',
+      help: 'Database pool connections by state (in_use, idle, waiting = requests queued for one).',
+      labelNames: ['state'] as const,
+      registers: [this.registry],
+      collect() {
+        const p = pool();
+        if (!p) return;
+        this.set({ state: 'in_use' }, p.totalCount - p.idleCount);
+        this.set({ state: 'idle' }, p.idleCount);
+        this.set({ state: 'waiting' }, p.waitingCount);
+      },
+    });
+  }
+
+  observeResponse(r: {
+    method: string;
+    route: string;
+    status: number;
+    seconds: number;
+    problemCode?: ProblemCode;
+    replayed: boolean;
+  }): void {
+    this.duration.observe(
+      { method: r.method, route: r.route, status_code: String(r.status) },
+      r.seconds,
+    );
+    if (r.replayed) this.replays.inc();
+    if (r.problemCode) {
+      this.conflicts.inc({ code: r.problemCode });
+      const reason = STOCK_FAILURES[r.problemCode];
+      if (reason) this.stockFailures.inc({ reason });
+    }
+  }
+}
