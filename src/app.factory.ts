@@ -7,6 +7,7 @@ import { Redis } from 'ioredis';
 import { Logger as NestPinoLogger } from 'nestjs-pino';
 import type { DestinationStream, Logger } from 'pino';
 import { AppModule } from './app.module';
+import { assertJsonDepth } from './common/http/json-depth';
 import { requestId } from './common/http/request-id';
 import { PROBLEMS } from './common/problems/problem-catalogue';
 import { ProblemError } from './common/problems/problem.error';
@@ -138,6 +139,7 @@ export async function createApp(options: CreateAppOptions): Promise<NestFastifyA
   fastify.addHook('onRequest', async (request, reply) => {
     void reply.header('X-Request-Id', request.id);
   });
+  fastify.addHook('preValidation', async (request) => assertJsonDepth(request.body));
   // One place sees every finished response: it writes the request line and feeds the metrics.
   fastify.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched';
