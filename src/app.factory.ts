@@ -30,6 +30,8 @@ export interface CreateAppOptions {
   logger?: Logger;
   /** Where log lines go when no logger is given (tests capture them). */
   logStream?: DestinationStream;
+  /** Build without connecting to the database (generating the OpenAPI document). */
+  lazyDatabase?: boolean;
 }
 
 /** Response headers a browser client must be able to read (CORS). */
@@ -59,7 +61,12 @@ export async function createApp(options: CreateAppOptions): Promise<NestFastifyA
     logger: false,
   });
   const app = await NestFactory.create<NestFastifyApplication>(
-    AppModule.forRoot({ env, databaseUrl: options.databaseUrl, logger }),
+    AppModule.forRoot({
+      env,
+      databaseUrl: options.databaseUrl,
+      logger,
+      lazyDatabase: options.lazyDatabase,
+    }),
     adapter,
     // Only JSON bodies: Fastify's own JSON parser; anything else is 415.
     { bodyParser: false, bufferLogs: true },

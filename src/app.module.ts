@@ -20,11 +20,13 @@ export interface AppOptions {
   databaseUrl: string;
   /** The root pino logger: request lines and Nest's own logs go through it. */
   logger: Logger;
+  /** Build without connecting to the database (generating the OpenAPI document). */
+  lazyDatabase?: boolean;
 }
 
 @Module({})
 export class AppModule {
-  static forRoot({ env, databaseUrl, logger }: AppOptions): DynamicModule {
+  static forRoot({ env, databaseUrl, logger, lazyDatabase = false }: AppOptions): DynamicModule {
     return {
       module: AppModule,
       imports: [
@@ -35,13 +37,14 @@ export class AppModule {
           pinoHttp: { logger, genReqId: requestId, autoLogging: false, quietReqLogger: true },
         }),
         ObservabilityModule,
-        TypeOrmModule.forRoot(
-          dataSourceOptions({
+        TypeOrmModule.forRoot({
+          ...dataSourceOptions({
             url: databaseUrl,
             poolSize: env.DB_POOL_SIZE,
             statementTimeoutMs: env.DB_STATEMENT_TIMEOUT_MS,
           }),
-        ),
+          manualInitialization: lazyDatabase,
+        }),
         HealthModule,
         AuthModule,
         UsersModule,

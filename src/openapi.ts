@@ -16,6 +16,17 @@ export function buildOpenApiDocument(app: NestFastifyApplication): OpenAPIObject
     )
     .setVersion('1.0.0')
     .addBearerAuth({ type: 'http', scheme: 'bearer', bearerFormat: 'JWT' })
+    .addServer('/', 'This service')
+    .addTag('auth', 'Registration (customers only) and login for a bearer token.')
+    .addTag('users', 'Accounts. Writes need a precondition (If-Match or a body version).')
+    .addTag(
+      'products',
+      'The catalogue. SKU and slug are unique; writes need a precondition; stock moves by atomic adjustments.',
+    )
+    .addTag(
+      'operations',
+      'Health checks and Prometheus metrics (outside /api/v1, never rate-limited).',
+    )
     .addTag(
       'orders',
       [
@@ -31,7 +42,43 @@ export function buildOpenApiDocument(app: NestFastifyApplication): OpenAPIObject
       ].join('\n'),
     )
     .build();
-  return SwaggerModule.createDocument(app, config);
+  return withCommonHeaders(SwaggerModule.createDocument(app, config));
+}
+
+type Operation = {
+  parameters?: unknown[];
+  responses?: Record<string, { headers?: Record<string, unknown> }>;
+};
+
+/** Headers every operation has, added once here rather than on every controller method. */
+function withCommonHeaders(doc: OpenAPIObject): OpenAPIObject {
+  for (const path of Object.values(doc.paths)) {
+    for (const method of ['get', 'post', 'put', 'patch', 'delete'] as const) {
+      const op = (path as Record<string, Operation | undefined>)[method];
+      if (!op) continue;
+      op.parameters = [
+        ...(op.parameters ?? []),
+        {
+          name: 'X-Request-Id',
+          in: 'header',
+          required: false,
+          description:
+            'Your correlation id (1-128 of A-Z a-z 0-9 . _ : -); echoed back, else one is made.',
+          schema: { type: 'string' },
+        },
+      ];
+      for (const response of Object.values(op.responses ?? {})) {
+        response.headers = {
+          'X-Request-Id': {
+            description: 'The request id; the same value as `requestId` in problem bodies.',
+            schema: { type: 'string' },
+          },
+          ...(response.headers ?? {}),
+        };
+      }
+    }
+  }
+  return doc;
 }
 
 /** Swagger UI at /docs and the document at /docs-json (outside the API prefix). */

@@ -40,7 +40,11 @@ export class AuthController {
 
   @Post('login')
   @HttpCode(200)
-  @ApiOperation({ summary: 'Exchange email and password for a bearer token' })
+  @ApiOperation({
+    summary: 'Exchange email and password for a bearer token',
+    description:
+      'Wrong credentials answer 401 with the same body whether or not the email exists. Strictly rate-limited (login brute force).',
+  })
   @ApiOkResponse({ type: TokenDto })
   @ApiProblems('VALIDATION_FAILED', 'UNAUTHENTICATED', 'UNSUPPORTED_MEDIA_TYPE')
   login(@Body() body: LoginDto): Promise<TokenDto> {

@@ -27,7 +27,10 @@ export class HealthController {
   ) {}
 
   @Get('live')
-  @ApiOperation({ summary: 'Liveness: the process is up (does not touch the database)' })
+  @ApiOperation({
+    summary: 'Liveness',
+    description: 'The process is up. Does not touch the database.',
+  })
   @ApiOkResponse({ schema: { example: { status: 'ok' } } })
   live(): { status: 'ok' } {
     return { status: 'ok' };
@@ -36,7 +39,8 @@ export class HealthController {
   @Get('ready')
   @HealthCheck()
   @ApiOperation({
-    summary: 'Readiness: the database answers a ping within 1.5 s and the process is not draining',
+    summary: 'Readiness',
+    description: 'The database answers a ping within 1.5 s and the process is not draining.',
   })
   @ApiOkResponse({ description: 'Ready to take traffic.' })
   @ApiServiceUnavailableResponse({

@@ -139,7 +139,10 @@ export class OrdersController {
   }
 
   @Get(':id/history')
-  @ApiOperation({ summary: 'Every transition of an order, oldest first' })
+  @ApiOperation({
+    summary: 'Every transition of an order, oldest first',
+    description: 'Entries `{from, to, at, actorId}`; creation has `from: null`.',
+  })
   @ApiOkResponse({ type: [HistoryEntryDto] })
   @ApiProblems('UNAUTHENTICATED', 'NOT_FOUND', 'VALIDATION_FAILED')
   async history(

@@ -98,7 +98,10 @@ export class ProductsController {
 
   @Get(':id')
   @Public()
-  @ApiOperation({ summary: 'One product' })
+  @ApiOperation({
+    summary: 'One product',
+    description: 'Public. With `ETag`; `If-None-Match` → 304.',
+  })
   @ApiOkResponse({ type: ProductDto, headers: VALIDATOR_HEADERS })
   @ApiNotModifiedResponse({ description: 'If-None-Match matched.' })
   @ApiConditionalGetHeaders()

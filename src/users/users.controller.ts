@@ -40,7 +40,10 @@ export class UsersController {
   constructor(private readonly users: UsersService) {}
 
   @Get('me')
-  @ApiOperation({ summary: 'The calling user' })
+  @ApiOperation({
+    summary: 'The calling user',
+    description: 'With `ETag`; send it back as `If-Match` when you PATCH yourself.',
+  })
   @ApiOkResponse({ type: UserDto, headers: VALIDATOR_HEADERS })
   @ApiNotModifiedResponse({ description: 'If-None-Match matched.' })
   @ApiConditionalGetHeaders()

@@ -29,6 +29,11 @@ export class ProblemDto {
   requestId: string;
   @ApiPropertyOptional({
     type: 'array',
+    items: {
+      type: 'object',
+      properties: { field: { type: 'string' }, message: { type: 'string' } },
+      required: ['field', 'message'],
+    },
     description: 'VALIDATION_FAILED: every failing field.',
     example: [{ field: 'items[0].quantity', message: 'quantity must not be less than 1' }],
   })
@@ -76,7 +81,8 @@ export function problemExample(code: ProblemCode): Record<string, unknown> {
 /** Documents the problem responses an operation can return, grouped by status, one example per code. */
 export function ApiProblems(...codes: ProblemCode[]): MethodDecorator & ClassDecorator {
   const byStatus = new Map<number, ProblemCode[]>();
-  for (const code of new Set<ProblemCode>([...codes, 'INTERNAL'])) {
+  // Every API operation can be rate-limited and can fail unexpectedly.
+  for (const code of new Set<ProblemCode>([...codes, 'RATE_LIMITED', 'INTERNAL'])) {
     const status = PROBLEMS[code].status;
     byStatus.set(status, [...(byStatus.get(status) ?? []), code]);
   }
