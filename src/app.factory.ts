@@ -21,7 +21,14 @@ import { setupOpenApi } from './openapi';
 export const API_PREFIX = 'api/v1';
 
 /** Operational routes: outside the API prefix, never rate-limited. */
-const OPERATIONAL = ['health/live', 'health/ready', 'metrics', 'problems', 'problems/:slug'];
+const OPERATIONAL = [
+  'health/live',
+  'health/ready',
+  'metrics',
+  'problems',
+  'problems/guide',
+  'problems/:slug',
+];
 
 export interface CreateAppOptions {
   env: Env;
@@ -143,12 +150,20 @@ export async function createApp(options: CreateAppOptions): Promise<NestFastifyA
   }
 
   const metrics = app.get(MetricsService);
-  fastify.addHook('onRequest', async (request, reply) => {
+  fastify.addHook('onRequest', (request, reply, done) => {
     void reply.header('X-Request-Id', request.id);
+    done();
   });
-  fastify.addHook('preValidation', async (request) => assertJsonDepth(request.body));
+  fastify.addHook('preValidation', (request, _reply, done) => {
+    try {
+      assertJsonDepth(request.body);
+      done();
+    } catch (err) {
+      done(err as Error);
+    }
+  });
   // One place sees every finished response: it writes the request line and feeds the metrics.
-  fastify.addHook('onResponse', async (request, reply) => {
+  fastify.addHook('onResponse', (request, reply, done) => {
     const route = request.routeOptions.url ?? 'unmatched';
     const status = reply.statusCode;
     metrics.observeResponse({
@@ -176,6 +191,7 @@ export async function createApp(options: CreateAppOptions): Promise<NestFastifyA
       },
       'request',
     );
+    done();
   });
 
   app.setGlobalPrefix(API_PREFIX, {

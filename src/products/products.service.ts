@@ -111,6 +111,7 @@ export class ProductsService {
     try {
       await guardedMutation({
         request,
+        acceptsBodyVersion: false,
         resourceName: `product ${id}`,
         load: () => this.dataSource.getRepository(Product).findOneBy({ id }),
         describe: (p) => this.describe(p),

@@ -127,6 +127,7 @@ export class UsersService {
     try {
       await guardedMutation({
         request,
+        acceptsBodyVersion: false,
         resourceName: `user ${id}`,
         load: () => this.findVisibleOrNull(id, caller),
         describe: (u) => this.describe(u),

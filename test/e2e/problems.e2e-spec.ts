@@ -88,7 +88,10 @@ describe('the problem+json pipeline', () => {
       expect(res.headers['content-type']).toMatch(/^text\/html/);
       expect(res.text).toContain(PROBLEMS[code].title.replace(/'/g, '&#39;'));
       expect(res.text).toContain(code);
+      expect(res.text).toContain(`href="/problems/guide#${code.toLowerCase()}"`);
     }
+    const guide = await t.http().get('/problems/guide').expect(200);
+    for (const code of PROBLEM_CODES) expect(guide.text).toContain(`id="${code.toLowerCase()}"`);
     expectProblem(await t.http().get('/problems/no-such-problem'), 'NOT_FOUND');
   });
 

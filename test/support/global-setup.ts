@@ -1,10 +1,10 @@
-import { mkdtemp, chmod } from 'node:fs/promises';
+import { chmod, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from 'pg';
 import { runMigrations } from '../../src/database/migrate';
-import { startEmbeddedPostgres } from '../../src/database/embedded-postgres';
+import { startEmbeddedPostgres, stopEmbeddedPostgres } from '../../src/database/embedded-postgres';
 import { setTestState, type TestState } from './test-state';
 
 async function freePort(): Promise<number> {
@@ -24,6 +24,29 @@ function withDatabase(url: string, database: string): string {
   return u.toString();
 }
 
+const PREFIX = 'order-service-test-';
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Stops and removes throwaway clusters left by runs that died before their teardown. */
+async function reapStaleClusters(): Promise<void> {
+  for (const name of await readdir(tmpdir())) {
+    if (!name.startsWith(PREFIX)) continue;
+    const dir = join(tmpdir(), name);
+    const owner = Number(await readFile(join(dir, 'owner.pid'), 'utf8').catch(() => '0'));
+    if (owner && alive(owner)) continue;
+    await stopEmbeddedPostgres(join(dir, 'pgdata'), 'immediate').catch(() => undefined);
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
 /**
  * Once per run: a PostgreSQL server (DATABASE_URL, or an embedded PostgreSQL 18 in a temporary
  * folder), and a template database with every migration applied. Each test file then clones the
@@ -33,8 +56,10 @@ export default async function globalSetup(): Promise<void> {
   let serverUrl = process.env.DATABASE_URL;
   let embeddedDataDir: string | undefined;
   if (!serverUrl) {
-    const dir = await mkdtemp(join(tmpdir(), 'order-service-test-'));
+    await reapStaleClusters();
+    const dir = await mkdtemp(join(tmpdir(), PREFIX));
     await chmod(dir, 0o755);
+    await writeFile(join(dir, 'owner.pid'), String(process.pid));
     embeddedDataDir = join(dir, 'pgdata');
     const pg = await startEmbeddedPostgres({ dataDir: embeddedDataDir, port: await freePort() });
     serverUrl = pg.url;

@@ -33,6 +33,7 @@ export function requireWriteCondition<R>(
   bodyVersion: number | undefined,
   current: Versioned<R>,
   resourceName: string,
+  acceptsBodyVersion = true,
 ): WriteCondition {
   const ifMatch = request.headers['if-match'];
   if (ifMatch !== undefined) {
@@ -56,7 +57,7 @@ export function requireWriteCondition<R>(
   }
   throw new ProblemError(
     'PRECONDITION_REQUIRED',
-    `Modifying ${resourceName} requires a precondition so that concurrent edits are not lost. GET it, then resend with \`If-Match: ${current.etag}\` (its ETag) or \`"version": ${current.version}\` in the body.`,
+    `Modifying ${resourceName} requires a precondition so that concurrent edits are not lost. GET it, then resend with \`If-Match: ${current.etag}\` (its ETag)${acceptsBodyVersion ? ` or \`"version": ${current.version}\` in the body` : ''}.`,
   );
 }
 
@@ -130,6 +131,8 @@ export interface GuardedMutation<E, R> {
   request: FastifyRequest;
   /** The `version` member of the body, if the client sent one. */
   bodyVersion?: number;
+  /** False for DELETE, which has no body: the 428 then names only the headers. */
+  acceptsBodyVersion?: boolean;
   /** e.g. "product 1b0e…", used in problem details. */
   resourceName: string;
   /** Loads the current row; null means 404. */
