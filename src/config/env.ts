@@ -132,8 +132,8 @@ export function loadEnv(src: Source = process.env): Env {
       ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'],
       'info',
     ),
-    RATE_LIMIT_MAX: int(src, 'RATE_LIMIT_MAX', 600, 1, 10_000_000),
-    AUTH_RATE_LIMIT_MAX: int(src, 'AUTH_RATE_LIMIT_MAX', 20, 1, 10_000_000),
+    RATE_LIMIT_MAX: int(src, 'RATE_LIMIT_MAX', 600, 1, 1_000_000_000),
+    AUTH_RATE_LIMIT_MAX: int(src, 'AUTH_RATE_LIMIT_MAX', 20, 1, 1_000_000_000),
     RATE_LIMIT_WINDOW_SECONDS: int(src, 'RATE_LIMIT_WINDOW_SECONDS', 60, 1, 86_400),
     RATE_LIMIT_NAMESPACE: str(src, 'RATE_LIMIT_NAMESPACE') ?? 'order-service:rate:',
   };
