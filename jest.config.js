@@ -35,7 +35,11 @@ module.exports = {
       transform,
       transformIgnorePatterns,
       extensionsToTreatAsEsm: ['.ts'],
-      testMatch: ['<rootDir>/test/unit/**/*.spec.ts', '<rootDir>/src/**/*.spec.ts'],
+      testMatch: [
+        '<rootDir>/test/unit/**/*.spec.ts',
+        '<rootDir>/src/**/*.spec.ts',
+        '<rootDir>/client/test/**/*.spec.ts',
+      ],
     },
     {
       displayName: 'e2e',
@@ -46,6 +50,7 @@ module.exports = {
       testMatch: [
         '<rootDir>/test/e2e/**/*.e2e-spec.ts',
         '<rootDir>/test/concurrency/**/*.e2e-spec.ts',
+        '<rootDir>/client/test/**/*.e2e-spec.ts',
       ],
       globalSetup: '<rootDir>/test/support/global-setup.ts',
       globalTeardown: '<rootDir>/test/support/global-teardown.ts',

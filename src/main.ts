@@ -1,8 +1,9 @@
 import 'reflect-metadata';
 import { DataSource } from 'typeorm';
 import { API_PREFIX, createApp } from './app.factory';
-import { EnvError, loadEnv } from './config/env';
-import { resolveDatabase } from './database/database';
+import { type Env, EnvError, loadEnv } from './config/env';
+import type { NestFastifyApplication } from '@nestjs/platform-fastify';
+import { type ResolvedDatabase, resolveDatabase } from './database/database';
 import { runMigrations } from './database/migrate';
 import { DEMO_ACCOUNTS, seedDemo } from './database/seed';
 import { ShutdownState } from './health/shutdown-state';
@@ -10,7 +11,7 @@ import { createRootLogger } from './observability/logger';
 
 async function bootstrap(): Promise<void> {
   const started = performance.now();
-  let env;
+  let env: Env;
   try {
     env = loadEnv();
   } catch (err) {
@@ -26,44 +27,72 @@ async function bootstrap(): Promise<void> {
     error: (err: unknown) => root.error({ err }, 'shutdown failed'),
   };
 
-  const db = await resolveDatabase(env, (line) => logger.log(line));
-  await runMigrations(db.url, (line) => logger.log(line));
-
-  const app = await createApp({ env, databaseUrl: db.url, logger: root });
-  // Demo data only where it cannot surprise anyone: the embedded development database, or on request.
-  if (env.SEED_DEMO ?? Boolean(db.embedded)) {
-    if (await seedDemo(app.get(DataSource))) {
-      logger.log('Seeded the demo catalogue and accounts:');
-      for (const a of DEMO_ACCOUNTS) logger.log(`  ${a.role.padEnd(8)} ${a.email} / ${a.password}`);
-    }
-  }
-
+  // Signals are handled from the first moment: a Ctrl-C during start-up (initdb, migrations) must
+  // still stop the embedded PostgreSQL, which runs detached from this process.
+  const parts: { db?: ResolvedDatabase; app?: NestFastifyApplication } = {};
+  let ready = false;
+  let pending: string | undefined;
   let closing: Promise<void> | undefined;
-  const shutdown = (signal: string): void => {
-    closing ??= (async () => {
-      logger.log(`${signal}: draining requests, then stopping`);
-      app.get(ShutdownState).draining = true;
+  const stop = (signal: string): Promise<void> =>
+    (closing ??= (async () => {
+      logger.log(`${signal}: ${parts.app ? 'draining requests, then stopping' : 'stopping'}`);
       try {
-        await app.close();
+        if (parts.app) {
+          parts.app.get(ShutdownState).draining = true;
+          await parts.app.close();
+        }
       } finally {
-        await db.embedded?.stop();
+        await parts.db?.embedded?.stop();
       }
       logger.log('Stopped cleanly');
       process.exit(0);
     })().catch((err: unknown) => {
       logger.error(err);
       process.exit(1);
-    });
+    }));
+  const onSignal = (signal: string): void => {
+    if (ready) void stop(signal);
+    else pending ??= signal; // acted on at the next safe point of start-up
   };
-  process.once('SIGINT', shutdown);
-  process.once('SIGTERM', shutdown);
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const interrupted = (): boolean => pending !== undefined;
 
-  await app.listen({ port: env.PORT, host: env.HOST });
-  const base = `http://${env.HOST === '0.0.0.0' ? 'localhost' : env.HOST}:${env.PORT}`;
-  logger.log(`API:        ${base}/${API_PREFIX}`);
-  logger.log(`Swagger UI: ${base}/docs  (OpenAPI: ${base}/docs-json)`);
-  logger.log(`Database:   ${db.description}`);
-  logger.log(`Ready in ${Math.round(performance.now() - started)} ms`);
+  try {
+    await start();
+  } catch (err) {
+    // A start-up failure (port in use, bad migration…) must not leave the embedded PostgreSQL behind.
+    root.error({ err }, 'start-up failed');
+    await parts.db?.embedded?.stop().catch(() => undefined);
+    process.exit(1);
+  }
+
+  async function start(): Promise<void> {
+    const db = (parts.db = await resolveDatabase(env, (line) => logger.log(line)));
+    if (interrupted()) return stop(pending!);
+    await runMigrations(db.url, (line) => logger.log(line));
+    if (interrupted()) return stop(pending!);
+
+    const app = (parts.app = await createApp({ env, databaseUrl: db.url, logger: root }));
+    // Demo data only where it cannot surprise anyone: the embedded development database, or on request.
+    if (env.SEED_DEMO ?? Boolean(db.embedded)) {
+      if (await seedDemo(app.get(DataSource))) {
+        logger.log('Seeded the demo catalogue and accounts:');
+        for (const a of DEMO_ACCOUNTS)
+          logger.log(`  ${a.role.padEnd(8)} ${a.email} / ${a.password}`);
+      }
+    }
+    if (interrupted()) return stop(pending!);
+
+    await app.listen({ port: env.PORT, host: env.HOST });
+    const base = `http://${env.HOST === '0.0.0.0' ? 'localhost' : env.HOST}:${env.PORT}`;
+    logger.log(`API:        ${base}/${API_PREFIX}`);
+    logger.log(`Swagger UI: ${base}/docs  (OpenAPI: ${base}/docs-json)`);
+    logger.log(`Database:   ${db.description}`);
+    logger.log(`Ready in ${Math.round(performance.now() - started)} ms`);
+    ready = true;
+    if (interrupted()) await stop(pending!);
+  }
 }
 
 void bootstrap().catch((err: unknown) => {

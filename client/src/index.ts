@@ -1,0 +1,194 @@
+import { randomUUID } from 'node:crypto';
+import createFetchClient, { type Client } from 'openapi-fetch';
+import { MergeConflict, type Snapshot, threeWayMerge } from './merge';
+import { ApiProblem, isProblemBody } from './problem';
+import { retry, type RetryOptions } from './retry';
+import type { components, paths } from './schema';
+
+export { ApiProblem, isProblemBody, type ProblemBody, type ProblemCode } from './problem';
+export { isNetworkError, retry, RETRYABLE, type RetryOptions } from './retry';
+export { changedFields, type FieldConflict, MergeConflict, threeWayMerge } from './merge';
+export type { components, paths } from './schema';
+
+export type Product = components['schemas']['ProductDto'];
+export type User = components['schemas']['UserDto'];
+export type Order = components['schemas']['OrderDto'];
+export type OrderLine = components['schemas']['OrderLineInputDto'];
+export type NewProduct = components['schemas']['CreateProductDto'];
+
+export interface ClientOptions {
+  baseUrl: string;
+  token?: string;
+  /** A fetch of your own (instrumentation, tests that cut connections). */
+  fetch?: typeof fetch;
+  retry?: RetryOptions;
+}
+
+/** A representation with the ETag it was served with. */
+export interface Tagged<T> {
+  value: T;
+  etag: string;
+}
+
+type Updatable = { products: Product; users: User };
+
+/** Throws the problem as an ApiProblem; returns the data of a success. */
+function unwrap<T>(result: { data?: T; error?: unknown; response: Response }): T {
+  if (result.error !== undefined || !result.response.ok) {
+    if (isProblemBody(result.error)) throw new ApiProblem(result.error, result.response.headers);
+    throw new Error(`Unexpected ${result.response.status} from ${result.response.url}`);
+  }
+  return result.data as T;
+}
+
+/**
+ * A typed client of the order service that resolves conflicts for its caller: problems arrive as one
+ * ApiProblem discriminated by `code`, safe failures are retried (one Idempotency-Key per checkout), and
+ * `update` merges concurrent edits when they do not overlap.
+ */
+export class OrderClient {
+  readonly api: Client<paths>;
+  private token?: string;
+
+  constructor(readonly options: ClientOptions) {
+    this.token = options.token;
+    this.api = createFetchClient<paths>({ baseUrl: options.baseUrl, fetch: options.fetch });
+    this.api.use({
+      onRequest: ({ request }) => {
+        if (this.token) request.headers.set('Authorization', `Bearer ${this.token}`);
+        return request;
+      },
+    });
+  }
+
+  /** The same session (token included) with other options, e.g. an instrumented fetch. */
+  clone(overrides: Partial<ClientOptions>): OrderClient {
+    return new OrderClient({ ...this.options, token: this.token, ...overrides });
+  }
+
+  /** Logs in and keeps the token for the following calls. */
+  async login(email: string, password: string): Promise<void> {
+    const data = unwrap(await this.api.POST('/api/v1/auth/login', { body: { email, password } }));
+    this.token = data.accessToken;
+  }
+
+  async register(email: string, password: string, name: string): Promise<User> {
+    return unwrap(
+      await this.api.POST('/api/v1/auth/register', { body: { email, password, name } }),
+    );
+  }
+
+  async getProduct(id: string): Promise<Tagged<Product>> {
+    const result = await this.api.GET('/api/v1/products/{id}', { params: { path: { id } } });
+    return { value: unwrap(result), etag: result.response.headers.get('etag') ?? '' };
+  }
+
+  async createProduct(input: NewProduct): Promise<Tagged<Product>> {
+    const result = await this.api.POST('/api/v1/products', { body: input });
+    return { value: unwrap(result), etag: result.response.headers.get('etag') ?? '' };
+  }
+
+  async deleteProduct(id: string, etag: string): Promise<void> {
+    unwrap(
+      await this.api.DELETE('/api/v1/products/{id}', {
+        params: { path: { id } },
+        headers: { 'If-Match': etag },
+      }),
+    );
+  }
+
+  /**
+   * Places an order, retrying what is safe to retry. Every attempt carries the same
+   * Idempotency-Key, so a retry after a lost answer replays the first order instead of placing a
+   * second one.
+   */
+  async placeOrder(
+    items: OrderLine[],
+    {
+      idempotencyKey = randomUUID(),
+      ...retryOptions
+    }: RetryOptions & { idempotencyKey?: string } = {},
+  ): Promise<{ order: Order; replayed: boolean }> {
+    return retry(
+      async () => {
+        const result = await this.api.POST('/api/v1/orders', {
+          body: { items },
+          headers: { 'Idempotency-Key': idempotencyKey },
+        });
+        return {
+          order: unwrap(result),
+          replayed: result.response.headers.get('idempotent-replayed') === 'true',
+        };
+      },
+      { ...this.options.retry, retryNetworkErrors: true, ...retryOptions },
+    );
+  }
+
+  /** pay, ship, deliver or cancel; ILLEGAL_STATE_TRANSITION carries what is allowed now. */
+  async transition(orderId: string, action: 'pay' | 'ship' | 'deliver' | 'cancel'): Promise<Order> {
+    const path = `/api/v1/orders/{id}/${action}` as const;
+    return unwrap(await this.api.POST(path, { params: { path: { id: orderId } } }));
+  }
+
+  /**
+   * Read, change, write with If-Match; on 412, merge: when the fields changed by someone else since
+   * the read do not overlap the fields `change` sets, the change is re-applied onto their version
+   * (no extra GET: the 412 carries it); when they overlap, a MergeConflict names each field with its
+   * base, mine and theirs. Bounded attempts.
+   */
+  async update<R extends keyof Updatable>(
+    resource: R,
+    id: string,
+    change: (current: Updatable[R]) => Partial<Updatable[R]>,
+    { attempts = 5 }: { attempts?: number } = {},
+  ): Promise<Updatable[R]> {
+    const read = await this.read(resource, id);
+    let base = read.value as Snapshot;
+    let etag = read.etag;
+    const mine: Snapshot = { ...base, ...change(structuredClone(read.value)) };
+    for (let attempt = 1; attempt <= attempts; attempt++) {
+      const merged = threeWayMerge(read.value, mine, base);
+      if (!merged.ok) throw new MergeConflict(`${resource}/${id}`, merged.conflicts, base, etag);
+      try {
+        return await this.patch(resource, id, merged.patch, etag);
+      } catch (error) {
+        if (!(error instanceof ApiProblem) || error.code !== 'PRECONDITION_FAILED') throw error;
+        base = error.body.current as Snapshot;
+        etag = error.body.currentEtag as string;
+      }
+    }
+    throw new Error(`Gave up updating ${resource}/${id} after ${attempts} attempts`);
+  }
+
+  private async read<R extends keyof Updatable>(
+    resource: R,
+    id: string,
+  ): Promise<Tagged<Updatable[R]>> {
+    const result =
+      resource === 'products'
+        ? await this.api.GET('/api/v1/products/{id}', { params: { path: { id } } })
+        : await this.api.GET('/api/v1/users/{id}', { params: { path: { id } } });
+    return {
+      value: unwrap(
+        result as { data?: unknown; error?: unknown; response: Response },
+      ) as Updatable[R],
+      etag: result.response.headers.get('etag') ?? '',
+    };
+  }
+
+  private async patch<R extends keyof Updatable>(
+    resource: R,
+    id: string,
+    body: Snapshot,
+    etag: string,
+  ): Promise<Updatable[R]> {
+    const init = { params: { path: { id } }, headers: { 'If-Match': etag } };
+    const result =
+      resource === 'products'
+        ? await this.api.PATCH('/api/v1/products/{id}', { ...init, body })
+        : await this.api.PATCH('/api/v1/users/{id}', { ...init, body });
+    return unwrap(
+      result as { data?: unknown; error?: unknown; response: Response },
+    ) as Updatable[R];
+  }
+}
