@@ -51,6 +51,7 @@ module.exports = {
         '<rootDir>/test/e2e/**/*.e2e-spec.ts',
         '<rootDir>/test/concurrency/**/*.e2e-spec.ts',
         '<rootDir>/client/test/**/*.e2e-spec.ts',
+        '<rootDir>/test/fuzz/**/*.e2e-spec.ts',
       ],
       globalSetup: '<rootDir>/test/support/global-setup.ts',
       globalTeardown: '<rootDir>/test/support/global-teardown.ts',

@@ -3,6 +3,7 @@ import rateLimit from '@fastify/rate-limit';
 import { RequestMethod } from '@nestjs/common';
 import { HttpAdapterHost, NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { Redis } from 'ioredis';
 import { Logger as NestPinoLogger } from 'nestjs-pino';
 import type { DestinationStream, Logger } from 'pino';
@@ -11,7 +12,7 @@ import { assertJsonDepth } from './common/http/json-depth';
 import { requestId } from './common/http/request-id';
 import { PROBLEMS } from './common/problems/problem-catalogue';
 import { ProblemError } from './common/problems/problem.error';
-import { ProblemFilter } from './common/problems/problem.filter';
+import { PROBLEM_CONTENT_TYPE, ProblemFilter, problemBody } from './common/problems/problem.filter';
 import { createValidationPipe } from './common/problems/validation';
 import type { Env } from './config/env';
 import { createRootLogger } from './observability/logger';
@@ -66,6 +67,27 @@ export async function createApp(options: CreateAppOptions): Promise<NestFastifyA
     genReqId: requestId,
     requestIdHeader: false,
     logger: false,
+    // Fastify answers malformed percent-encoding and over-long path parameters before any route or
+    // hook runs; they get the same problem+json as everything else.
+    frameworkErrors: (error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
+      const problem = new ProblemError('VALIDATION_FAILED', 'The request path is malformed.', {
+        errors: [
+          {
+            field: 'path',
+            message:
+              error.code === 'FST_ERR_MAX_PARAM_LENGTH'
+                ? 'a path parameter is longer than 100 characters'
+                : 'the path is not valid percent-encoding',
+          },
+        ],
+      });
+      request.problemCode = problem.code;
+      void reply
+        .code(problem.status)
+        .header('X-Request-Id', request.id)
+        .header('Content-Type', `${PROBLEM_CONTENT_TYPE}; charset=utf-8`)
+        .send(JSON.stringify(problemBody(problem, request)));
+    },
   });
   const app = await NestFactory.create<NestFastifyApplication>(
     AppModule.forRoot({

@@ -4,3328 +4,3312 @@
  */
 
 export interface paths {
-  '/metrics': {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
+    "/metrics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Prometheus metrics
+         * @description http_request_duration_seconds{method,route,status_code}, conflicts_total{code}, idempotent_replays_total, stock_reservation_failures_total{reason}, db_pool_connections{state}, and the default process metrics.
+         */
+        get: operations["MetricsController_scrape"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
     };
-    /**
-     * Prometheus metrics
-     * @description http_request_duration_seconds{method,route,status_code}, conflicts_total{code}, idempotent_replays_total, stock_reservation_failures_total{reason}, db_pool_connections{state}, and the default process metrics.
-     */
-    get: operations['MetricsController_scrape'];
-    put?: never;
-    post?: never;
-    delete?: never;
-    options?: never;
-    head?: never;
-    patch?: never;
-    trace?: never;
-  };
-  '/health/live': {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
+    "/health/live": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Liveness
+         * @description The process is up. Does not touch the database.
+         */
+        get: operations["HealthController_live"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
     };
-    /**
-     * Liveness
-     * @description The process is up. Does not touch the database.
-     */
-    get: operations['HealthController_live'];
-    put?: never;
-    post?: never;
-    delete?: never;
-    options?: never;
-    head?: never;
-    patch?: never;
-    trace?: never;
-  };
-  '/health/ready': {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
+    "/health/ready": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Readiness
+         * @description The database answers a ping within 1.5 s and the process is not draining.
+         */
+        get: operations["HealthController_ready"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
     };
-    /**
-     * Readiness
-     * @description The database answers a ping within 1.5 s and the process is not draining.
-     */
-    get: operations['HealthController_ready'];
-    put?: never;
-    post?: never;
-    delete?: never;
-    options?: never;
-    head?: never;
-    patch?: never;
-    trace?: never;
-  };
-  '/api/v1/auth/register': {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
+    "/api/v1/auth/register": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Register a customer account
+         * @description Always creates a customer. The email is unique case-insensitively after trimming; the database decides, so of two simultaneous registrations exactly one succeeds.
+         */
+        post: operations["AuthController_register"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
     };
-    get?: never;
-    put?: never;
-    /**
-     * Register a customer account
-     * @description Always creates a customer. The email is unique case-insensitively after trimming; the database decides, so of two simultaneous registrations exactly one succeeds.
-     */
-    post: operations['AuthController_register'];
-    delete?: never;
-    options?: never;
-    head?: never;
-    patch?: never;
-    trace?: never;
-  };
-  '/api/v1/auth/login': {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
+    "/api/v1/auth/login": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Exchange email and password for a bearer token
+         * @description Wrong credentials answer 401 with the same body whether or not the email exists. Strictly rate-limited (login brute force).
+         */
+        post: operations["AuthController_login"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
     };
-    get?: never;
-    put?: never;
-    /**
-     * Exchange email and password for a bearer token
-     * @description Wrong credentials answer 401 with the same body whether or not the email exists. Strictly rate-limited (login brute force).
-     */
-    post: operations['AuthController_login'];
-    delete?: never;
-    options?: never;
-    head?: never;
-    patch?: never;
-    trace?: never;
-  };
-  '/api/v1/users/me': {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
+    "/api/v1/users/me": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The calling user
+         * @description With `ETag`; send it back as `If-Match` when you PATCH yourself.
+         */
+        get: operations["UsersController_me"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
     };
-    /**
-     * The calling user
-     * @description With `ETag`; send it back as `If-Match` when you PATCH yourself.
-     */
-    get: operations['UsersController_me'];
-    put?: never;
-    post?: never;
-    delete?: never;
-    options?: never;
-    head?: never;
-    patch?: never;
-    trace?: never;
-  };
-  '/api/v1/users': {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
+    "/api/v1/users": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List users (admin)
+         * @description Ordered by creation time, then id.
+         */
+        get: operations["UsersController_list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
     };
-    /**
-     * List users (admin)
-     * @description Ordered by creation time, then id.
-     */
-    get: operations['UsersController_list'];
-    put?: never;
-    post?: never;
-    delete?: never;
-    options?: never;
-    head?: never;
-    patch?: never;
-    trace?: never;
-  };
-  '/api/v1/users/{id}': {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
+    "/api/v1/users/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * One user
+         * @description Customers may read only themselves; others are 404.
+         */
+        get: operations["UsersController_get"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete a user (admin)
+         * @description Needs a precondition, like PATCH.
+         */
+        delete: operations["UsersController_remove"];
+        options?: never;
+        head?: never;
+        /**
+         * Change a user (self or admin)
+         * @description Needs a precondition: `If-Match` (or `If-Unmodified-Since`), or `version` in the body. Only admins may change `role`.
+         */
+        patch: operations["UsersController_update"];
+        trace?: never;
     };
-    /**
-     * One user
-     * @description Customers may read only themselves; others are 404.
-     */
-    get: operations['UsersController_get'];
-    put?: never;
-    post?: never;
-    /**
-     * Delete a user (admin)
-     * @description Needs a precondition, like PATCH.
-     */
-    delete: operations['UsersController_remove'];
-    options?: never;
-    head?: never;
-    /**
-     * Change a user (self or admin)
-     * @description Needs a precondition: `If-Match` (or `If-Unmodified-Since`), or `version` in the body. Only admins may change `role`.
-     */
-    patch: operations['UsersController_update'];
-    trace?: never;
-  };
-  '/api/v1/products': {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
+    "/api/v1/products": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List products
+         * @description Offset pagination (`limit` ≤ 100) in a stable order (creation time, then id); filter by `q` and `active`. The list carries an ETag; If-None-Match → 304.
+         */
+        get: operations["ProductsController_list"];
+        put?: never;
+        /**
+         * Create a product (admin)
+         * @description SKU (case-insensitive, trimmed) and slug are unique; the database decides, so of two simultaneous creates exactly one succeeds and the other gets 409 naming the field and the existing product.
+         */
+        post: operations["ProductsController_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
     };
-    /**
-     * List products
-     * @description Offset pagination (`limit` ≤ 100) in a stable order (creation time, then id); filter by `q` and `active`. The list carries an ETag; If-None-Match → 304.
-     */
-    get: operations['ProductsController_list'];
-    put?: never;
-    /**
-     * Create a product (admin)
-     * @description SKU (case-insensitive, trimmed) and slug are unique; the database decides, so of two simultaneous creates exactly one succeeds and the other gets 409 naming the field and the existing product.
-     */
-    post: operations['ProductsController_create'];
-    delete?: never;
-    options?: never;
-    head?: never;
-    patch?: never;
-    trace?: never;
-  };
-  '/api/v1/products/{id}': {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
+    "/api/v1/products/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * One product
+         * @description Public. With `ETag`; `If-None-Match` → 304.
+         */
+        get: operations["ProductsController_get"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete a product (admin)
+         * @description Needs `If-Match` or `If-Unmodified-Since`. A product that orders reference cannot be deleted (409 `RESOURCE_IN_USE`); deactivate it instead.
+         */
+        delete: operations["ProductsController_remove"];
+        options?: never;
+        head?: never;
+        /**
+         * Change a product (admin)
+         * @description Any subset of the create fields. Needs a precondition: `If-Match` (or `If-Unmodified-Since`) → 412 when stale, or `version` in the body → 409 when stale; neither → 428. Stale answers carry `current`.
+         */
+        patch: operations["ProductsController_update"];
+        trace?: never;
     };
-    /**
-     * One product
-     * @description Public. With `ETag`; `If-None-Match` → 304.
-     */
-    get: operations['ProductsController_get'];
-    put?: never;
-    post?: never;
-    /**
-     * Delete a product (admin)
-     * @description Needs `If-Match` or `If-Unmodified-Since`. A product that orders reference cannot be deleted (409 `RESOURCE_IN_USE`); deactivate it instead.
-     */
-    delete: operations['ProductsController_remove'];
-    options?: never;
-    head?: never;
-    /**
-     * Change a product (admin)
-     * @description Any subset of the create fields. Needs a precondition: `If-Match` (or `If-Unmodified-Since`) → 412 when stale, or `version` in the body → 409 when stale; neither → 428. Stale answers carry `current`.
-     */
-    patch: operations['ProductsController_update'];
-    trace?: never;
-  };
-  '/api/v1/products/{id}/stock-adjustments': {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
+    "/api/v1/products/{id}/stock-adjustments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Adjust stock by a relative amount (admin)
+         * @description One atomic conditional update (`stock = stock + delta WHERE stock + delta >= 0`); concurrent adjustments never lose each other. No precondition needed: relative changes commute.
+         */
+        post: operations["ProductsController_adjustStock"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
     };
-    get?: never;
-    put?: never;
-    /**
-     * Adjust stock by a relative amount (admin)
-     * @description One atomic conditional update (`stock = stock + delta WHERE stock + delta >= 0`); concurrent adjustments never lose each other. No precondition needed: relative changes commute.
-     */
-    post: operations['ProductsController_adjustStock'];
-    delete?: never;
-    options?: never;
-    head?: never;
-    patch?: never;
-    trace?: never;
-  };
-  '/api/v1/orders': {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
+    "/api/v1/orders": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List orders
+         * @description Your own orders; admins see all. Stable order (creation time, then id).
+         */
+        get: operations["OrdersController_list"];
+        put?: never;
+        /**
+         * Place an order
+         * @description Reserves stock atomically: products are locked in id order and decremented only if every line has enough, so two buyers of the last unit never both win. Any short line → 409 INSUFFICIENT_STOCK listing every short line, and nothing is reserved. Totals are computed from current prices.
+         */
+        post: operations["OrdersController_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
     };
-    /**
-     * List orders
-     * @description Your own orders; admins see all. Stable order (creation time, then id).
-     */
-    get: operations['OrdersController_list'];
-    put?: never;
-    /**
-     * Place an order
-     * @description Reserves stock atomically: products are locked in id order and decremented only if every line has enough, so two buyers of the last unit never both win. Any short line → 409 INSUFFICIENT_STOCK listing every short line, and nothing is reserved. Totals are computed from current prices.
-     */
-    post: operations['OrdersController_create'];
-    delete?: never;
-    options?: never;
-    head?: never;
-    patch?: never;
-    trace?: never;
-  };
-  '/api/v1/orders/{id}': {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
+    "/api/v1/orders/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * One order
+         * @description Others’ orders are 404 for customers.
+         */
+        get: operations["OrdersController_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
     };
-    /**
-     * One order
-     * @description Others’ orders are 404 for customers.
-     */
-    get: operations['OrdersController_get'];
-    put?: never;
-    post?: never;
-    delete?: never;
-    options?: never;
-    head?: never;
-    patch?: never;
-    trace?: never;
-  };
-  '/api/v1/orders/{id}/history': {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
+    "/api/v1/orders/{id}/history": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Every transition of an order, oldest first
+         * @description Entries `{from, to, at, actorId}`; creation has `from: null`.
+         */
+        get: operations["OrdersController_history"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
     };
-    /**
-     * Every transition of an order, oldest first
-     * @description Entries `{from, to, at, actorId}`; creation has `from: null`.
-     */
-    get: operations['OrdersController_history'];
-    put?: never;
-    post?: never;
-    delete?: never;
-    options?: never;
-    head?: never;
-    patch?: never;
-    trace?: never;
-  };
-  '/api/v1/orders/{id}/pay': {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
+    "/api/v1/orders/{id}/pay": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Pay (owner)
+         * @description pending → paid.
+         *
+         *     | action | from | to | who | effect |
+         *     |---|---|---|---|---|
+         *     | `pay` | `pending` | `paid` | owner | |
+         *     | `ship` | `paid` | `shipped` | admin | |
+         *     | `deliver` | `shipped` | `delivered` | admin | |
+         *     | `cancel` | `pending`, `paid` | `cancelled` | owner, admin | returns the reserved stock |
+         */
+        post: operations["OrdersController_pay"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
     };
-    get?: never;
-    put?: never;
-    /**
-     * Pay (owner)
-     * @description pending → paid.
-     *
-     *     | action | from | to | who | effect |
-     *     |---|---|---|---|---|
-     *     | `pay` | `pending` | `paid` | owner | |
-     *     | `ship` | `paid` | `shipped` | admin | |
-     *     | `deliver` | `shipped` | `delivered` | admin | |
-     *     | `cancel` | `pending`, `paid` | `cancelled` | owner, admin | returns the reserved stock |
-     */
-    post: operations['OrdersController_pay'];
-    delete?: never;
-    options?: never;
-    head?: never;
-    patch?: never;
-    trace?: never;
-  };
-  '/api/v1/orders/{id}/ship': {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
+    "/api/v1/orders/{id}/ship": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Ship (admin)
+         * @description paid → shipped.
+         */
+        post: operations["OrdersController_ship"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
     };
-    get?: never;
-    put?: never;
-    /**
-     * Ship (admin)
-     * @description paid → shipped.
-     */
-    post: operations['OrdersController_ship'];
-    delete?: never;
-    options?: never;
-    head?: never;
-    patch?: never;
-    trace?: never;
-  };
-  '/api/v1/orders/{id}/deliver': {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
+    "/api/v1/orders/{id}/deliver": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Deliver (admin)
+         * @description shipped → delivered.
+         */
+        post: operations["OrdersController_deliver"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
     };
-    get?: never;
-    put?: never;
-    /**
-     * Deliver (admin)
-     * @description shipped → delivered.
-     */
-    post: operations['OrdersController_deliver'];
-    delete?: never;
-    options?: never;
-    head?: never;
-    patch?: never;
-    trace?: never;
-  };
-  '/api/v1/orders/{id}/cancel': {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
+    "/api/v1/orders/{id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Cancel (owner or admin)
+         * @description pending|paid → cancelled; the reserved stock is returned in the same transaction.
+         */
+        post: operations["OrdersController_cancel"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
     };
-    get?: never;
-    put?: never;
-    /**
-     * Cancel (owner or admin)
-     * @description pending|paid → cancelled; the reserved stock is returned in the same transaction.
-     */
-    post: operations['OrdersController_cancel'];
-    delete?: never;
-    options?: never;
-    head?: never;
-    patch?: never;
-    trace?: never;
-  };
 }
 export type webhooks = Record<string, never>;
 export interface components {
-  schemas: {
-    ProblemDto: {
-      /**
-       * @description Resolves to a page explaining the problem.
-       * @example /problems/version-mismatch
-       */
-      type: string;
-      /**
-       * @description Fixed per type.
-       * @example Version mismatch
-       */
-      title: string;
-      /**
-       * @description Equals the HTTP status.
-       * @example 409
-       */
-      status: number;
-      /** @description What happened, in a sentence a person can act on. */
-      detail: string;
-      /**
-       * @description The request path.
-       * @example /api/v1/products/3f1c…
-       */
-      instance: string;
-      /**
-       * @description Stable machine-readable code.
-       * @enum {string}
-       */
-      code:
-        | 'VALIDATION_FAILED'
-        | 'UNAUTHENTICATED'
-        | 'FORBIDDEN'
-        | 'NOT_FOUND'
-        | 'EMAIL_TAKEN'
-        | 'SKU_TAKEN'
-        | 'SLUG_TAKEN'
-        | 'VERSION_MISMATCH'
-        | 'ILLEGAL_STATE_TRANSITION'
-        | 'INSUFFICIENT_STOCK'
-        | 'PRODUCT_UNAVAILABLE'
-        | 'RESOURCE_IN_USE'
-        | 'IDEMPOTENCY_KEY_IN_USE'
-        | 'PRECONDITION_FAILED'
-        | 'PAYLOAD_TOO_LARGE'
-        | 'UNSUPPORTED_MEDIA_TYPE'
-        | 'IDEMPOTENCY_KEY_REUSED'
-        | 'UNKNOWN_PRODUCT'
-        | 'PRECONDITION_REQUIRED'
-        | 'RATE_LIMITED'
-        | 'INTERNAL'
-        | 'SERVICE_UNAVAILABLE';
-      /** @description Same value as the X-Request-Id response header. */
-      requestId: string;
-      /**
-       * @description VALIDATION_FAILED: every failing field.
-       * @example [
-       *       {
-       *         "field": "items[0].quantity",
-       *         "message": "quantity must not be less than 1"
-       *       }
-       *     ]
-       */
-      errors?: {
-        field: string;
-        message: string;
-      }[];
+    schemas: {
+        ProblemDto: {
+            /**
+             * @description Resolves to a page explaining the problem.
+             * @example /problems/version-mismatch
+             */
+            type: string;
+            /**
+             * @description Fixed per type.
+             * @example Version mismatch
+             */
+            title: string;
+            /**
+             * @description Equals the HTTP status.
+             * @example 409
+             */
+            status: number;
+            /** @description What happened, in a sentence a person can act on. */
+            detail: string;
+            /**
+             * @description The request path.
+             * @example /api/v1/products/3f1c…
+             */
+            instance: string;
+            /**
+             * @description Stable machine-readable code.
+             * @enum {string}
+             */
+            code: "VALIDATION_FAILED" | "UNAUTHENTICATED" | "FORBIDDEN" | "NOT_FOUND" | "EMAIL_TAKEN" | "SKU_TAKEN" | "SLUG_TAKEN" | "VERSION_MISMATCH" | "ILLEGAL_STATE_TRANSITION" | "INSUFFICIENT_STOCK" | "PRODUCT_UNAVAILABLE" | "RESOURCE_IN_USE" | "IDEMPOTENCY_KEY_IN_USE" | "PRECONDITION_FAILED" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "IDEMPOTENCY_KEY_REUSED" | "UNKNOWN_PRODUCT" | "PRECONDITION_REQUIRED" | "RATE_LIMITED" | "INTERNAL" | "SERVICE_UNAVAILABLE";
+            /** @description Same value as the X-Request-Id response header. */
+            requestId: string;
+            /**
+             * @description VALIDATION_FAILED: every failing field.
+             * @example [
+             *       {
+             *         "field": "items[0].quantity",
+             *         "message": "quantity must not be less than 1"
+             *       }
+             *     ]
+             */
+            errors?: {
+                field: string;
+                message: string;
+            }[];
+        };
+        RegisterDto: {
+            /**
+             * @description Unique, compared case-insensitively after trimming.
+             * @example ada@example.com
+             */
+            email: string;
+            /** @example correct horse battery staple */
+            password: string;
+            /** @example Ada Lovelace */
+            name: string;
+        };
+        UserDto: {
+            /** Format: uuid */
+            id: string;
+            /** @example ada@example.com */
+            email: string;
+            /** @example Ada Lovelace */
+            name: string;
+            /** @enum {string} */
+            role: "customer" | "admin";
+            /**
+             * @description +1 on every change.
+             * @example 1
+             */
+            version: number;
+            /** Format: date-time */
+            createdAt: string;
+            /** Format: date-time */
+            updatedAt: string;
+        };
+        LoginDto: {
+            /** @example ada@example.com */
+            email: string;
+            /** @example correct horse battery staple */
+            password: string;
+        };
+        TokenDto: {
+            /** @description JWT (HS256) to send as `Authorization: Bearer <accessToken>`. */
+            accessToken: string;
+            /**
+             * @example Bearer
+             * @enum {string}
+             */
+            tokenType: "Bearer";
+            /**
+             * @description Seconds until the token expires.
+             * @example 3600
+             */
+            expiresIn: number;
+        };
+        UserPageDto: {
+            /**
+             * @description Matching items in all pages.
+             * @example 42
+             */
+            total: number;
+            /** @example 20 */
+            limit: number;
+            /** @example 0 */
+            offset: number;
+            items: components["schemas"]["UserDto"][];
+        };
+        UpdateUserDto: {
+            /** @example ada@example.org */
+            email?: string;
+            /** @example Ada King */
+            name?: string;
+            password?: string;
+            /**
+             * @description Admins only.
+             * @enum {string}
+             */
+            role?: "customer" | "admin";
+            /**
+             * @description The version this change is based on, when no If-Match header is sent.
+             * @example 3
+             */
+            version?: number;
+        };
+        CreateProductDto: {
+            /**
+             * @description Unique case-insensitively after trimming. Letters, digits, `.`, `_`, `-`.
+             * @example TSHIRT-RED-M
+             */
+            sku: string;
+            /**
+             * @description Unique; lowercase words joined by dashes.
+             * @example red-t-shirt-m
+             */
+            slug: string;
+            /** @example Red T-shirt (M) */
+            name: string;
+            /**
+             * @default
+             * @example Organic cotton, medium.
+             */
+            description?: string;
+            /** @example 1999 */
+            priceCents: number;
+            /**
+             * @description ISO 4217; stored upper-case (`eur` is `EUR`).
+             * @example EUR
+             */
+            currency: string;
+            /** @example 100 */
+            stock: number;
+            /**
+             * @default true
+             * @example true
+             */
+            active?: boolean;
+        };
+        ProductDto: {
+            /** Format: uuid */
+            id: string;
+            /** @example TSHIRT-RED-M */
+            sku: string;
+            /** @example red-t-shirt-m */
+            slug: string;
+            /** @example Red T-shirt (M) */
+            name: string;
+            /** @example Organic cotton, medium. */
+            description: string;
+            /**
+             * @description Integer minor units of `currency`.
+             * @example 1999
+             */
+            priceCents: number;
+            /**
+             * @description ISO 4217.
+             * @example EUR
+             */
+            currency: string;
+            /**
+             * @description Units available to order now.
+             * @example 42
+             */
+            stock: number;
+            /**
+             * @description Inactive products cannot be ordered.
+             * @example true
+             */
+            active: boolean;
+            /**
+             * @description +1 on every change, stock included.
+             * @example 3
+             */
+            version: number;
+            /** Format: date-time */
+            createdAt: string;
+            /** Format: date-time */
+            updatedAt: string;
+        };
+        ProductPageDto: {
+            /**
+             * @description Matching items in all pages.
+             * @example 42
+             */
+            total: number;
+            /** @example 20 */
+            limit: number;
+            /** @example 0 */
+            offset: number;
+            items: components["schemas"]["ProductDto"][];
+        };
+        UpdateProductDto: {
+            /**
+             * @description Unique case-insensitively after trimming. Letters, digits, `.`, `_`, `-`.
+             * @example TSHIRT-RED-M
+             */
+            sku?: string;
+            /**
+             * @description Unique; lowercase words joined by dashes.
+             * @example red-t-shirt-m
+             */
+            slug?: string;
+            /** @example Red T-shirt (M) */
+            name?: string;
+            /**
+             * @default
+             * @example Organic cotton, medium.
+             */
+            description?: string;
+            /** @example 1999 */
+            priceCents?: number;
+            /**
+             * @description ISO 4217; stored upper-case (`eur` is `EUR`).
+             * @example EUR
+             */
+            currency?: string;
+            /** @example 100 */
+            stock?: number;
+            /**
+             * @default true
+             * @example true
+             */
+            active?: boolean;
+            /**
+             * @description The version this change is based on, when no If-Match header is sent.
+             * @example 3
+             */
+            version?: number;
+        };
+        StockAdjustmentDto: {
+            /**
+             * @description Relative change, applied atomically. A result below 0 is refused (409).
+             * @example -3
+             */
+            delta: number;
+            /** @example cycle count correction */
+            reason: string;
+        };
+        OrderLineInputDto: {
+            /** Format: uuid */
+            productId: string;
+            /** @example 2 */
+            quantity: number;
+        };
+        CreateOrderDto: {
+            /** @description Lines for the same product are merged before stock is checked. */
+            items: components["schemas"]["OrderLineInputDto"][];
+        };
+        OrderItemDto: {
+            /** Format: uuid */
+            productId: string;
+            /**
+             * @description As it was when ordered.
+             * @example TSHIRT-RED-M
+             */
+            sku: string;
+            /**
+             * @description As it was when ordered.
+             * @example Red T-shirt (M)
+             */
+            name: string;
+            /**
+             * @description Price when ordered, minor units.
+             * @example 1999
+             */
+            unitPriceCents: number;
+            /** @example 2 */
+            quantity: number;
+        };
+        OrderDto: {
+            /** Format: uuid */
+            id: string;
+            /** Format: uuid */
+            userId: string;
+            /** @enum {string} */
+            status: "pending" | "paid" | "shipped" | "delivered" | "cancelled";
+            /**
+             * @description The actions legal now for you.
+             * @example [
+             *       "pay",
+             *       "cancel"
+             *     ]
+             */
+            allowedTransitions: ("pay" | "ship" | "deliver" | "cancel")[];
+            items: components["schemas"]["OrderItemDto"][];
+            /**
+             * @description Computed by the server from the prices at ordering.
+             * @example 3998
+             */
+            totalCents: number;
+            /** @example EUR */
+            currency: string;
+            /** @example 1 */
+            version: number;
+            /** Format: date-time */
+            createdAt: string;
+            /** Format: date-time */
+            updatedAt: string;
+        };
+        OrderPageDto: {
+            /**
+             * @description Matching items in all pages.
+             * @example 42
+             */
+            total: number;
+            /** @example 20 */
+            limit: number;
+            /** @example 0 */
+            offset: number;
+            items: components["schemas"]["OrderDto"][];
+        };
+        HistoryEntryDto: {
+            /**
+             * @description null for creation.
+             * @enum {string|null}
+             */
+            from: "pending" | "paid" | "shipped" | "delivered" | "cancelled" | null;
+            /** @enum {string} */
+            to: "pending" | "paid" | "shipped" | "delivered" | "cancelled";
+            /** Format: date-time */
+            at: string;
+            /** Format: uuid */
+            actorId: string;
+        };
     };
-    RegisterDto: {
-      /**
-       * @description Unique, compared case-insensitively after trimming.
-       * @example ada@example.com
-       */
-      email: string;
-      /** @example correct horse battery staple */
-      password: string;
-      /** @example Ada Lovelace */
-      name: string;
-    };
-    UserDto: {
-      /** Format: uuid */
-      id: string;
-      /** @example ada@example.com */
-      email: string;
-      /** @example Ada Lovelace */
-      name: string;
-      /** @enum {string} */
-      role: 'customer' | 'admin';
-      /**
-       * @description +1 on every change.
-       * @example 1
-       */
-      version: number;
-      /** Format: date-time */
-      createdAt: string;
-      /** Format: date-time */
-      updatedAt: string;
-    };
-    LoginDto: {
-      /** @example ada@example.com */
-      email: string;
-      /** @example correct horse battery staple */
-      password: string;
-    };
-    TokenDto: {
-      /** @description JWT (HS256) to send as `Authorization: Bearer <accessToken>`. */
-      accessToken: string;
-      /**
-       * @example Bearer
-       * @enum {string}
-       */
-      tokenType: 'Bearer';
-      /**
-       * @description Seconds until the token expires.
-       * @example 3600
-       */
-      expiresIn: number;
-    };
-    UserPageDto: {
-      /**
-       * @description Matching items in all pages.
-       * @example 42
-       */
-      total: number;
-      /** @example 20 */
-      limit: number;
-      /** @example 0 */
-      offset: number;
-      items: components['schemas']['UserDto'][];
-    };
-    UpdateUserDto: {
-      /** @example ada@example.org */
-      email?: string;
-      /** @example Ada King */
-      name?: string;
-      password?: string;
-      /**
-       * @description Admins only.
-       * @enum {string}
-       */
-      role?: 'customer' | 'admin';
-      /**
-       * @description The version this change is based on, when no If-Match header is sent.
-       * @example 3
-       */
-      version?: number;
-    };
-    CreateProductDto: {
-      /**
-       * @description Unique case-insensitively after trimming. Letters, digits, `.`, `_`, `-`.
-       * @example TSHIRT-RED-M
-       */
-      sku: string;
-      /**
-       * @description Unique; lowercase words joined by dashes.
-       * @example red-t-shirt-m
-       */
-      slug: string;
-      /** @example Red T-shirt (M) */
-      name: string;
-      /**
-       * @default
-       * @example Organic cotton, medium.
-       */
-      description?: string;
-      /** @example 1999 */
-      priceCents: number;
-      /** @example EUR */
-      currency: string;
-      /** @example 100 */
-      stock: number;
-      /**
-       * @default true
-       * @example true
-       */
-      active?: boolean;
-    };
-    ProductDto: {
-      /** Format: uuid */
-      id: string;
-      /** @example TSHIRT-RED-M */
-      sku: string;
-      /** @example red-t-shirt-m */
-      slug: string;
-      /** @example Red T-shirt (M) */
-      name: string;
-      /** @example Organic cotton, medium. */
-      description: string;
-      /**
-       * @description Integer minor units of `currency`.
-       * @example 1999
-       */
-      priceCents: number;
-      /**
-       * @description ISO 4217.
-       * @example EUR
-       */
-      currency: string;
-      /**
-       * @description Units available to order now.
-       * @example 42
-       */
-      stock: number;
-      /**
-       * @description Inactive products cannot be ordered.
-       * @example true
-       */
-      active: boolean;
-      /**
-       * @description +1 on every change, stock included.
-       * @example 3
-       */
-      version: number;
-      /** Format: date-time */
-      createdAt: string;
-      /** Format: date-time */
-      updatedAt: string;
-    };
-    ProductPageDto: {
-      /**
-       * @description Matching items in all pages.
-       * @example 42
-       */
-      total: number;
-      /** @example 20 */
-      limit: number;
-      /** @example 0 */
-      offset: number;
-      items: components['schemas']['ProductDto'][];
-    };
-    UpdateProductDto: {
-      /**
-       * @description Unique case-insensitively after trimming. Letters, digits, `.`, `_`, `-`.
-       * @example TSHIRT-RED-M
-       */
-      sku?: string;
-      /**
-       * @description Unique; lowercase words joined by dashes.
-       * @example red-t-shirt-m
-       */
-      slug?: string;
-      /** @example Red T-shirt (M) */
-      name?: string;
-      /**
-       * @default
-       * @example Organic cotton, medium.
-       */
-      description?: string;
-      /** @example 1999 */
-      priceCents?: number;
-      /** @example EUR */
-      currency?: string;
-      /** @example 100 */
-      stock?: number;
-      /**
-       * @default true
-       * @example true
-       */
-      active?: boolean;
-      /**
-       * @description The version this change is based on, when no If-Match header is sent.
-       * @example 3
-       */
-      version?: number;
-    };
-    StockAdjustmentDto: {
-      /**
-       * @description Relative change, applied atomically. A result below 0 is refused (409).
-       * @example -3
-       */
-      delta: number;
-      /** @example cycle count correction */
-      reason: string;
-    };
-    OrderLineInputDto: {
-      /** Format: uuid */
-      productId: string;
-      /** @example 2 */
-      quantity: number;
-    };
-    CreateOrderDto: {
-      /** @description Lines for the same product are merged before stock is checked. */
-      items: components['schemas']['OrderLineInputDto'][];
-    };
-    OrderItemDto: {
-      /** Format: uuid */
-      productId: string;
-      /**
-       * @description As it was when ordered.
-       * @example TSHIRT-RED-M
-       */
-      sku: string;
-      /**
-       * @description As it was when ordered.
-       * @example Red T-shirt (M)
-       */
-      name: string;
-      /**
-       * @description Price when ordered, minor units.
-       * @example 1999
-       */
-      unitPriceCents: number;
-      /** @example 2 */
-      quantity: number;
-    };
-    OrderDto: {
-      /** Format: uuid */
-      id: string;
-      /** Format: uuid */
-      userId: string;
-      /** @enum {string} */
-      status: 'pending' | 'paid' | 'shipped' | 'delivered' | 'cancelled';
-      /**
-       * @description The actions legal now for you.
-       * @example [
-       *       "pay",
-       *       "cancel"
-       *     ]
-       */
-      allowedTransitions: ('pay' | 'ship' | 'deliver' | 'cancel')[];
-      items: components['schemas']['OrderItemDto'][];
-      /**
-       * @description Computed by the server from the prices at ordering.
-       * @example 3998
-       */
-      totalCents: number;
-      /** @example EUR */
-      currency: string;
-      /** @example 1 */
-      version: number;
-      /** Format: date-time */
-      createdAt: string;
-      /** Format: date-time */
-      updatedAt: string;
-    };
-    OrderPageDto: {
-      /**
-       * @description Matching items in all pages.
-       * @example 42
-       */
-      total: number;
-      /** @example 20 */
-      limit: number;
-      /** @example 0 */
-      offset: number;
-      items: components['schemas']['OrderDto'][];
-    };
-    HistoryEntryDto: {
-      /**
-       * @description null for creation.
-       * @enum {string|null}
-       */
-      from: 'pending' | 'paid' | 'shipped' | 'delivered' | 'cancelled' | null;
-      /** @enum {string} */
-      to: 'pending' | 'paid' | 'shipped' | 'delivered' | 'cancelled';
-      /** Format: date-time */
-      at: string;
-      /** Format: uuid */
-      actorId: string;
-    };
-  };
-  responses: never;
-  parameters: never;
-  requestBodies: never;
-  headers: never;
-  pathItems: never;
+    responses: never;
+    parameters: never;
+    requestBodies: never;
+    headers: never;
+    pathItems: never;
 }
 export type $defs = Record<string, never>;
 export interface operations {
-  MetricsController_scrape: {
-    parameters: {
-      query?: never;
-      header?: {
-        /** @description Your correlation id (1-128 of A-Z a-z 0-9 . _ : -); echoed back, else one is made. */
-        'X-Request-Id'?: string;
-      };
-      path?: never;
-      cookie?: never;
-    };
-    requestBody?: never;
-    responses: {
-      200: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'text/plain': string;
-        };
-      };
-    };
-  };
-  HealthController_live: {
-    parameters: {
-      query?: never;
-      header?: {
-        /** @description Your correlation id (1-128 of A-Z a-z 0-9 . _ : -); echoed back, else one is made. */
-        'X-Request-Id'?: string;
-      };
-      path?: never;
-      cookie?: never;
-    };
-    requestBody?: never;
-    responses: {
-      200: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': unknown;
-        };
-      };
-    };
-  };
-  HealthController_ready: {
-    parameters: {
-      query?: never;
-      header?: {
-        /** @description Your correlation id (1-128 of A-Z a-z 0-9 . _ : -); echoed back, else one is made. */
-        'X-Request-Id'?: string;
-      };
-      path?: never;
-      cookie?: never;
-    };
-    requestBody?: never;
-    responses: {
-      /**
-       * @description Ready to take traffic.
-       *
-       *     The Health Check is successful
-       */
-      200: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': {
-            /**
-             * @example ok
-             * @enum {string}
-             */
-            status?: 'ok' | 'degraded';
-            /**
-             * @example {
-             *       "database": {
-             *         "status": "up",
-             *         "responseTime": 12
-             *       }
-             *     }
-             */
-            info?: {
-              [key: string]: {
-                /** @enum {string} */
-                status: 'up' | 'degraded' | 'down';
-                /** @description Time the health indicator took to respond, in ms */
-                responseTime?: number;
-              } & {
-                [key: string]: unknown;
-              };
-            } | null;
-            /** @example {} */
-            error?: {
-              [key: string]: {
-                /** @enum {string} */
-                status: 'up' | 'degraded' | 'down';
-                /** @description Time the health indicator took to respond, in ms */
-                responseTime?: number;
-              } & {
-                [key: string]: unknown;
-              };
-            } | null;
-            /**
-             * @example {
-             *       "database": {
-             *         "status": "up",
-             *         "responseTime": 12
-             *       }
-             *     }
-             */
-            details?: {
-              [key: string]: {
-                /** @enum {string} */
-                status: 'up' | 'degraded' | 'down';
-                /** @description Time the health indicator took to respond, in ms */
-                responseTime?: number;
-              } & {
-                [key: string]: unknown;
-              };
+    MetricsController_scrape: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Your correlation id (1-128 of A-Z a-z 0-9 . _ : -); echoed back, else one is made. */
+                "X-Request-Id"?: string;
             };
-          };
+            path?: never;
+            cookie?: never;
         };
-      };
-      /**
-       * @description Database unreachable, or shutting down (problem+json 503).
-       *
-       *     The Health Check is not successful
-       */
-      503: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': {
-            /**
-             * @example error
-             * @enum {string}
-             */
-            status?: 'error' | 'shutting_down';
-            /**
-             * @example {
-             *       "database": {
-             *         "status": "up",
-             *         "responseTime": 12
-             *       }
-             *     }
-             */
-            info?: {
-              [key: string]: {
-                /** @enum {string} */
-                status: 'up' | 'degraded' | 'down';
-                /** @description Time the health indicator took to respond, in ms */
-                responseTime?: number;
-              } & {
-                [key: string]: unknown;
-              };
-            } | null;
-            /**
-             * @example {
-             *       "redis": {
-             *         "status": "down",
-             *         "message": "Could not connect",
-             *         "responseTime": 3005
-             *       }
-             *     }
-             */
-            error?: {
-              [key: string]: {
-                /** @enum {string} */
-                status: 'up' | 'degraded' | 'down';
-                /** @description Time the health indicator took to respond, in ms */
-                responseTime?: number;
-              } & {
-                [key: string]: unknown;
-              };
-            } | null;
-            /**
-             * @example {
-             *       "database": {
-             *         "status": "up",
-             *         "responseTime": 12
-             *       },
-             *       "redis": {
-             *         "status": "down",
-             *         "message": "Could not connect",
-             *         "responseTime": 3005
-             *       }
-             *     }
-             */
-            details?: {
-              [key: string]: {
-                /** @enum {string} */
-                status: 'up' | 'degraded' | 'down';
-                /** @description Time the health indicator took to respond, in ms */
-                responseTime?: number;
-              } & {
-                [key: string]: unknown;
-              };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
             };
-          };
         };
-      };
     };
-  };
-  AuthController_register: {
-    parameters: {
-      query?: never;
-      header?: {
-        /** @description Your correlation id (1-128 of A-Z a-z 0-9 . _ : -); echoed back, else one is made. */
-        'X-Request-Id'?: string;
-      };
-      path?: never;
-      cookie?: never;
+    HealthController_live: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Your correlation id (1-128 of A-Z a-z 0-9 . _ : -); echoed back, else one is made. */
+                "X-Request-Id"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+        };
     };
-    requestBody: {
-      content: {
-        'application/json': components['schemas']['RegisterDto'];
-      };
+    HealthController_ready: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Your correlation id (1-128 of A-Z a-z 0-9 . _ : -); echoed back, else one is made. */
+                "X-Request-Id"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /**
+             * @description Ready to take traffic.
+             *
+             *     The Health Check is successful
+             */
+            200: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /**
+                         * @example ok
+                         * @enum {string}
+                         */
+                        status?: "ok" | "degraded";
+                        /**
+                         * @example {
+                         *       "database": {
+                         *         "status": "up",
+                         *         "responseTime": 12
+                         *       }
+                         *     }
+                         */
+                        info?: {
+                            [key: string]: {
+                                /** @enum {string} */
+                                status: "up" | "degraded" | "down";
+                                /** @description Time the health indicator took to respond, in ms */
+                                responseTime?: number;
+                            } & {
+                                [key: string]: unknown;
+                            };
+                        } | null;
+                        /** @example {} */
+                        error?: {
+                            [key: string]: {
+                                /** @enum {string} */
+                                status: "up" | "degraded" | "down";
+                                /** @description Time the health indicator took to respond, in ms */
+                                responseTime?: number;
+                            } & {
+                                [key: string]: unknown;
+                            };
+                        } | null;
+                        /**
+                         * @example {
+                         *       "database": {
+                         *         "status": "up",
+                         *         "responseTime": 12
+                         *       }
+                         *     }
+                         */
+                        details?: {
+                            [key: string]: {
+                                /** @enum {string} */
+                                status: "up" | "degraded" | "down";
+                                /** @description Time the health indicator took to respond, in ms */
+                                responseTime?: number;
+                            } & {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /**
+             * @description Database unreachable, or shutting down (problem+json 503).
+             *
+             *     The Health Check is not successful
+             */
+            503: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /**
+                         * @example error
+                         * @enum {string}
+                         */
+                        status?: "error" | "shutting_down";
+                        /**
+                         * @example {
+                         *       "database": {
+                         *         "status": "up",
+                         *         "responseTime": 12
+                         *       }
+                         *     }
+                         */
+                        info?: {
+                            [key: string]: {
+                                /** @enum {string} */
+                                status: "up" | "degraded" | "down";
+                                /** @description Time the health indicator took to respond, in ms */
+                                responseTime?: number;
+                            } & {
+                                [key: string]: unknown;
+                            };
+                        } | null;
+                        /**
+                         * @example {
+                         *       "redis": {
+                         *         "status": "down",
+                         *         "message": "Could not connect",
+                         *         "responseTime": 3005
+                         *       }
+                         *     }
+                         */
+                        error?: {
+                            [key: string]: {
+                                /** @enum {string} */
+                                status: "up" | "degraded" | "down";
+                                /** @description Time the health indicator took to respond, in ms */
+                                responseTime?: number;
+                            } & {
+                                [key: string]: unknown;
+                            };
+                        } | null;
+                        /**
+                         * @example {
+                         *       "database": {
+                         *         "status": "up",
+                         *         "responseTime": 12
+                         *       },
+                         *       "redis": {
+                         *         "status": "down",
+                         *         "message": "Could not connect",
+                         *         "responseTime": 3005
+                         *       }
+                         *     }
+                         */
+                        details?: {
+                            [key: string]: {
+                                /** @enum {string} */
+                                status: "up" | "degraded" | "down";
+                                /** @description Time the health indicator took to respond, in ms */
+                                responseTime?: number;
+                            } & {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+        };
     };
-    responses: {
-      /** @description Created; `Location` names the user, `ETag` its version. */
-      201: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
+    AuthController_register: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Your correlation id (1-128 of A-Z a-z 0-9 . _ : -); echoed back, else one is made. */
+                "X-Request-Id"?: string;
+            };
+            path?: never;
+            cookie?: never;
         };
-        content: {
-          'application/json': components['schemas']['UserDto'];
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RegisterDto"];
+            };
         };
-      };
-      /** @description `VALIDATION_FAILED`: The request is not valid */
-      400: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
+        responses: {
+            /** @description Created; `Location` names the user, `ETag` its version. */
+            201: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UserDto"];
+                };
+            };
+            /** @description `VALIDATION_FAILED`: The request is not valid */
+            400: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `EMAIL_TAKEN`: Email already registered */
+            409: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: Payload too large */
+            413: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `UNSUPPORTED_MEDIA_TYPE`: Unsupported media type */
+            415: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `RATE_LIMITED`: Too many requests */
+            429: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `INTERNAL`: Internal error */
+            500: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
         };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `EMAIL_TAKEN`: Email already registered */
-      409: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `PAYLOAD_TOO_LARGE`: Payload too large */
-      413: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `UNSUPPORTED_MEDIA_TYPE`: Unsupported media type */
-      415: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `RATE_LIMITED`: Too many requests */
-      429: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          /** @description Seconds to wait before retrying. */
-          'Retry-After'?: number;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `INTERNAL`: Internal error */
-      500: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
     };
-  };
-  AuthController_login: {
-    parameters: {
-      query?: never;
-      header?: {
-        /** @description Your correlation id (1-128 of A-Z a-z 0-9 . _ : -); echoed back, else one is made. */
-        'X-Request-Id'?: string;
-      };
-      path?: never;
-      cookie?: never;
+    AuthController_login: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Your correlation id (1-128 of A-Z a-z 0-9 . _ : -); echoed back, else one is made. */
+                "X-Request-Id"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["LoginDto"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TokenDto"];
+                };
+            };
+            /** @description `VALIDATION_FAILED`: The request is not valid */
+            400: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: Authentication required */
+            401: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `UNSUPPORTED_MEDIA_TYPE`: Unsupported media type */
+            415: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `RATE_LIMITED`: Too many requests */
+            429: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `INTERNAL`: Internal error */
+            500: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+        };
     };
-    requestBody: {
-      content: {
-        'application/json': components['schemas']['LoginDto'];
-      };
+    UsersController_me: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description An ETag you hold; when it is still current the answer is 304 with no body. */
+                "If-None-Match"?: string;
+                /** @description Your correlation id (1-128 of A-Z a-z 0-9 . _ : -); echoed back, else one is made. */
+                "X-Request-Id"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    /** @description Strong, opaque entity tag of this representation. */
+                    ETag?: string;
+                    /** @description When the resource last changed. */
+                    "Last-Modified"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UserDto"];
+                };
+            };
+            /** @description If-None-Match matched. */
+            304: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description `UNAUTHENTICATED`: Authentication required */
+            401: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `RATE_LIMITED`: Too many requests */
+            429: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `INTERNAL`: Internal error */
+            500: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+        };
     };
-    responses: {
-      200: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
+    UsersController_list: {
+        parameters: {
+            query?: {
+                limit?: number;
+                offset?: number;
+            };
+            header?: {
+                /** @description Your correlation id (1-128 of A-Z a-z 0-9 . _ : -); echoed back, else one is made. */
+                "X-Request-Id"?: string;
+            };
+            path?: never;
+            cookie?: never;
         };
-        content: {
-          'application/json': components['schemas']['TokenDto'];
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UserPageDto"];
+                };
+            };
+            /** @description `VALIDATION_FAILED`: The request is not valid */
+            400: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: Authentication required */
+            401: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `FORBIDDEN`: Not allowed for this role */
+            403: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `RATE_LIMITED`: Too many requests */
+            429: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `INTERNAL`: Internal error */
+            500: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
         };
-      };
-      /** @description `VALIDATION_FAILED`: The request is not valid */
-      400: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `UNAUTHENTICATED`: Authentication required */
-      401: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `UNSUPPORTED_MEDIA_TYPE`: Unsupported media type */
-      415: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `RATE_LIMITED`: Too many requests */
-      429: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          /** @description Seconds to wait before retrying. */
-          'Retry-After'?: number;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `INTERNAL`: Internal error */
-      500: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
     };
-  };
-  UsersController_me: {
-    parameters: {
-      query?: never;
-      header?: {
-        /** @description An ETag you hold; when it is still current the answer is 304 with no body. */
-        'If-None-Match'?: string;
-        /** @description Your correlation id (1-128 of A-Z a-z 0-9 . _ : -); echoed back, else one is made. */
-        'X-Request-Id'?: string;
-      };
-      path?: never;
-      cookie?: never;
+    UsersController_get: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description An ETag you hold; when it is still current the answer is 304 with no body. */
+                "If-None-Match"?: string;
+                /** @description Your correlation id (1-128 of A-Z a-z 0-9 . _ : -); echoed back, else one is made. */
+                "X-Request-Id"?: string;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    /** @description Strong, opaque entity tag of this representation. */
+                    ETag?: string;
+                    /** @description When the resource last changed. */
+                    "Last-Modified"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UserDto"];
+                };
+            };
+            /** @description If-None-Match matched. */
+            304: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description `VALIDATION_FAILED`: The request is not valid */
+            400: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: Authentication required */
+            401: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `NOT_FOUND`: Resource not found */
+            404: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `RATE_LIMITED`: Too many requests */
+            429: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `INTERNAL`: Internal error */
+            500: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+        };
     };
-    requestBody?: never;
-    responses: {
-      200: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          /** @description Strong, opaque entity tag of this representation. */
-          ETag?: string;
-          /** @description When the resource last changed. */
-          'Last-Modified'?: string;
-          [name: string]: unknown;
+    UsersController_remove: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The ETag you read (strong comparison; lists and `*` accepted). Stale → 412. Without it, `If-Unmodified-Since` or a body `version` is required, else 428. */
+                "If-Match"?: string;
+                /** @description HTTP-date alternative to If-Match (one-second resolution). Stale → 412. */
+                "If-Unmodified-Since"?: string;
+                /** @description Your correlation id (1-128 of A-Z a-z 0-9 . _ : -); echoed back, else one is made. */
+                "X-Request-Id"?: string;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
         };
-        content: {
-          'application/json': components['schemas']['UserDto'];
+        requestBody?: never;
+        responses: {
+            /** @description Deleted. */
+            204: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description `VALIDATION_FAILED`: The request is not valid */
+            400: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: Authentication required */
+            401: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `FORBIDDEN`: Not allowed for this role */
+            403: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `NOT_FOUND`: Resource not found */
+            404: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `RESOURCE_IN_USE`: Resource is still referenced */
+            409: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `PRECONDITION_FAILED`: Precondition failed */
+            412: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `PRECONDITION_REQUIRED`: Precondition required */
+            428: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `RATE_LIMITED`: Too many requests */
+            429: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `INTERNAL`: Internal error */
+            500: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
         };
-      };
-      /** @description If-None-Match matched. */
-      304: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content?: never;
-      };
-      /** @description `UNAUTHENTICATED`: Authentication required */
-      401: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `RATE_LIMITED`: Too many requests */
-      429: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          /** @description Seconds to wait before retrying. */
-          'Retry-After'?: number;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `INTERNAL`: Internal error */
-      500: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
     };
-  };
-  UsersController_list: {
-    parameters: {
-      query?: {
-        limit?: number;
-        offset?: number;
-      };
-      header?: {
-        /** @description Your correlation id (1-128 of A-Z a-z 0-9 . _ : -); echoed back, else one is made. */
-        'X-Request-Id'?: string;
-      };
-      path?: never;
-      cookie?: never;
+    UsersController_update: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The ETag you read (strong comparison; lists and `*` accepted). Stale → 412. Without it, `If-Unmodified-Since` or a body `version` is required, else 428. */
+                "If-Match"?: string;
+                /** @description HTTP-date alternative to If-Match (one-second resolution). Stale → 412. */
+                "If-Unmodified-Since"?: string;
+                /** @description Your correlation id (1-128 of A-Z a-z 0-9 . _ : -); echoed back, else one is made. */
+                "X-Request-Id"?: string;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateUserDto"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    /** @description Strong, opaque entity tag of this representation. */
+                    ETag?: string;
+                    /** @description When the resource last changed. */
+                    "Last-Modified"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UserDto"];
+                };
+            };
+            /** @description `VALIDATION_FAILED`: The request is not valid */
+            400: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: Authentication required */
+            401: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `FORBIDDEN`: Not allowed for this role */
+            403: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `NOT_FOUND`: Resource not found */
+            404: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `EMAIL_TAKEN`: Email already registered; `VERSION_MISMATCH`: Version mismatch */
+            409: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `PRECONDITION_FAILED`: Precondition failed */
+            412: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `UNSUPPORTED_MEDIA_TYPE`: Unsupported media type */
+            415: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `PRECONDITION_REQUIRED`: Precondition required */
+            428: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `RATE_LIMITED`: Too many requests */
+            429: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `INTERNAL`: Internal error */
+            500: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+        };
     };
-    requestBody?: never;
-    responses: {
-      200: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
+    ProductsController_list: {
+        parameters: {
+            query?: {
+                limit?: number;
+                offset?: number;
+                /** @description Matches name, SKU or slug (case-insensitive substring). */
+                q?: string;
+                active?: "true" | "false";
+            };
+            header?: {
+                /** @description An ETag you hold; when it is still current the answer is 304 with no body. */
+                "If-None-Match"?: string;
+                /** @description Your correlation id (1-128 of A-Z a-z 0-9 . _ : -); echoed back, else one is made. */
+                "X-Request-Id"?: string;
+            };
+            path?: never;
+            cookie?: never;
         };
-        content: {
-          'application/json': components['schemas']['UserPageDto'];
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    /** @description Strong, opaque entity tag of this representation. */
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProductPageDto"];
+                };
+            };
+            /** @description If-None-Match matched. */
+            304: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description `VALIDATION_FAILED`: The request is not valid */
+            400: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `RATE_LIMITED`: Too many requests */
+            429: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `INTERNAL`: Internal error */
+            500: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
         };
-      };
-      /** @description `VALIDATION_FAILED`: The request is not valid */
-      400: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `UNAUTHENTICATED`: Authentication required */
-      401: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `FORBIDDEN`: Not allowed for this role */
-      403: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `RATE_LIMITED`: Too many requests */
-      429: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          /** @description Seconds to wait before retrying. */
-          'Retry-After'?: number;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `INTERNAL`: Internal error */
-      500: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
     };
-  };
-  UsersController_get: {
-    parameters: {
-      query?: never;
-      header?: {
-        /** @description An ETag you hold; when it is still current the answer is 304 with no body. */
-        'If-None-Match'?: string;
-        /** @description Your correlation id (1-128 of A-Z a-z 0-9 . _ : -); echoed back, else one is made. */
-        'X-Request-Id'?: string;
-      };
-      path: {
-        id: string;
-      };
-      cookie?: never;
+    ProductsController_create: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Your correlation id (1-128 of A-Z a-z 0-9 . _ : -); echoed back, else one is made. */
+                "X-Request-Id"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateProductDto"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    /** @description Strong, opaque entity tag of this representation. */
+                    ETag?: string;
+                    /** @description When the resource last changed. */
+                    "Last-Modified"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProductDto"];
+                };
+            };
+            /** @description `VALIDATION_FAILED`: The request is not valid */
+            400: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: Authentication required */
+            401: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `FORBIDDEN`: Not allowed for this role */
+            403: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `SKU_TAKEN`: SKU already in use; `SLUG_TAKEN`: Slug already in use */
+            409: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `UNSUPPORTED_MEDIA_TYPE`: Unsupported media type */
+            415: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `RATE_LIMITED`: Too many requests */
+            429: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `INTERNAL`: Internal error */
+            500: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+        };
     };
-    requestBody?: never;
-    responses: {
-      200: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          /** @description Strong, opaque entity tag of this representation. */
-          ETag?: string;
-          /** @description When the resource last changed. */
-          'Last-Modified'?: string;
-          [name: string]: unknown;
+    ProductsController_get: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description An ETag you hold; when it is still current the answer is 304 with no body. */
+                "If-None-Match"?: string;
+                /** @description Your correlation id (1-128 of A-Z a-z 0-9 . _ : -); echoed back, else one is made. */
+                "X-Request-Id"?: string;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
         };
-        content: {
-          'application/json': components['schemas']['UserDto'];
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    /** @description Strong, opaque entity tag of this representation. */
+                    ETag?: string;
+                    /** @description When the resource last changed. */
+                    "Last-Modified"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProductDto"];
+                };
+            };
+            /** @description If-None-Match matched. */
+            304: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description `VALIDATION_FAILED`: The request is not valid */
+            400: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `NOT_FOUND`: Resource not found */
+            404: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `RATE_LIMITED`: Too many requests */
+            429: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `INTERNAL`: Internal error */
+            500: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
         };
-      };
-      /** @description If-None-Match matched. */
-      304: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content?: never;
-      };
-      /** @description `VALIDATION_FAILED`: The request is not valid */
-      400: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `UNAUTHENTICATED`: Authentication required */
-      401: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `NOT_FOUND`: Resource not found */
-      404: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `RATE_LIMITED`: Too many requests */
-      429: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          /** @description Seconds to wait before retrying. */
-          'Retry-After'?: number;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `INTERNAL`: Internal error */
-      500: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
     };
-  };
-  UsersController_remove: {
-    parameters: {
-      query?: never;
-      header?: {
-        /** @description The ETag you read (strong comparison; lists and `*` accepted). Stale → 412. Without it, `If-Unmodified-Since` or a body `version` is required, else 428. */
-        'If-Match'?: string;
-        /** @description HTTP-date alternative to If-Match (one-second resolution). Stale → 412. */
-        'If-Unmodified-Since'?: string;
-        /** @description Your correlation id (1-128 of A-Z a-z 0-9 . _ : -); echoed back, else one is made. */
-        'X-Request-Id'?: string;
-      };
-      path: {
-        id: string;
-      };
-      cookie?: never;
+    ProductsController_remove: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The ETag you read (strong comparison; lists and `*` accepted). Stale → 412. Without it, `If-Unmodified-Since` or a body `version` is required, else 428. */
+                "If-Match"?: string;
+                /** @description HTTP-date alternative to If-Match (one-second resolution). Stale → 412. */
+                "If-Unmodified-Since"?: string;
+                /** @description Your correlation id (1-128 of A-Z a-z 0-9 . _ : -); echoed back, else one is made. */
+                "X-Request-Id"?: string;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted. */
+            204: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description `VALIDATION_FAILED`: The request is not valid */
+            400: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: Authentication required */
+            401: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `FORBIDDEN`: Not allowed for this role */
+            403: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `NOT_FOUND`: Resource not found */
+            404: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `RESOURCE_IN_USE`: Resource is still referenced */
+            409: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `PRECONDITION_FAILED`: Precondition failed */
+            412: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `PRECONDITION_REQUIRED`: Precondition required */
+            428: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `RATE_LIMITED`: Too many requests */
+            429: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `INTERNAL`: Internal error */
+            500: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+        };
     };
-    requestBody?: never;
-    responses: {
-      /** @description Deleted. */
-      204: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
+    ProductsController_update: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The ETag you read (strong comparison; lists and `*` accepted). Stale → 412. Without it, `If-Unmodified-Since` or a body `version` is required, else 428. */
+                "If-Match"?: string;
+                /** @description HTTP-date alternative to If-Match (one-second resolution). Stale → 412. */
+                "If-Unmodified-Since"?: string;
+                /** @description Your correlation id (1-128 of A-Z a-z 0-9 . _ : -); echoed back, else one is made. */
+                "X-Request-Id"?: string;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
         };
-        content?: never;
-      };
-      /** @description `VALIDATION_FAILED`: The request is not valid */
-      400: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateProductDto"];
+            };
         };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
+        responses: {
+            200: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    /** @description Strong, opaque entity tag of this representation. */
+                    ETag?: string;
+                    /** @description When the resource last changed. */
+                    "Last-Modified"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProductDto"];
+                };
+            };
+            /** @description `VALIDATION_FAILED`: The request is not valid */
+            400: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: Authentication required */
+            401: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `FORBIDDEN`: Not allowed for this role */
+            403: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `NOT_FOUND`: Resource not found */
+            404: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `SKU_TAKEN`: SKU already in use; `SLUG_TAKEN`: Slug already in use; `VERSION_MISMATCH`: Version mismatch */
+            409: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `PRECONDITION_FAILED`: Precondition failed */
+            412: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `UNSUPPORTED_MEDIA_TYPE`: Unsupported media type */
+            415: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `PRECONDITION_REQUIRED`: Precondition required */
+            428: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `RATE_LIMITED`: Too many requests */
+            429: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `INTERNAL`: Internal error */
+            500: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
         };
-      };
-      /** @description `UNAUTHENTICATED`: Authentication required */
-      401: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `FORBIDDEN`: Not allowed for this role */
-      403: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `NOT_FOUND`: Resource not found */
-      404: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `RESOURCE_IN_USE`: Resource is still referenced */
-      409: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `PRECONDITION_FAILED`: Precondition failed */
-      412: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `PRECONDITION_REQUIRED`: Precondition required */
-      428: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `RATE_LIMITED`: Too many requests */
-      429: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          /** @description Seconds to wait before retrying. */
-          'Retry-After'?: number;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `INTERNAL`: Internal error */
-      500: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
     };
-  };
-  UsersController_update: {
-    parameters: {
-      query?: never;
-      header?: {
-        /** @description The ETag you read (strong comparison; lists and `*` accepted). Stale → 412. Without it, `If-Unmodified-Since` or a body `version` is required, else 428. */
-        'If-Match'?: string;
-        /** @description HTTP-date alternative to If-Match (one-second resolution). Stale → 412. */
-        'If-Unmodified-Since'?: string;
-        /** @description Your correlation id (1-128 of A-Z a-z 0-9 . _ : -); echoed back, else one is made. */
-        'X-Request-Id'?: string;
-      };
-      path: {
-        id: string;
-      };
-      cookie?: never;
+    ProductsController_adjustStock: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Your correlation id (1-128 of A-Z a-z 0-9 . _ : -); echoed back, else one is made. */
+                "X-Request-Id"?: string;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["StockAdjustmentDto"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    /** @description Strong, opaque entity tag of this representation. */
+                    ETag?: string;
+                    /** @description When the resource last changed. */
+                    "Last-Modified"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProductDto"];
+                };
+            };
+            /** @description `VALIDATION_FAILED`: The request is not valid */
+            400: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: Authentication required */
+            401: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `FORBIDDEN`: Not allowed for this role */
+            403: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `NOT_FOUND`: Resource not found */
+            404: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `INSUFFICIENT_STOCK`: Insufficient stock */
+            409: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `UNSUPPORTED_MEDIA_TYPE`: Unsupported media type */
+            415: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `RATE_LIMITED`: Too many requests */
+            429: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `INTERNAL`: Internal error */
+            500: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+        };
     };
-    requestBody: {
-      content: {
-        'application/json': components['schemas']['UpdateUserDto'];
-      };
+    OrdersController_list: {
+        parameters: {
+            query?: {
+                limit?: number;
+                offset?: number;
+                status?: "pending" | "paid" | "shipped" | "delivered" | "cancelled";
+            };
+            header?: {
+                /** @description Your correlation id (1-128 of A-Z a-z 0-9 . _ : -); echoed back, else one is made. */
+                "X-Request-Id"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OrderPageDto"];
+                };
+            };
+            /** @description `VALIDATION_FAILED`: The request is not valid */
+            400: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: Authentication required */
+            401: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `RATE_LIMITED`: Too many requests */
+            429: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `INTERNAL`: Internal error */
+            500: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+        };
     };
-    responses: {
-      200: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          /** @description Strong, opaque entity tag of this representation. */
-          ETag?: string;
-          /** @description When the resource last changed. */
-          'Last-Modified'?: string;
-          [name: string]: unknown;
+    OrdersController_create: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description 1-255 printable characters, scoped to you. Retrying with the same key and body replays the first outcome (`Idempotent-Replayed: true`) instead of acting twice; the same key with another body → 422; while the first is in flight → the retry waits, or gets 409 with Retry-After. Kept 24 h. */
+                "Idempotency-Key"?: string;
+                /** @description Your correlation id (1-128 of A-Z a-z 0-9 . _ : -); echoed back, else one is made. */
+                "X-Request-Id"?: string;
+            };
+            path?: never;
+            cookie?: never;
         };
-        content: {
-          'application/json': components['schemas']['UserDto'];
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateOrderDto"];
+            };
         };
-      };
-      /** @description `VALIDATION_FAILED`: The request is not valid */
-      400: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
+        responses: {
+            201: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    /** @description Strong, opaque entity tag of this representation. */
+                    ETag?: string;
+                    /** @description When the resource last changed. */
+                    "Last-Modified"?: string;
+                    /** @description The new order. */
+                    Location?: string;
+                    /** @description `true` when this is a stored outcome replayed. */
+                    "Idempotent-Replayed"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OrderDto"];
+                };
+            };
+            /** @description `VALIDATION_FAILED`: The request is not valid */
+            400: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: Authentication required */
+            401: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `INSUFFICIENT_STOCK`: Insufficient stock; `PRODUCT_UNAVAILABLE`: Product unavailable; `IDEMPOTENCY_KEY_IN_USE`: Idempotency key in use */
+            409: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: Payload too large */
+            413: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `UNSUPPORTED_MEDIA_TYPE`: Unsupported media type */
+            415: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `UNKNOWN_PRODUCT`: Unknown product; `IDEMPOTENCY_KEY_REUSED`: Idempotency key reused for another request */
+            422: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `RATE_LIMITED`: Too many requests */
+            429: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `INTERNAL`: Internal error */
+            500: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: Service unavailable */
+            503: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
         };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `UNAUTHENTICATED`: Authentication required */
-      401: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `FORBIDDEN`: Not allowed for this role */
-      403: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `NOT_FOUND`: Resource not found */
-      404: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `EMAIL_TAKEN`: Email already registered; `VERSION_MISMATCH`: Version mismatch */
-      409: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `PRECONDITION_FAILED`: Precondition failed */
-      412: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `UNSUPPORTED_MEDIA_TYPE`: Unsupported media type */
-      415: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `PRECONDITION_REQUIRED`: Precondition required */
-      428: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `RATE_LIMITED`: Too many requests */
-      429: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          /** @description Seconds to wait before retrying. */
-          'Retry-After'?: number;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `INTERNAL`: Internal error */
-      500: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
     };
-  };
-  ProductsController_list: {
-    parameters: {
-      query?: {
-        limit?: number;
-        offset?: number;
-        /** @description Matches name, SKU or slug (case-insensitive substring). */
-        q?: string;
-        active?: 'true' | 'false';
-      };
-      header?: {
-        /** @description An ETag you hold; when it is still current the answer is 304 with no body. */
-        'If-None-Match'?: string;
-        /** @description Your correlation id (1-128 of A-Z a-z 0-9 . _ : -); echoed back, else one is made. */
-        'X-Request-Id'?: string;
-      };
-      path?: never;
-      cookie?: never;
+    OrdersController_get: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description An ETag you hold; when it is still current the answer is 304 with no body. */
+                "If-None-Match"?: string;
+                /** @description Your correlation id (1-128 of A-Z a-z 0-9 . _ : -); echoed back, else one is made. */
+                "X-Request-Id"?: string;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    /** @description Strong, opaque entity tag of this representation. */
+                    ETag?: string;
+                    /** @description When the resource last changed. */
+                    "Last-Modified"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OrderDto"];
+                };
+            };
+            /** @description If-None-Match matched. */
+            304: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description `VALIDATION_FAILED`: The request is not valid */
+            400: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: Authentication required */
+            401: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `NOT_FOUND`: Resource not found */
+            404: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `RATE_LIMITED`: Too many requests */
+            429: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `INTERNAL`: Internal error */
+            500: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+        };
     };
-    requestBody?: never;
-    responses: {
-      200: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          /** @description Strong, opaque entity tag of this representation. */
-          ETag?: string;
-          [name: string]: unknown;
+    OrdersController_history: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Your correlation id (1-128 of A-Z a-z 0-9 . _ : -); echoed back, else one is made. */
+                "X-Request-Id"?: string;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
         };
-        content: {
-          'application/json': components['schemas']['ProductPageDto'];
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HistoryEntryDto"][];
+                };
+            };
+            /** @description `VALIDATION_FAILED`: The request is not valid */
+            400: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: Authentication required */
+            401: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `NOT_FOUND`: Resource not found */
+            404: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `RATE_LIMITED`: Too many requests */
+            429: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `INTERNAL`: Internal error */
+            500: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
         };
-      };
-      /** @description If-None-Match matched. */
-      304: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content?: never;
-      };
-      /** @description `VALIDATION_FAILED`: The request is not valid */
-      400: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `RATE_LIMITED`: Too many requests */
-      429: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          /** @description Seconds to wait before retrying. */
-          'Retry-After'?: number;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `INTERNAL`: Internal error */
-      500: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
     };
-  };
-  ProductsController_create: {
-    parameters: {
-      query?: never;
-      header?: {
-        /** @description Your correlation id (1-128 of A-Z a-z 0-9 . _ : -); echoed back, else one is made. */
-        'X-Request-Id'?: string;
-      };
-      path?: never;
-      cookie?: never;
+    OrdersController_pay: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Optional: the order ETag you read. Stale → 412 and nothing changes. */
+                "If-Match"?: string;
+                /** @description 1-255 printable characters, scoped to you. Retrying with the same key and body replays the first outcome (`Idempotent-Replayed: true`) instead of acting twice; the same key with another body → 422; while the first is in flight → the retry waits, or gets 409 with Retry-After. Kept 24 h. */
+                "Idempotency-Key"?: string;
+                /** @description Your correlation id (1-128 of A-Z a-z 0-9 . _ : -); echoed back, else one is made. */
+                "X-Request-Id"?: string;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    /** @description Strong, opaque entity tag of this representation. */
+                    ETag?: string;
+                    /** @description When the resource last changed. */
+                    "Last-Modified"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OrderDto"];
+                };
+            };
+            /** @description `VALIDATION_FAILED`: The request is not valid */
+            400: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: Authentication required */
+            401: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `FORBIDDEN`: Not allowed for this role */
+            403: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `NOT_FOUND`: Resource not found */
+            404: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `ILLEGAL_STATE_TRANSITION`: Illegal order state transition; `IDEMPOTENCY_KEY_IN_USE`: Idempotency key in use */
+            409: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `PRECONDITION_FAILED`: Precondition failed */
+            412: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `IDEMPOTENCY_KEY_REUSED`: Idempotency key reused for another request */
+            422: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `RATE_LIMITED`: Too many requests */
+            429: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `INTERNAL`: Internal error */
+            500: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: Service unavailable */
+            503: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+        };
     };
-    requestBody: {
-      content: {
-        'application/json': components['schemas']['CreateProductDto'];
-      };
+    OrdersController_ship: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Optional: the order ETag you read. Stale → 412 and nothing changes. */
+                "If-Match"?: string;
+                /** @description Your correlation id (1-128 of A-Z a-z 0-9 . _ : -); echoed back, else one is made. */
+                "X-Request-Id"?: string;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    /** @description Strong, opaque entity tag of this representation. */
+                    ETag?: string;
+                    /** @description When the resource last changed. */
+                    "Last-Modified"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OrderDto"];
+                };
+            };
+            /** @description `VALIDATION_FAILED`: The request is not valid */
+            400: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: Authentication required */
+            401: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `FORBIDDEN`: Not allowed for this role */
+            403: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `NOT_FOUND`: Resource not found */
+            404: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `ILLEGAL_STATE_TRANSITION`: Illegal order state transition */
+            409: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `PRECONDITION_FAILED`: Precondition failed */
+            412: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `RATE_LIMITED`: Too many requests */
+            429: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `INTERNAL`: Internal error */
+            500: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: Service unavailable */
+            503: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+        };
     };
-    responses: {
-      201: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          /** @description Strong, opaque entity tag of this representation. */
-          ETag?: string;
-          /** @description When the resource last changed. */
-          'Last-Modified'?: string;
-          [name: string]: unknown;
+    OrdersController_deliver: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Optional: the order ETag you read. Stale → 412 and nothing changes. */
+                "If-Match"?: string;
+                /** @description Your correlation id (1-128 of A-Z a-z 0-9 . _ : -); echoed back, else one is made. */
+                "X-Request-Id"?: string;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
         };
-        content: {
-          'application/json': components['schemas']['ProductDto'];
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    /** @description Strong, opaque entity tag of this representation. */
+                    ETag?: string;
+                    /** @description When the resource last changed. */
+                    "Last-Modified"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OrderDto"];
+                };
+            };
+            /** @description `VALIDATION_FAILED`: The request is not valid */
+            400: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: Authentication required */
+            401: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `FORBIDDEN`: Not allowed for this role */
+            403: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `NOT_FOUND`: Resource not found */
+            404: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `ILLEGAL_STATE_TRANSITION`: Illegal order state transition */
+            409: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `PRECONDITION_FAILED`: Precondition failed */
+            412: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `RATE_LIMITED`: Too many requests */
+            429: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `INTERNAL`: Internal error */
+            500: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: Service unavailable */
+            503: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
         };
-      };
-      /** @description `VALIDATION_FAILED`: The request is not valid */
-      400: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `UNAUTHENTICATED`: Authentication required */
-      401: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `FORBIDDEN`: Not allowed for this role */
-      403: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `SKU_TAKEN`: SKU already in use; `SLUG_TAKEN`: Slug already in use */
-      409: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `UNSUPPORTED_MEDIA_TYPE`: Unsupported media type */
-      415: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `RATE_LIMITED`: Too many requests */
-      429: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          /** @description Seconds to wait before retrying. */
-          'Retry-After'?: number;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `INTERNAL`: Internal error */
-      500: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
     };
-  };
-  ProductsController_get: {
-    parameters: {
-      query?: never;
-      header?: {
-        /** @description An ETag you hold; when it is still current the answer is 304 with no body. */
-        'If-None-Match'?: string;
-        /** @description Your correlation id (1-128 of A-Z a-z 0-9 . _ : -); echoed back, else one is made. */
-        'X-Request-Id'?: string;
-      };
-      path: {
-        id: string;
-      };
-      cookie?: never;
+    OrdersController_cancel: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Optional: the order ETag you read. Stale → 412 and nothing changes. */
+                "If-Match"?: string;
+                /** @description Your correlation id (1-128 of A-Z a-z 0-9 . _ : -); echoed back, else one is made. */
+                "X-Request-Id"?: string;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    /** @description Strong, opaque entity tag of this representation. */
+                    ETag?: string;
+                    /** @description When the resource last changed. */
+                    "Last-Modified"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OrderDto"];
+                };
+            };
+            /** @description `VALIDATION_FAILED`: The request is not valid */
+            400: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: Authentication required */
+            401: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `FORBIDDEN`: Not allowed for this role */
+            403: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `NOT_FOUND`: Resource not found */
+            404: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `ILLEGAL_STATE_TRANSITION`: Illegal order state transition */
+            409: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `PRECONDITION_FAILED`: Precondition failed */
+            412: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `RATE_LIMITED`: Too many requests */
+            429: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `INTERNAL`: Internal error */
+            500: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: Service unavailable */
+            503: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+        };
     };
-    requestBody?: never;
-    responses: {
-      200: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          /** @description Strong, opaque entity tag of this representation. */
-          ETag?: string;
-          /** @description When the resource last changed. */
-          'Last-Modified'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ProductDto'];
-        };
-      };
-      /** @description If-None-Match matched. */
-      304: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content?: never;
-      };
-      /** @description `VALIDATION_FAILED`: The request is not valid */
-      400: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `NOT_FOUND`: Resource not found */
-      404: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `RATE_LIMITED`: Too many requests */
-      429: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          /** @description Seconds to wait before retrying. */
-          'Retry-After'?: number;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `INTERNAL`: Internal error */
-      500: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-    };
-  };
-  ProductsController_remove: {
-    parameters: {
-      query?: never;
-      header?: {
-        /** @description The ETag you read (strong comparison; lists and `*` accepted). Stale → 412. Without it, `If-Unmodified-Since` or a body `version` is required, else 428. */
-        'If-Match'?: string;
-        /** @description HTTP-date alternative to If-Match (one-second resolution). Stale → 412. */
-        'If-Unmodified-Since'?: string;
-        /** @description Your correlation id (1-128 of A-Z a-z 0-9 . _ : -); echoed back, else one is made. */
-        'X-Request-Id'?: string;
-      };
-      path: {
-        id: string;
-      };
-      cookie?: never;
-    };
-    requestBody?: never;
-    responses: {
-      /** @description Deleted. */
-      204: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content?: never;
-      };
-      /** @description `VALIDATION_FAILED`: The request is not valid */
-      400: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `UNAUTHENTICATED`: Authentication required */
-      401: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `FORBIDDEN`: Not allowed for this role */
-      403: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `NOT_FOUND`: Resource not found */
-      404: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `RESOURCE_IN_USE`: Resource is still referenced */
-      409: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `PRECONDITION_FAILED`: Precondition failed */
-      412: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `PRECONDITION_REQUIRED`: Precondition required */
-      428: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `RATE_LIMITED`: Too many requests */
-      429: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          /** @description Seconds to wait before retrying. */
-          'Retry-After'?: number;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `INTERNAL`: Internal error */
-      500: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-    };
-  };
-  ProductsController_update: {
-    parameters: {
-      query?: never;
-      header?: {
-        /** @description The ETag you read (strong comparison; lists and `*` accepted). Stale → 412. Without it, `If-Unmodified-Since` or a body `version` is required, else 428. */
-        'If-Match'?: string;
-        /** @description HTTP-date alternative to If-Match (one-second resolution). Stale → 412. */
-        'If-Unmodified-Since'?: string;
-        /** @description Your correlation id (1-128 of A-Z a-z 0-9 . _ : -); echoed back, else one is made. */
-        'X-Request-Id'?: string;
-      };
-      path: {
-        id: string;
-      };
-      cookie?: never;
-    };
-    requestBody: {
-      content: {
-        'application/json': components['schemas']['UpdateProductDto'];
-      };
-    };
-    responses: {
-      200: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          /** @description Strong, opaque entity tag of this representation. */
-          ETag?: string;
-          /** @description When the resource last changed. */
-          'Last-Modified'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ProductDto'];
-        };
-      };
-      /** @description `VALIDATION_FAILED`: The request is not valid */
-      400: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `UNAUTHENTICATED`: Authentication required */
-      401: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `FORBIDDEN`: Not allowed for this role */
-      403: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `NOT_FOUND`: Resource not found */
-      404: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `SKU_TAKEN`: SKU already in use; `SLUG_TAKEN`: Slug already in use; `VERSION_MISMATCH`: Version mismatch */
-      409: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `PRECONDITION_FAILED`: Precondition failed */
-      412: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `UNSUPPORTED_MEDIA_TYPE`: Unsupported media type */
-      415: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `PRECONDITION_REQUIRED`: Precondition required */
-      428: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `RATE_LIMITED`: Too many requests */
-      429: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          /** @description Seconds to wait before retrying. */
-          'Retry-After'?: number;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `INTERNAL`: Internal error */
-      500: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-    };
-  };
-  ProductsController_adjustStock: {
-    parameters: {
-      query?: never;
-      header?: {
-        /** @description Your correlation id (1-128 of A-Z a-z 0-9 . _ : -); echoed back, else one is made. */
-        'X-Request-Id'?: string;
-      };
-      path: {
-        id: string;
-      };
-      cookie?: never;
-    };
-    requestBody: {
-      content: {
-        'application/json': components['schemas']['StockAdjustmentDto'];
-      };
-    };
-    responses: {
-      200: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          /** @description Strong, opaque entity tag of this representation. */
-          ETag?: string;
-          /** @description When the resource last changed. */
-          'Last-Modified'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['ProductDto'];
-        };
-      };
-      /** @description `VALIDATION_FAILED`: The request is not valid */
-      400: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `UNAUTHENTICATED`: Authentication required */
-      401: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `FORBIDDEN`: Not allowed for this role */
-      403: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `NOT_FOUND`: Resource not found */
-      404: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `INSUFFICIENT_STOCK`: Insufficient stock */
-      409: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `UNSUPPORTED_MEDIA_TYPE`: Unsupported media type */
-      415: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `RATE_LIMITED`: Too many requests */
-      429: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          /** @description Seconds to wait before retrying. */
-          'Retry-After'?: number;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `INTERNAL`: Internal error */
-      500: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-    };
-  };
-  OrdersController_list: {
-    parameters: {
-      query?: {
-        limit?: number;
-        offset?: number;
-        status?: 'pending' | 'paid' | 'shipped' | 'delivered' | 'cancelled';
-      };
-      header?: {
-        /** @description Your correlation id (1-128 of A-Z a-z 0-9 . _ : -); echoed back, else one is made. */
-        'X-Request-Id'?: string;
-      };
-      path?: never;
-      cookie?: never;
-    };
-    requestBody?: never;
-    responses: {
-      200: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['OrderPageDto'];
-        };
-      };
-      /** @description `VALIDATION_FAILED`: The request is not valid */
-      400: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `UNAUTHENTICATED`: Authentication required */
-      401: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `RATE_LIMITED`: Too many requests */
-      429: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          /** @description Seconds to wait before retrying. */
-          'Retry-After'?: number;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `INTERNAL`: Internal error */
-      500: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-    };
-  };
-  OrdersController_create: {
-    parameters: {
-      query?: never;
-      header?: {
-        /** @description 1-255 printable characters, scoped to you. Retrying with the same key and body replays the first outcome (`Idempotent-Replayed: true`) instead of acting twice; the same key with another body → 422; while the first is in flight → the retry waits, or gets 409 with Retry-After. Kept 24 h. */
-        'Idempotency-Key'?: string;
-        /** @description Your correlation id (1-128 of A-Z a-z 0-9 . _ : -); echoed back, else one is made. */
-        'X-Request-Id'?: string;
-      };
-      path?: never;
-      cookie?: never;
-    };
-    requestBody: {
-      content: {
-        'application/json': components['schemas']['CreateOrderDto'];
-      };
-    };
-    responses: {
-      201: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          /** @description Strong, opaque entity tag of this representation. */
-          ETag?: string;
-          /** @description When the resource last changed. */
-          'Last-Modified'?: string;
-          /** @description The new order. */
-          Location?: string;
-          /** @description `true` when this is a stored outcome replayed. */
-          'Idempotent-Replayed'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['OrderDto'];
-        };
-      };
-      /** @description `VALIDATION_FAILED`: The request is not valid */
-      400: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `UNAUTHENTICATED`: Authentication required */
-      401: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `INSUFFICIENT_STOCK`: Insufficient stock; `PRODUCT_UNAVAILABLE`: Product unavailable; `IDEMPOTENCY_KEY_IN_USE`: Idempotency key in use */
-      409: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          /** @description Seconds to wait before retrying. */
-          'Retry-After'?: number;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `PAYLOAD_TOO_LARGE`: Payload too large */
-      413: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `UNSUPPORTED_MEDIA_TYPE`: Unsupported media type */
-      415: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `UNKNOWN_PRODUCT`: Unknown product; `IDEMPOTENCY_KEY_REUSED`: Idempotency key reused for another request */
-      422: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `RATE_LIMITED`: Too many requests */
-      429: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          /** @description Seconds to wait before retrying. */
-          'Retry-After'?: number;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `INTERNAL`: Internal error */
-      500: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `SERVICE_UNAVAILABLE`: Service unavailable */
-      503: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          /** @description Seconds to wait before retrying. */
-          'Retry-After'?: number;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-    };
-  };
-  OrdersController_get: {
-    parameters: {
-      query?: never;
-      header?: {
-        /** @description An ETag you hold; when it is still current the answer is 304 with no body. */
-        'If-None-Match'?: string;
-        /** @description Your correlation id (1-128 of A-Z a-z 0-9 . _ : -); echoed back, else one is made. */
-        'X-Request-Id'?: string;
-      };
-      path: {
-        id: string;
-      };
-      cookie?: never;
-    };
-    requestBody?: never;
-    responses: {
-      200: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          /** @description Strong, opaque entity tag of this representation. */
-          ETag?: string;
-          /** @description When the resource last changed. */
-          'Last-Modified'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['OrderDto'];
-        };
-      };
-      /** @description If-None-Match matched. */
-      304: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content?: never;
-      };
-      /** @description `VALIDATION_FAILED`: The request is not valid */
-      400: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `UNAUTHENTICATED`: Authentication required */
-      401: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `NOT_FOUND`: Resource not found */
-      404: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `RATE_LIMITED`: Too many requests */
-      429: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          /** @description Seconds to wait before retrying. */
-          'Retry-After'?: number;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `INTERNAL`: Internal error */
-      500: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-    };
-  };
-  OrdersController_history: {
-    parameters: {
-      query?: never;
-      header?: {
-        /** @description Your correlation id (1-128 of A-Z a-z 0-9 . _ : -); echoed back, else one is made. */
-        'X-Request-Id'?: string;
-      };
-      path: {
-        id: string;
-      };
-      cookie?: never;
-    };
-    requestBody?: never;
-    responses: {
-      200: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['HistoryEntryDto'][];
-        };
-      };
-      /** @description `VALIDATION_FAILED`: The request is not valid */
-      400: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `UNAUTHENTICATED`: Authentication required */
-      401: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `NOT_FOUND`: Resource not found */
-      404: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `RATE_LIMITED`: Too many requests */
-      429: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          /** @description Seconds to wait before retrying. */
-          'Retry-After'?: number;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `INTERNAL`: Internal error */
-      500: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-    };
-  };
-  OrdersController_pay: {
-    parameters: {
-      query?: never;
-      header?: {
-        /** @description Optional: the order ETag you read. Stale → 412 and nothing changes. */
-        'If-Match'?: string;
-        /** @description 1-255 printable characters, scoped to you. Retrying with the same key and body replays the first outcome (`Idempotent-Replayed: true`) instead of acting twice; the same key with another body → 422; while the first is in flight → the retry waits, or gets 409 with Retry-After. Kept 24 h. */
-        'Idempotency-Key'?: string;
-        /** @description Your correlation id (1-128 of A-Z a-z 0-9 . _ : -); echoed back, else one is made. */
-        'X-Request-Id'?: string;
-      };
-      path: {
-        id: string;
-      };
-      cookie?: never;
-    };
-    requestBody?: never;
-    responses: {
-      200: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          /** @description Strong, opaque entity tag of this representation. */
-          ETag?: string;
-          /** @description When the resource last changed. */
-          'Last-Modified'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['OrderDto'];
-        };
-      };
-      /** @description `VALIDATION_FAILED`: The request is not valid */
-      400: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `UNAUTHENTICATED`: Authentication required */
-      401: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `FORBIDDEN`: Not allowed for this role */
-      403: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `NOT_FOUND`: Resource not found */
-      404: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `ILLEGAL_STATE_TRANSITION`: Illegal order state transition; `IDEMPOTENCY_KEY_IN_USE`: Idempotency key in use */
-      409: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          /** @description Seconds to wait before retrying. */
-          'Retry-After'?: number;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `PRECONDITION_FAILED`: Precondition failed */
-      412: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `IDEMPOTENCY_KEY_REUSED`: Idempotency key reused for another request */
-      422: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `RATE_LIMITED`: Too many requests */
-      429: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          /** @description Seconds to wait before retrying. */
-          'Retry-After'?: number;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `INTERNAL`: Internal error */
-      500: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `SERVICE_UNAVAILABLE`: Service unavailable */
-      503: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          /** @description Seconds to wait before retrying. */
-          'Retry-After'?: number;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-    };
-  };
-  OrdersController_ship: {
-    parameters: {
-      query?: never;
-      header?: {
-        /** @description Optional: the order ETag you read. Stale → 412 and nothing changes. */
-        'If-Match'?: string;
-        /** @description Your correlation id (1-128 of A-Z a-z 0-9 . _ : -); echoed back, else one is made. */
-        'X-Request-Id'?: string;
-      };
-      path: {
-        id: string;
-      };
-      cookie?: never;
-    };
-    requestBody?: never;
-    responses: {
-      200: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          /** @description Strong, opaque entity tag of this representation. */
-          ETag?: string;
-          /** @description When the resource last changed. */
-          'Last-Modified'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['OrderDto'];
-        };
-      };
-      /** @description `VALIDATION_FAILED`: The request is not valid */
-      400: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `UNAUTHENTICATED`: Authentication required */
-      401: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `FORBIDDEN`: Not allowed for this role */
-      403: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `NOT_FOUND`: Resource not found */
-      404: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `ILLEGAL_STATE_TRANSITION`: Illegal order state transition */
-      409: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `PRECONDITION_FAILED`: Precondition failed */
-      412: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `RATE_LIMITED`: Too many requests */
-      429: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          /** @description Seconds to wait before retrying. */
-          'Retry-After'?: number;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `INTERNAL`: Internal error */
-      500: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `SERVICE_UNAVAILABLE`: Service unavailable */
-      503: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          /** @description Seconds to wait before retrying. */
-          'Retry-After'?: number;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-    };
-  };
-  OrdersController_deliver: {
-    parameters: {
-      query?: never;
-      header?: {
-        /** @description Optional: the order ETag you read. Stale → 412 and nothing changes. */
-        'If-Match'?: string;
-        /** @description Your correlation id (1-128 of A-Z a-z 0-9 . _ : -); echoed back, else one is made. */
-        'X-Request-Id'?: string;
-      };
-      path: {
-        id: string;
-      };
-      cookie?: never;
-    };
-    requestBody?: never;
-    responses: {
-      200: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          /** @description Strong, opaque entity tag of this representation. */
-          ETag?: string;
-          /** @description When the resource last changed. */
-          'Last-Modified'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['OrderDto'];
-        };
-      };
-      /** @description `VALIDATION_FAILED`: The request is not valid */
-      400: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `UNAUTHENTICATED`: Authentication required */
-      401: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `FORBIDDEN`: Not allowed for this role */
-      403: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `NOT_FOUND`: Resource not found */
-      404: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `ILLEGAL_STATE_TRANSITION`: Illegal order state transition */
-      409: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `PRECONDITION_FAILED`: Precondition failed */
-      412: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `RATE_LIMITED`: Too many requests */
-      429: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          /** @description Seconds to wait before retrying. */
-          'Retry-After'?: number;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `INTERNAL`: Internal error */
-      500: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `SERVICE_UNAVAILABLE`: Service unavailable */
-      503: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          /** @description Seconds to wait before retrying. */
-          'Retry-After'?: number;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-    };
-  };
-  OrdersController_cancel: {
-    parameters: {
-      query?: never;
-      header?: {
-        /** @description Optional: the order ETag you read. Stale → 412 and nothing changes. */
-        'If-Match'?: string;
-        /** @description Your correlation id (1-128 of A-Z a-z 0-9 . _ : -); echoed back, else one is made. */
-        'X-Request-Id'?: string;
-      };
-      path: {
-        id: string;
-      };
-      cookie?: never;
-    };
-    requestBody?: never;
-    responses: {
-      200: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          /** @description Strong, opaque entity tag of this representation. */
-          ETag?: string;
-          /** @description When the resource last changed. */
-          'Last-Modified'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/json': components['schemas']['OrderDto'];
-        };
-      };
-      /** @description `VALIDATION_FAILED`: The request is not valid */
-      400: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `UNAUTHENTICATED`: Authentication required */
-      401: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `FORBIDDEN`: Not allowed for this role */
-      403: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `NOT_FOUND`: Resource not found */
-      404: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `ILLEGAL_STATE_TRANSITION`: Illegal order state transition */
-      409: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `PRECONDITION_FAILED`: Precondition failed */
-      412: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `RATE_LIMITED`: Too many requests */
-      429: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          /** @description Seconds to wait before retrying. */
-          'Retry-After'?: number;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `INTERNAL`: Internal error */
-      500: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-      /** @description `SERVICE_UNAVAILABLE`: Service unavailable */
-      503: {
-        headers: {
-          /** @description The request id; the same value as `requestId` in problem bodies. */
-          'X-Request-Id'?: string;
-          /** @description Seconds to wait before retrying. */
-          'Retry-After'?: number;
-          [name: string]: unknown;
-        };
-        content: {
-          'application/problem+json': components['schemas']['ProblemDto'];
-        };
-      };
-    };
-  };
 }

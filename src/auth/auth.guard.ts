@@ -9,6 +9,8 @@ import { User } from '../users/user.entity';
 import { type Caller, IS_PUBLIC, ROLES } from './auth.decorators';
 import type { TokenPayload } from './auth.service';
 
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
 const invalidToken = (detail: string): ProblemError =>
   new ProblemError(
     'UNAUTHENTICATED',
@@ -59,7 +61,9 @@ export class AuthGuard implements CanActivate {
     } catch {
       throw invalidToken('The bearer token is invalid or expired; log in again.');
     }
-    if (typeof payload.sub !== 'string') throw invalidToken('The bearer token names no account.');
+    if (typeof payload.sub !== 'string' || !UUID.test(payload.sub)) {
+      throw invalidToken('The bearer token names no account.');
+    }
     const user = await this.dataSource
       .getRepository(User)
       .findOne({ where: { id: payload.sub }, select: { id: true, role: true } });

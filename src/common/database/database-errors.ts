@@ -12,6 +12,11 @@ export const CONSTRAINTS = {
   products_stock_nonnegative: { code: 'INSUFFICIENT_STOCK', field: 'stock' },
   products_price_nonnegative: { code: 'VALIDATION_FAILED', field: 'priceCents' },
   products_stock_max: { code: 'VALIDATION_FAILED', field: 'stock' },
+  // Defence in depth: validation already refuses what these CHECKs refuse.
+  products_currency_format: { code: 'VALIDATION_FAILED', field: 'currency' },
+  products_slug_format: { code: 'VALIDATION_FAILED', field: 'slug' },
+  products_sku_trimmed: { code: 'VALIDATION_FAILED', field: 'sku' },
+  users_email_trimmed: { code: 'VALIDATION_FAILED', field: 'email' },
   orders_user_id_fkey: { code: 'RESOURCE_IN_USE', field: 'userId' },
   order_items_product_id_fkey: { code: 'RESOURCE_IN_USE', field: 'productId' },
 } as const satisfies Record<string, { code: ProblemCode; field: string }>;

@@ -117,6 +117,15 @@ export class ProblemFilter implements ExceptionFilter {
       return fromStatus(exception.getStatus(), message);
     }
     const violation = constraintViolation(exception);
+    if (violation?.code === 'VALIDATION_FAILED') {
+      return new ProblemError(
+        'VALIDATION_FAILED',
+        `The value of ${violation.field} is not valid.`,
+        {
+          errors: [{ field: violation.field, message: `${violation.field} is not valid` }],
+        },
+      );
+    }
     if (violation) {
       return new ProblemError(
         violation.code,

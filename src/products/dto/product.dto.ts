@@ -99,7 +99,10 @@ export class CreateProductDto {
   @Max(MAX_PRICE_CENTS)
   priceCents: number;
 
-  @ApiProperty({ example: 'EUR' })
+  @ApiProperty({ example: 'EUR', description: 'ISO 4217; stored upper-case (`eur` is `EUR`).' })
+  @Transform(({ value }: { value: unknown }) =>
+    typeof value === 'string' ? value.toUpperCase() : value,
+  )
   @IsISO4217CurrencyCode({ message: 'currency must be an ISO 4217 code such as EUR' })
   currency: string;
 

@@ -1,0 +1,482 @@
+import fc, { type Arbitrary } from 'fast-check';
+import {
+  contentType,
+  etagHeader,
+  type FieldSpec,
+  headerJunk,
+  httpDate,
+  idempotencyKey,
+  junkId,
+  junkJson,
+  junkValue,
+  mutatedBody,
+  mutatedValue,
+  queryString,
+  rawBody,
+  requestIdHeader,
+} from './arbitraries';
+import { type Auth, type FuzzRequest, SPECIAL_TOKENS, type Who } from './harness';
+import { type FuzzWorld, ORDERS, PRODUCTS } from './world';
+
+/**
+ * Request generators for every endpoint of API.md §1, grouped as the suite reports them. Each
+ * request mixes a plausible caller with junk, plausible targets with junk ids, and a mutated valid
+ * body with arbitrary JSON and non-JSON, so that almost every request is rejected for some reason.
+ */
+
+type Method = FuzzRequest['method'];
+type Target = { target: string; id: string };
+
+const API = '/api/v1';
+
+function callers(who: Who[]): Arbitrary<Auth> {
+  const plausible = who.length ? fc.constantFrom<Auth>(...who) : fc.constant<Auth>('none');
+  return fc.oneof(
+    { weight: 12, arbitrary: plausible },
+    { weight: 1, arbitrary: fc.constant<Auth>('none') },
+    { weight: 1, arbitrary: fc.constantFrom(...SPECIAL_TOKENS).map((token): Auth => ({ token })) },
+    {
+      weight: 1,
+      arbitrary: fc
+        .oneof(
+          fc.constantFrom('Bearer', 'Bearer ', 'Bearer a.b.c', 'Bearer null', 'Token abc'),
+          headerJunk.map((s) => `Bearer ${s}`),
+          headerJunk,
+        )
+        .map((header): Auth => ({ header })),
+    },
+  );
+}
+
+/** Named fixtures, or generated ids that name nothing. */
+function targets(named: Record<string, string>): Arbitrary<Target> {
+  return fc.oneof(
+    {
+      weight: 3,
+      arbitrary: fc
+        .constantFrom(...Object.entries(named))
+        .chain(([target, id]) =>
+          fc.constantFrom(
+            { target, id },
+            { target: `${target} (upper case)`, id: id.toUpperCase() },
+          ),
+        ),
+    },
+    { weight: 2, arbitrary: junkId.map((id) => ({ target: 'junk', id })) },
+  );
+}
+
+function headers(etags: string[]): Arbitrary<Record<string, string>> {
+  return fc.record(
+    {
+      'If-Match': etagHeader(etags),
+      'If-None-Match': etagHeader(etags),
+      'If-Unmodified-Since': httpDate,
+      'Idempotency-Key': idempotencyKey,
+      'X-Request-Id': requestIdHeader,
+    },
+    { requiredKeys: [] },
+  );
+}
+
+/** A body for an endpoint that takes one: mostly a mutated valid body, else any JSON or not JSON. */
+const withBody = (valid: Arbitrary<string | undefined>) =>
+  fc.record({
+    body: fc.oneof(
+      { weight: 7, arbitrary: valid },
+      { weight: 1, arbitrary: junkJson },
+      { weight: 1, arbitrary: rawBody },
+    ),
+    contentType,
+  });
+
+/** Endpoints that take no body get one now and then. */
+const withoutBody = fc.oneof(
+  { weight: 6, arbitrary: fc.constant({ body: undefined, contentType: undefined }) },
+  { weight: 1, arbitrary: fc.record({ body: fc.oneof(junkJson, rawBody), contentType }) },
+);
+
+interface EndpointSpec {
+  endpoint: string;
+  /** Endpoints with richer bodies get more of the group's runs. */
+  weight?: number;
+  method: Method;
+  /** Builds the path from the generated id (when the route has one). */
+  path: (id: string) => string;
+  ids?: Arbitrary<Target>;
+  query?: string[];
+  auth: Arbitrary<Auth>;
+  body?: Arbitrary<string | undefined>;
+  etags: string[];
+}
+
+function endpoint(spec: EndpointSpec): Arbitrary<FuzzRequest> {
+  return fc
+    .record({
+      target: spec.ids ?? fc.constant(undefined),
+      query: spec.query ? fc.option(queryString(spec.query), { freq: 2 }) : fc.constant(null),
+      auth: spec.auth,
+      headers: headers(spec.etags),
+      payload: spec.body ? withBody(spec.body) : withoutBody,
+    })
+    .map(({ target, query, auth, headers: h, payload }) => {
+      const path = spec.path(target?.id ?? '') + (query ? `?${query}` : '');
+      const all: Record<string, string> = { ...h };
+      if (payload.contentType !== undefined) all['Content-Type'] = payload.contentType;
+      return {
+        endpoint: spec.endpoint,
+        method: spec.method,
+        ...(target ? { target: target.target } : {}),
+        path,
+        auth,
+        headers: all,
+        ...(payload.body === undefined ? {} : { body: payload.body }),
+      };
+    });
+}
+
+const group = (...specs: EndpointSpec[]): Arbitrary<FuzzRequest> =>
+  fc.oneof(...specs.map((spec) => ({ weight: spec.weight ?? 1, arbitrary: endpoint(spec) })));
+
+// ---------------------------------------------------------------------------------------------
+// Field generators shared by several bodies.
+
+const text = (min: number, max: number): FieldSpec => ({
+  valid: fc.string({ minLength: min, maxLength: max }),
+  nearMiss: fc.constantFrom('', ' ', '\u0000', 'a\u0000b', 'x'.repeat(201), ' '.repeat(min + 1)),
+});
+const email = (taken: string[]): FieldSpec => ({
+  valid: fc.oneof(
+    fc.emailAddress(),
+    fc
+      .constantFrom(...taken)
+      .chain((e) => fc.constantFrom(e, e.toUpperCase(), `  ${e}  `, `\t${e}`)),
+  ),
+  nearMiss: fc.constantFrom(
+    'plainaddress',
+    '@example.com',
+    'a@',
+    'a@b',
+    'a b@example.com',
+    `${'x'.repeat(250)}@example.com`,
+    'ünï@exämple.com',
+    'a@example.com\u0000',
+    '',
+  ),
+});
+const password: FieldSpec = {
+  valid: fc.string({ minLength: 8, maxLength: 40 }),
+  nearMiss: fc.constantFrom('', 'short', '1234567', 'x'.repeat(201), '\u0000'.repeat(8)),
+};
+const version: FieldSpec = {
+  valid: fc.integer({ min: 1, max: 6 }),
+  nearMiss: fc.constantFrom(0, -1, 1.5, '1', 2_147_483_648, 1e20, null),
+};
+const int = (min: number, max: number): FieldSpec => ({
+  valid: fc.integer({ min, max }),
+  nearMiss: fc.constantFrom(min - 1, max + 1, 1.5, String(min), -0, 2_147_483_648, 1e20, true),
+});
+
+function productFields(w: FuzzWorld): Record<string, FieldSpec> {
+  const taken = w.products.plentiful;
+  return {
+    sku: {
+      valid: fc.oneof(
+        { weight: 4, arbitrary: fc.stringMatching(/^[A-Za-z0-9][A-Za-z0-9._-]{0,20}$/) },
+        { weight: 1, arbitrary: fc.constantFrom(taken.sku.toLowerCase(), ` ${taken.sku} `) },
+      ),
+      nearMiss: fc.constantFrom('', ' ', '-abc', '.abc', 'a b', 'x'.repeat(65), 'ÄBC', 'abc\u0000'),
+    },
+    slug: {
+      valid: fc.oneof(
+        { weight: 4, arbitrary: fc.stringMatching(/^[a-z0-9]{1,8}(-[a-z0-9]{1,8}){0,2}$/) },
+        { weight: 1, arbitrary: fc.constant(taken.slug) },
+      ),
+      nearMiss: fc.constantFrom('Upper', 'a--b', '-a', 'a-', 'a_b', ' a', 'x'.repeat(121), ''),
+    },
+    name: text(1, 30),
+    description: { valid: fc.string({ maxLength: 40 }), nearMiss: fc.constant('x'.repeat(5001)) },
+    priceCents: int(0, 1_000_000_000),
+    currency: {
+      valid: fc.constantFrom('EUR', 'USD', 'JPY', 'CHF'),
+      // Near misses of a real code: letter case, padding, length, symbol.
+      nearMiss: fc.oneof(
+        fc
+          .constantFrom('EUR', 'USD', 'JPY')
+          .chain((c) => fc.constantFrom(c.toLowerCase(), c[0] + c.slice(1).toLowerCase())),
+        fc.constantFrom(' EUR', 'EUR ', 'EURO', 'EU', 'XYZ', '€', ''),
+      ),
+    },
+    stock: int(0, 1_000_000_000),
+    active: { valid: fc.boolean(), nearMiss: fc.constantFrom('true', 1, 0, null, 'yes') },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The groups.
+
+export function authRequests(w: FuzzWorld): Arbitrary<FuzzRequest> {
+  const { customer, other } = w.accounts;
+  const anyone = fc.oneof(
+    { weight: 6, arbitrary: fc.constant<Auth>('none') },
+    { weight: 2, arbitrary: callers(['customer']) },
+  );
+  return group(
+    {
+      endpoint: 'POST /auth/register',
+      method: 'POST',
+      path: () => `${API}/auth/register`,
+      auth: anyone,
+      body: mutatedBody({
+        email: email([customer.email]),
+        password,
+        name: text(1, 30),
+      }),
+      etags: [],
+    },
+    {
+      endpoint: 'POST /auth/login',
+      method: 'POST',
+      path: () => `${API}/auth/login`,
+      auth: anyone,
+      body: mutatedBody({
+        email: email([customer.email, other.email]),
+        password: {
+          valid: fc.oneof(fc.constant(customer.password), fc.string({ maxLength: 30 })),
+          nearMiss: password.nearMiss,
+        },
+      }),
+      etags: [],
+    },
+  );
+}
+
+export function userRequests(w: FuzzWorld): Arbitrary<FuzzRequest> {
+  const { admin, customer, other, victim } = w.accounts;
+  const everyone = callers(['admin', 'customer', 'victim']);
+  const etags = w.etags.users;
+  return group(
+    {
+      endpoint: 'GET /users/me',
+      method: 'GET',
+      path: () => `${API}/users/me`,
+      auth: everyone,
+      etags,
+    },
+    {
+      endpoint: 'GET /users',
+      method: 'GET',
+      path: () => `${API}/users`,
+      query: ['limit', 'offset'],
+      auth: everyone,
+      etags,
+    },
+    {
+      endpoint: 'GET /users/{id}',
+      method: 'GET',
+      path: (id) => `${API}/users/${id}`,
+      ids: targets({ admin: admin.id, customer: customer.id, victim: victim.id }),
+      auth: everyone,
+      etags,
+    },
+    // Only the victim is ever changed: the accounts the other groups rely on keep their roles.
+    {
+      endpoint: 'PATCH /users/{id}',
+      weight: 2,
+      method: 'PATCH',
+      path: (id) => `${API}/users/${id}`,
+      ids: targets({ victim: victim.id }),
+      auth: everyone,
+      body: mutatedBody(
+        {
+          email: email([customer.email, other.email]),
+          name: text(1, 30),
+          password,
+          role: {
+            valid: fc.constantFrom('customer', 'admin'),
+            nearMiss: fc.constantFrom('Admin', 'root', ''),
+          },
+          version,
+        },
+        { partial: true },
+      ),
+      etags,
+    },
+    // Every target has orders: a delete that passes its precondition is refused with 409.
+    {
+      endpoint: 'DELETE /users/{id}',
+      method: 'DELETE',
+      path: (id) => `${API}/users/${id}`,
+      ids: targets({ victim: victim.id, customer: customer.id, other: other.id }),
+      auth: everyone,
+      etags,
+    },
+  );
+}
+
+export function productRequests(w: FuzzWorld): Arbitrary<FuzzRequest> {
+  const p = w.products;
+  const ids = (...names: (typeof PRODUCTS)[number][]) =>
+    targets(Object.fromEntries(names.map((n) => [n, p[n].id])));
+  const writers = callers(['admin', 'admin', 'customer']);
+  const etags = w.etags.products;
+  const fields = productFields(w);
+  return group(
+    {
+      endpoint: 'POST /products',
+      weight: 3,
+      method: 'POST',
+      path: () => `${API}/products`,
+      auth: writers,
+      body: mutatedBody(fields),
+      etags,
+    },
+    {
+      endpoint: 'GET /products',
+      method: 'GET',
+      path: () => `${API}/products`,
+      query: ['limit', 'offset', 'q', 'active'],
+      auth: callers([]),
+      etags,
+    },
+    {
+      endpoint: 'GET /products/{id}',
+      method: 'GET',
+      path: (id) => `${API}/products/${id}`,
+      ids: ids(...PRODUCTS),
+      auth: callers([]),
+      etags,
+    },
+    {
+      endpoint: 'PATCH /products/{id}',
+      weight: 3,
+      method: 'PATCH',
+      path: (id) => `${API}/products/${id}`,
+      ids: ids(...PRODUCTS),
+      auth: writers,
+      body: mutatedBody({ ...fields, version }, { partial: true }),
+      etags,
+    },
+    // `inactive` and `usd` are kept: the order generators need them.
+    {
+      endpoint: 'DELETE /products/{id}',
+      method: 'DELETE',
+      path: (id) => `${API}/products/${id}`,
+      ids: ids('referenced', 'plentiful', 'disposable'),
+      auth: writers,
+      etags,
+    },
+    {
+      endpoint: 'POST /products/{id}/stock-adjustments',
+      weight: 2,
+      method: 'POST',
+      path: (id) => `${API}/products/${id}/stock-adjustments`,
+      ids: ids('scarce', 'plentiful', 'disposable'),
+      auth: writers,
+      body: mutatedBody({
+        delta: {
+          valid: fc.oneof(
+            fc.integer({ min: -5, max: 5 }).filter((d) => d !== 0),
+            fc.constantFrom(-1_000_000_000, 1_000_000_000),
+          ),
+          nearMiss: fc.constantFrom(0, -0, 1.5, '1', 1_000_000_001, -1_000_000_001, 1e20, null),
+        },
+        reason: text(1, 30),
+      }),
+      etags,
+    },
+  );
+}
+
+function orderBody(w: FuzzWorld): Arbitrary<string | undefined> {
+  const p = w.products;
+  const productId = fc.oneof(
+    fc.constantFrom(p.plentiful.id, p.scarce.id, p.referenced.id, p.inactive.id, p.usd.id),
+    fc.constantFrom(p.plentiful.id, p.scarce.id).map((id) => id.toUpperCase()),
+    fc.uuid(),
+  );
+  const line: Record<string, FieldSpec> = {
+    productId: {
+      valid: productId,
+      nearMiss: fc.constantFrom('not-a-uuid', '', `{${p.plentiful.id}}`, p.plentiful.id.slice(1)),
+    },
+    quantity: int(1, 1000),
+  };
+  const validLine = fc.record({ productId, quantity: fc.integer({ min: 1, max: 1000 }) });
+  return mutatedBody({
+    items: {
+      valid: fc.array(validLine, { minLength: 1, maxLength: 4 }),
+      nearMiss: fc.oneof(
+        fc.array(mutatedValue(line), { minLength: 1, maxLength: 3 }),
+        fc.constant([]),
+        validLine.map((l) => Array.from({ length: 101 }, () => l)),
+        validLine.map((l) => Array.from({ length: 100 }, () => ({ ...l, quantity: 1000 }))),
+        fc.dictionary(fc.string({ maxLength: 3 }), junkValue, { maxKeys: 2 }),
+      ),
+    },
+  });
+}
+
+export function orderRequests(w: FuzzWorld): Arbitrary<FuzzRequest> {
+  const everyone = callers(['customer', 'other', 'admin']);
+  const ids = targets(w.orders);
+  const etags = w.etags.orders;
+  return group(
+    {
+      endpoint: 'POST /orders',
+      weight: 3,
+      method: 'POST',
+      path: () => `${API}/orders`,
+      auth: everyone,
+      body: orderBody(w),
+      etags,
+    },
+    {
+      endpoint: 'GET /orders',
+      method: 'GET',
+      path: () => `${API}/orders`,
+      query: ['limit', 'offset', 'status'],
+      auth: everyone,
+      etags,
+    },
+    {
+      endpoint: 'GET /orders/{id}',
+      method: 'GET',
+      path: (id) => `${API}/orders/${id}`,
+      ids,
+      auth: everyone,
+      etags,
+    },
+    {
+      endpoint: 'GET /orders/{id}/history',
+      method: 'GET',
+      path: (id) => `${API}/orders/${id}/history`,
+      ids,
+      auth: everyone,
+      etags,
+    },
+  );
+}
+
+export function transitionRequests(w: FuzzWorld): Arbitrary<FuzzRequest> {
+  const everyone = callers(['customer', 'other', 'admin']);
+  const named = Object.fromEntries(ORDERS.map((o) => [o, w.orders[o]]));
+  const transition = (action: string, weight = 2): EndpointSpec => ({
+    endpoint: `POST /orders/{id}/${action}`,
+    weight,
+    method: 'POST',
+    path: (id) => `${API}/orders/${id}/${action}`,
+    ids: targets(named),
+    auth: everyone,
+    etags: w.etags.orders,
+  });
+  // The last ones are not actions at all: 404 for an unknown route.
+  return group(
+    transition('pay'),
+    transition('ship'),
+    transition('deliver'),
+    transition('cancel'),
+    transition('refund', 1),
+    transition('PAY', 1),
+  );
+}
