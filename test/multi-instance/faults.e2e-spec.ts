@@ -9,16 +9,9 @@ import {
   startEmbeddedPostgres,
   stopEmbeddedPostgres,
 } from '../../src/database/embedded-postgres';
+import { freePort } from '../support/net';
 import { createTestDatabase } from '../support/test-app';
-import {
-  call,
-  customer,
-  freePort,
-  type Instance,
-  type Reply,
-  startInstance,
-  tally,
-} from './instances';
+import { call, customer, type Instance, type Reply, startInstance, tally } from './instances';
 
 /** What must hold after any fault: no partial writes, exact stock, no key stuck without its outcome. */
 async function assertConsistent(sql: Client, products: Record<string, number>): Promise<void> {
