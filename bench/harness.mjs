@@ -253,7 +253,7 @@ export async function startService({ databaseEnv, profileDir }) {
       PORT: String(port),
       JWT_SECRET: randomBytes(24).toString('hex'),
       LOG_LEVEL: 'warn',
-      // The highest values env.ts accepts (10,000,000 per window): never reached by a run.
+      // 10,000,000 per window: never reached by a run.
       RATE_LIMIT_MAX: '10000000',
       AUTH_RATE_LIMIT_MAX: '10000000',
       SEED_DEMO: 'false',

@@ -15,7 +15,7 @@ import { type Caller, CurrentUser } from '../auth/auth.decorators';
 import { inTransaction } from '../common/database/transaction';
 import { IdempotencyService, sendOutcome, type Outcome } from '../common/http/idempotency.service';
 import { ApiConditionalGetHeaders, VALIDATOR_HEADERS } from '../common/http/openapi-headers';
-import { notModified, setValidators } from '../common/http/preconditions';
+import { conditionalGet, setValidators } from '../common/http/preconditions';
 import { UuidPipe } from '../common/http/uuid.pipe';
 import { ApiProblems } from '../common/problems/openapi';
 import { toHttpDate } from '../common/http/etag';
@@ -131,11 +131,7 @@ export class OrdersController {
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<OrderDto | undefined> {
     const versioned = this.orders.describe(await this.orders.findVisible(id, caller), caller);
-    if (notModified(request, reply, versioned)) {
-      void reply.status(304);
-      return undefined;
-    }
-    return versioned.representation;
+    return conditionalGet(request, reply, versioned);
   }
 
   @Get(':id/history')

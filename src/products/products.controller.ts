@@ -28,7 +28,7 @@ import {
   ApiPreconditionHeaders,
   VALIDATOR_HEADERS,
 } from '../common/http/openapi-headers';
-import { notModified, setValidators } from '../common/http/preconditions';
+import { conditionalGet, setValidators } from '../common/http/preconditions';
 import { UuidPipe } from '../common/http/uuid.pipe';
 import { ApiProblems } from '../common/problems/openapi';
 import {
@@ -112,11 +112,7 @@ export class ProductsController {
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<ProductDto | undefined> {
     const versioned = this.products.describe(await this.products.findById(id));
-    if (notModified(request, reply, versioned)) {
-      void reply.status(304);
-      return undefined;
-    }
-    return versioned.representation;
+    return conditionalGet(request, reply, versioned);
   }
 
   @Patch(':id')

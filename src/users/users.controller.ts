@@ -26,7 +26,7 @@ import {
   VALIDATOR_HEADERS,
 } from '../common/http/openapi-headers';
 import { PageQueryDto } from '../common/http/pagination';
-import { notModified, setValidators } from '../common/http/preconditions';
+import { conditionalGet, setValidators } from '../common/http/preconditions';
 import { UuidPipe } from '../common/http/uuid.pipe';
 import { ApiProblems } from '../common/problems/openapi';
 import { UpdateUserDto, UserDto, UserPageDto } from './dto/user.dto';
@@ -147,10 +147,6 @@ export class UsersController {
     reply: FastifyReply,
   ): UserDto | undefined {
     const versioned = this.users.describe(user);
-    if (notModified(request, reply, versioned)) {
-      void reply.status(304);
-      return undefined;
-    }
-    return versioned.representation;
+    return conditionalGet(request, reply, versioned);
   }
 }

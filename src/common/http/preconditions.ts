@@ -112,19 +112,25 @@ export function setValidators(
 }
 
 /**
- * GET with a matching If-None-Match (weak comparison, RFC 9110 §13.1.2): the caller's copy is current.
- * Sets the validators either way; returns true when the response must be 304 with no body.
+ * Answers a single-resource GET conditionally (RFC 9110 §13.1.2): sets the validators, and with a
+ * matching If-None-Match (weak comparison) or an If-Modified-Since not older than the resource,
+ * answers 304 with no body (returns undefined); otherwise returns the representation.
  */
-export function notModified(
+export function conditionalGet<R>(
   request: FastifyRequest,
   reply: FastifyReply,
-  current: { etag: string; updatedAt: Date },
-): boolean {
+  current: Versioned<R>,
+): R | undefined {
   setValidators(reply, current);
   const list = parseEtagList(request.headers['if-none-match']);
-  if (list !== undefined) return weakMatch(list, current.etag);
   const since = parseHttpDate(request.headers['if-modified-since']);
-  return since !== undefined && truncateToSecond(current.updatedAt) <= since.getTime();
+  const fresh =
+    list !== undefined
+      ? weakMatch(list, current.etag)
+      : since !== undefined && truncateToSecond(current.updatedAt) <= since.getTime();
+  if (!fresh) return current.representation;
+  void reply.status(304);
+  return undefined;
 }
 
 export interface GuardedMutation<E, R> {
