@@ -156,7 +156,7 @@ function scenarios({ sql, seeded, etag, referenceBody }) {
     const created = (await orderCount()) - before;
     const answered201 = result.statusCodes[201] ?? 0;
     const { rows } = await sql.query(
-      `SELECT p.id, p.stock, COALESCE(SUM(oi.quantity), 0)::int AS ordered
+      `SELECT p.id, p.stock::int AS stock, COALESCE(SUM(oi.quantity), 0)::int AS ordered
          FROM products p LEFT JOIN order_items oi ON oi.product_id = p.id GROUP BY p.id`,
     );
     const wrong = rows.filter((r) => initialStock.get(r.id) - r.stock !== r.ordered);

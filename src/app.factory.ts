@@ -8,11 +8,17 @@ import { Redis } from 'ioredis';
 import { Logger as NestPinoLogger } from 'nestjs-pino';
 import type { DestinationStream, Logger } from 'pino';
 import { AppModule } from './app.module';
-import { assertJsonDepth } from './common/http/json-depth';
+import { assertSaneJson } from './common/http/json-depth';
 import { requestId } from './common/http/request-id';
+import { ResponseInterceptor } from './common/http/responses';
 import { PROBLEMS } from './common/problems/problem-catalogue';
 import { ProblemError } from './common/problems/problem.error';
-import { PROBLEM_CONTENT_TYPE, ProblemFilter, problemBody } from './common/problems/problem.filter';
+import {
+  PROBLEM_CONTENT_TYPE,
+  ProblemFilter,
+  problemBody,
+  problemContext,
+} from './common/http/problem.filter';
 import { createValidationPipe } from './common/problems/validation';
 import type { Env } from './config/env';
 import { createRootLogger } from './observability/logger';
@@ -86,7 +92,7 @@ export async function createApp(options: CreateAppOptions): Promise<NestFastifyA
         .code(problem.status)
         .header('X-Request-Id', request.id)
         .header('Content-Type', `${PROBLEM_CONTENT_TYPE}; charset=utf-8`)
-        .send(JSON.stringify(problemBody(problem, request)));
+        .send(JSON.stringify(problemBody(problem, problemContext(request))));
     },
   });
   const app = await NestFactory.create<NestFastifyApplication>(
@@ -178,7 +184,7 @@ export async function createApp(options: CreateAppOptions): Promise<NestFastifyA
   });
   fastify.addHook('preValidation', (request, _reply, done) => {
     try {
-      assertJsonDepth(request.body);
+      assertSaneJson(request.body);
       done();
     } catch (err) {
       done(err as Error);
@@ -221,6 +227,7 @@ export async function createApp(options: CreateAppOptions): Promise<NestFastifyA
   });
   app.useGlobalPipes(createValidationPipe());
   app.useGlobalFilters(new ProblemFilter(app.get(HttpAdapterHost)));
+  app.useGlobalInterceptors(new ResponseInterceptor());
   setupOpenApi(app);
   await app.init();
   return app;

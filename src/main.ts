@@ -5,7 +5,7 @@ import { type Env, EnvError, loadEnv } from './config/env';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { type ResolvedDatabase, resolveDatabase } from './database/database';
 import { runMigrations } from './database/migrate';
-import { DEMO_ACCOUNTS, seedDemo } from './database/seed';
+import { seedDemo } from './database/seed';
 import { ShutdownState } from './health/shutdown-state';
 import { createRootLogger } from './observability/logger';
 
@@ -76,10 +76,18 @@ async function bootstrap(): Promise<void> {
     const app = (parts.app = await createApp({ env, databaseUrl: db.url, logger: root }));
     // Demo data only where it cannot surprise anyone: the embedded development database, or on request.
     if (env.SEED_DEMO ?? Boolean(db.embedded)) {
-      if (await seedDemo(app.get(DataSource))) {
-        logger.log('Seeded the demo catalogue and accounts:');
-        for (const a of DEMO_ACCOUNTS)
-          logger.log(`  ${a.role.padEnd(8)} ${a.email} / ${a.password}`);
+      const created = await seedDemo(app.get(DataSource), env.NODE_ENV);
+      if (created.length) {
+        // Only this run knows production's random passwords: at warn level, so that LOG_LEVEL=warn
+        // does not swallow the one chance to read them.
+        const production = env.NODE_ENV === 'production';
+        const say = production ? (line: string) => root.warn(line) : logger.log;
+        say(
+          production
+            ? 'Seeded the demo catalogue and accounts, with random passwords shown only this once:'
+            : 'Seeded the demo catalogue and accounts:',
+        );
+        for (const a of created) say(`  ${a.role.padEnd(8)} ${a.email} / ${a.password}`);
       }
     }
     if (interrupted()) return stop(pending!);

@@ -13,6 +13,8 @@ export type { components, paths } from './schema';
 export type Product = components['schemas']['ProductDto'];
 export type User = components['schemas']['UserDto'];
 export type Order = components['schemas']['OrderDto'];
+/** Every action of the server's transition table (generated into the OpenAPI document from it). */
+export type OrderAction = Order['allowedTransitions'][number];
 export type OrderLine = components['schemas']['OrderLineInputDto'];
 export type NewProduct = components['schemas']['CreateProductDto'];
 
@@ -31,6 +33,15 @@ export interface Tagged<T> {
 }
 
 type Updatable = { products: Product; users: User };
+
+/**
+ * Routes that take credentials instead of a session. A token sent there could only be stale (the
+ * reason to log in again) or another account's, and the server has nothing to do with it.
+ */
+const CREDENTIAL_ROUTES: ReadonlySet<string> = new Set([
+  '/api/v1/auth/login',
+  '/api/v1/auth/register',
+]);
 
 /** Throws the problem as an ApiProblem; returns the data of a success. */
 function unwrap<T>(result: { data?: T; error?: unknown; response: Response }): T {
@@ -54,8 +65,10 @@ export class OrderClient {
     this.token = options.token;
     this.api = createFetchClient<paths>({ baseUrl: options.baseUrl, fetch: options.fetch });
     this.api.use({
-      onRequest: ({ request }) => {
-        if (this.token) request.headers.set('Authorization', `Bearer ${this.token}`);
+      onRequest: ({ request, schemaPath }) => {
+        if (this.token && !CREDENTIAL_ROUTES.has(schemaPath)) {
+          request.headers.set('Authorization', `Bearer ${this.token}`);
+        }
         return request;
       },
     });
@@ -66,10 +79,15 @@ export class OrderClient {
     return new OrderClient({ ...this.options, token: this.token, ...overrides });
   }
 
-  /** Logs in and keeps the token for the following calls. */
+  /**
+   * Logs in and keeps the token for the following calls. A refused login (401) also drops the token
+   * held so far: it is stale or belongs to an account the caller just failed to prove, and sending it
+   * on would only earn more 401s. Other failures (429, 503, network) leave the session as it was.
+   */
   async login(email: string, password: string): Promise<void> {
-    const data = unwrap(await this.api.POST('/api/v1/auth/login', { body: { email, password } }));
-    this.token = data.accessToken;
+    const result = await this.api.POST('/api/v1/auth/login', { body: { email, password } });
+    if (result.response.status === 401) this.token = undefined;
+    this.token = unwrap(result).accessToken;
   }
 
   async register(email: string, password: string, name: string): Promise<User> {
@@ -124,8 +142,8 @@ export class OrderClient {
     );
   }
 
-  /** pay, ship, deliver or cancel; ILLEGAL_STATE_TRANSITION carries what is allowed now. */
-  async transition(orderId: string, action: 'pay' | 'ship' | 'deliver' | 'cancel'): Promise<Order> {
+  /** Any action of the table; ILLEGAL_STATE_TRANSITION carries what is allowed now. */
+  async transition(orderId: string, action: OrderAction): Promise<Order> {
     const path = `/api/v1/orders/{id}/${action}` as const;
     return unwrap(await this.api.POST(path, { params: { path: { id: orderId } } }));
   }

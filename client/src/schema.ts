@@ -224,6 +224,30 @@ export interface paths {
         patch: operations["ProductsController_update"];
         trace?: never;
     };
+    "/api/v1/products/sku/{sku}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * One product by SKU
+         * @description The product with this SKU (compared case-insensitively, trimmed). With `ETag`; `If-None-Match` → 304.
+         */
+        get: operations["ProductsController_getBySku"];
+        /**
+         * Create or replace a product by SKU (admin)
+         * @description Catalogue synchronisation by natural key (e.g. from an ERP), without duplicates. `If-None-Match: *` → create only if no product has this SKU (201; one exists → 412 with `current`; of two racing creates exactly one gets 201). `If-Match: <ETag>` (or `If-Unmodified-Since`) → replace every field of the existing product when the version matches (200; stale → 412 with `current`; unknown SKU → 404). Neither → 428. The body is the full product as on create; its `sku` may be left out and, if given, must name the same SKU as the path (else 400).
+         */
+        put: operations["ProductsController_putBySku"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/products/{id}/stock-adjustments": {
         parameters: {
             query?: never;
@@ -296,8 +320,8 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Every transition of an order, oldest first
-         * @description Entries `{from, to, at, actorId}`; creation has `from: null`.
+         * Every change of an order, oldest first
+         * @description Entries `{action, from, to, at, actorId}`; placement has `action: "place"` and `from: null`. `from` is the status the order really left, also when two requests raced.
          */
         get: operations["OrdersController_history"];
         put?: never;
@@ -608,6 +632,39 @@ export interface components {
             offset: number;
             items: components["schemas"]["ProductDto"][];
         };
+        PutProductDto: {
+            /**
+             * @description Unique; lowercase words joined by dashes.
+             * @example red-t-shirt-m
+             */
+            slug: string;
+            /** @example Red T-shirt (M) */
+            name: string;
+            /**
+             * @default
+             * @example Organic cotton, medium.
+             */
+            description?: string;
+            /** @example 1999 */
+            priceCents: number;
+            /**
+             * @description ISO 4217; stored upper-case (`eur` is `EUR`).
+             * @example EUR
+             */
+            currency: string;
+            /** @example 100 */
+            stock: number;
+            /**
+             * @default true
+             * @example true
+             */
+            active?: boolean;
+            /**
+             * @description If given, must name the same SKU as the path (compared case-insensitively).
+             * @example TSHIRT-RED-M
+             */
+            sku?: string;
+        };
         UpdateProductDto: {
             /**
              * @description Unique case-insensitively after trimming. Letters, digits, `.`, `_`, `-`.
@@ -730,7 +787,12 @@ export interface components {
         };
         HistoryEntryDto: {
             /**
-             * @description null for creation.
+             * @description `place` for the placement, else the action performed.
+             * @enum {string}
+             */
+            action: "place" | "pay" | "ship" | "deliver" | "cancel";
+            /**
+             * @description The status the order left (null for the placement).
              * @enum {string|null}
              */
             from: "pending" | "paid" | "shipped" | "delivered" | "cancelled" | null;
@@ -2235,6 +2297,259 @@ export interface operations {
             };
         };
     };
+    ProductsController_getBySku: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description An ETag you hold; when it is still current the answer is 304 with no body. */
+                "If-None-Match"?: string;
+                /** @description Your correlation id (1-128 of A-Z a-z 0-9 . _ : -); echoed back, else one is made. */
+                "X-Request-Id"?: string;
+            };
+            path: {
+                sku: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    /** @description Strong, opaque entity tag of this representation. */
+                    ETag?: string;
+                    /** @description When the resource last changed. */
+                    "Last-Modified"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProductDto"];
+                };
+            };
+            /** @description If-None-Match matched. */
+            304: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description `VALIDATION_FAILED`: The request is not valid */
+            400: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `NOT_FOUND`: Resource not found */
+            404: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `RATE_LIMITED`: Too many requests */
+            429: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `INTERNAL`: Internal error */
+            500: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+        };
+    };
+    ProductsController_putBySku: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The ETag you read (strong comparison; lists and `*` accepted). Stale → 412. Without it, `If-Unmodified-Since` or a body `version` is required, else 428. */
+                "If-Match"?: string;
+                /** @description HTTP-date alternative to If-Match (one-second resolution). Stale → 412. */
+                "If-Unmodified-Since"?: string;
+                /** @description Your correlation id (1-128 of A-Z a-z 0-9 . _ : -); echoed back, else one is made. */
+                "X-Request-Id"?: string;
+            };
+            path: {
+                sku: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PutProductDto"];
+            };
+        };
+        responses: {
+            /** @description Replaced. */
+            200: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    /** @description Strong, opaque entity tag of this representation. */
+                    ETag?: string;
+                    /** @description When the resource last changed. */
+                    "Last-Modified"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProductDto"];
+                };
+            };
+            /** @description Created. */
+            201: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    /** @description Strong, opaque entity tag of this representation. */
+                    ETag?: string;
+                    /** @description When the resource last changed. */
+                    "Last-Modified"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProductDto"];
+                };
+            };
+            /** @description `VALIDATION_FAILED`: The request is not valid */
+            400: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: Authentication required */
+            401: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `FORBIDDEN`: Not allowed for this role */
+            403: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `NOT_FOUND`: Resource not found */
+            404: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `SLUG_TAKEN`: Slug already in use */
+            409: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `PRECONDITION_FAILED`: Precondition failed */
+            412: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `UNSUPPORTED_MEDIA_TYPE`: Unsupported media type */
+            415: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `PRECONDITION_REQUIRED`: Precondition required */
+            428: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `RATE_LIMITED`: Too many requests */
+            429: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `INTERNAL`: Internal error */
+            500: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+        };
+    };
     ProductsController_adjustStock: {
         parameters: {
             query?: never;
@@ -2437,7 +2752,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description 1-255 printable characters, scoped to you. Retrying with the same key and body replays the first outcome (`Idempotent-Replayed: true`) instead of acting twice; the same key with another body → 422; while the first is in flight → the retry waits, or gets 409 with Retry-After. Kept 24 h. */
+                /** @description 1-255 printable characters, scoped to you. Retrying with the same key and body replays the first outcome byte for byte (`Idempotent-Replayed: true`) instead of acting twice; the same key with another body → 422; while the first is in flight → the retry waits, or gets 409 with Retry-After. Kept 24 h. */
                 "Idempotency-Key"?: string;
                 /** @description Your correlation id (1-128 of A-Z a-z 0-9 . _ : -); echoed back, else one is made. */
                 "X-Request-Id"?: string;
@@ -2761,9 +3076,9 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description Optional: the order ETag you read. Stale → 412 and nothing changes. */
+                /** @description Optional: the order ETag you read. Stale → 412 and nothing changes. A matching `If-None-Match` (or `*`) → 412. */
                 "If-Match"?: string;
-                /** @description 1-255 printable characters, scoped to you. Retrying with the same key and body replays the first outcome (`Idempotent-Replayed: true`) instead of acting twice; the same key with another body → 422; while the first is in flight → the retry waits, or gets 409 with Retry-After. Kept 24 h. */
+                /** @description 1-255 printable characters, scoped to you. Retrying with the same key and body replays the first outcome byte for byte (`Idempotent-Replayed: true`) instead of acting twice; the same key with another body → 422; while the first is in flight → the retry waits, or gets 409 with Retry-After. Kept 24 h. */
                 "Idempotency-Key"?: string;
                 /** @description Your correlation id (1-128 of A-Z a-z 0-9 . _ : -); echoed back, else one is made. */
                 "X-Request-Id"?: string;
@@ -2911,7 +3226,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description Optional: the order ETag you read. Stale → 412 and nothing changes. */
+                /** @description Optional: the order ETag you read. Stale → 412 and nothing changes. A matching `If-None-Match` (or `*`) → 412. */
                 "If-Match"?: string;
                 /** @description Your correlation id (1-128 of A-Z a-z 0-9 . _ : -); echoed back, else one is made. */
                 "X-Request-Id"?: string;
@@ -3046,7 +3361,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description Optional: the order ETag you read. Stale → 412 and nothing changes. */
+                /** @description Optional: the order ETag you read. Stale → 412 and nothing changes. A matching `If-None-Match` (or `*`) → 412. */
                 "If-Match"?: string;
                 /** @description Your correlation id (1-128 of A-Z a-z 0-9 . _ : -); echoed back, else one is made. */
                 "X-Request-Id"?: string;
@@ -3181,7 +3496,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description Optional: the order ETag you read. Stale → 412 and nothing changes. */
+                /** @description Optional: the order ETag you read. Stale → 412 and nothing changes. A matching `If-None-Match` (or `*`) → 412. */
                 "If-Match"?: string;
                 /** @description Your correlation id (1-128 of A-Z a-z 0-9 . _ : -); echoed back, else one is made. */
                 "X-Request-Id"?: string;

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { JwtService } from '@nestjs/jwt';
 import { ApiProblem, MergeConflict, OrderClient, type ProblemCode, retry } from '../src/index';
 import type { ProblemCode as ServerProblemCode } from '../../src/common/problems/problem-catalogue';
 import { account } from '../../test/support/http';
@@ -44,7 +45,7 @@ function advice(code: ProblemCode): string {
 
 describe('the typed client against the real service', () => {
   let t: TestApp;
-  let adminLogin: { email: string; password: string };
+  let adminLogin: { id: string; email: string; password: string };
   const client = (options: { fetch?: typeof fetch } = {}): OrderClient =>
     new OrderClient({ baseUrl: t.baseUrl, ...options });
   const asAdmin = async (options: { fetch?: typeof fetch } = {}): Promise<OrderClient> => {
@@ -67,7 +68,7 @@ describe('the typed client against the real service', () => {
   beforeAll(async () => {
     t = await createTestApp();
     const admin = await account(t, 'admin');
-    adminLogin = { email: admin.email, password: admin.password };
+    adminLogin = { id: admin.id, email: admin.email, password: admin.password };
   });
   afterAll(() => t.close());
 
@@ -82,6 +83,59 @@ describe('the typed client against the real service', () => {
     expect(error).toBeInstanceOf(ApiProblem);
     expect(error).toMatchObject({ code: 'EMAIL_TAKEN', status: 409, body: { field: 'email' } });
     expect(advice((error as ApiProblem).code)).toBe('change the request');
+  });
+
+  describe('with a token that has expired', () => {
+    /** Signed with the test app's secret, so only its `exp` makes it stale. */
+    const expiredToken = (sub: string): Promise<string> =>
+      new JwtService({ secret: 'test-secret-that-is-long-enough-for-hs256-0123456789' }).signAsync(
+        { sub, role: 'admin', exp: Math.floor(Date.now() / 1000) - 60 },
+        { algorithm: 'HS256' },
+      );
+    /** A fetch that notes the Authorization header each request went out with. */
+    const recording =
+      (sent: { path: string; authorization: string | null }[]): typeof fetch =>
+      async (input: Request | string | URL, init?: RequestInit) => {
+        if (input instanceof Request) {
+          sent.push({
+            path: new URL(input.url).pathname,
+            authorization: input.headers.get('authorization'),
+          });
+        }
+        return fetch(input, init);
+      };
+
+    it('logs in again, sending no token to login or register', async () => {
+      const sent: { path: string; authorization: string | null }[] = [];
+      const c = new OrderClient({
+        baseUrl: t.baseUrl,
+        token: await expiredToken(adminLogin.id),
+        fetch: recording(sent),
+      });
+      await c.register(`again-${Date.now()}@example.com`, 'long enough password', 'Again');
+      await c.login(adminLogin.email, adminLogin.password);
+      const { value: p } = await c.createProduct(newProduct()); // admin-only: the new token is used
+      expect(p.id).toEqual(expect.any(String));
+      expect(sent.map((r) => [r.path, r.authorization === null])).toEqual([
+        ['/api/v1/auth/register', true],
+        ['/api/v1/auth/login', true],
+        ['/api/v1/products', false],
+      ]);
+    });
+
+    it('drops the stale token when the login is refused', async () => {
+      const sent: { path: string; authorization: string | null }[] = [];
+      const c = new OrderClient({
+        baseUrl: t.baseUrl,
+        token: await expiredToken(adminLogin.id),
+        fetch: recording(sent),
+      });
+      const refused = await c.login(adminLogin.email, 'not the password').catch((e: unknown) => e);
+      expect(refused).toMatchObject({ code: 'UNAUTHENTICATED', status: 401 });
+      const page = await c.api.GET('/api/v1/products', { params: { query: { limit: 1 } } });
+      expect(page.response.status).toBe(200);
+      expect(sent.at(-1)).toEqual({ path: '/api/v1/products', authorization: null });
+    });
   });
 
   /** A fetch that holds this client's PATCHes until `release` resolves: the other writer goes first. */

@@ -4,7 +4,7 @@ import type { FastifyReply } from 'fastify';
 import { ApiProblems } from '../common/problems/openapi';
 import { UserDto } from '../users/dto/user.dto';
 import { userPath, UsersService } from '../users/users.service';
-import { Public } from './auth.decorators';
+import { Public } from '../common/access';
 import { AuthService } from './auth.service';
 import { LoginDto, RegisterDto, TokenDto } from './dto/auth.dto';
 

@@ -1,12 +1,10 @@
 import { type CanActivate, type ExecutionContext, Injectable } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import { JwtService } from '@nestjs/jwt';
-import { InjectDataSource } from '@nestjs/typeorm';
 import type { FastifyRequest } from 'fastify';
-import { DataSource } from 'typeorm';
 import { ProblemError } from '../common/problems/problem.error';
-import { User } from '../users/user.entity';
-import { type Caller, IS_PUBLIC, ROLES } from './auth.decorators';
+import { type Caller, IS_PUBLIC, ROLES_KEY } from '../common/access';
+import { UsersRepository } from '../users/users.repository';
 import type { TokenPayload } from './auth.service';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -23,13 +21,18 @@ const invalidToken = (detail: string): ProblemError =>
  * Global guard: every route needs a valid bearer token unless marked @Public(). The role is read from
  * the database on each request, not trusted from the token, so a demoted or deleted account loses its
  * rights at once.
+ *
+ * On a public route a token that does not authenticate (malformed, expired, badly signed, naming a
+ * deleted account) is ignored and the request proceeds anonymously: such routes never need a caller,
+ * and refusing them would lock a client holding a stale token out of the very login that replaces it.
+ * A valid token on a public route is still read, so the route may tailor its answer to the caller.
  */
 @Injectable()
 export class AuthGuard implements CanActivate {
   constructor(
     private readonly reflector: Reflector,
     private readonly jwt: JwtService,
-    @InjectDataSource() private readonly dataSource: DataSource,
+    private readonly users: UsersRepository,
   ) {}
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
@@ -44,8 +47,19 @@ export class AuthGuard implements CanActivate {
         'This endpoint needs `Authorization: Bearer <token>`; get a token from POST /api/v1/auth/login.',
       );
     }
+    if (isPublic) {
+      request.caller = await this.authenticate(header).catch((error: unknown) => {
+        // Only the token's own faults are forgiven; a database outage still answers as such.
+        if (error instanceof ProblemError && error.code === 'UNAUTHENTICATED') return undefined;
+        throw error;
+      });
+      return true;
+    }
     request.caller = await this.authenticate(header);
-    const roles = this.reflector.getAllAndOverride<Caller['role'][] | undefined>(ROLES, targets);
+    const roles = this.reflector.getAllAndOverride<Caller['role'][] | undefined>(
+      ROLES_KEY,
+      targets,
+    );
     if (roles && !roles.includes(request.caller.role)) {
       throw new ProblemError('FORBIDDEN', `This action is reserved to: ${roles.join(', ')}.`);
     }
@@ -64,10 +78,8 @@ export class AuthGuard implements CanActivate {
     if (typeof payload.sub !== 'string' || !UUID.test(payload.sub)) {
       throw invalidToken('The bearer token names no account.');
     }
-    const user = await this.dataSource
-      .getRepository(User)
-      .findOne({ where: { id: payload.sub }, select: { id: true, role: true } });
-    if (!user) throw invalidToken('The account behind this token no longer exists.');
-    return { id: user.id, role: user.role };
+    const role = await this.users.findRole(payload.sub);
+    if (!role) throw invalidToken('The account behind this token no longer exists.');
+    return { id: payload.sub.toLowerCase(), role };
   }
 }

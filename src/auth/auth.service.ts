@@ -1,13 +1,12 @@
 import { Injectable } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { JwtService } from '@nestjs/jwt';
-import { InjectDataSource } from '@nestjs/typeorm';
-import { DataSource } from 'typeorm';
 import type { Env } from '../config/env';
 import { ProblemError } from '../common/problems/problem.error';
-import { User } from '../users/user.entity';
+import type { User } from '../users/user.entity';
+import { UsersRepository } from '../users/users.repository';
 import type { LoginDto, TokenDto } from './dto/auth.dto';
-import { verifyPassword } from './passwords';
+import { PasswordHasher } from './passwords';
 
 export interface TokenPayload {
   sub: string;
@@ -17,20 +16,16 @@ export interface TokenPayload {
 @Injectable()
 export class AuthService {
   constructor(
-    @InjectDataSource() private readonly dataSource: DataSource,
+    private readonly users: UsersRepository,
+    private readonly passwords: PasswordHasher,
     private readonly jwt: JwtService,
     private readonly config: ConfigService<Env, true>,
   ) {}
 
   /** Same answer, and about the same time, whether the email is unknown or the password wrong. */
   async login({ email, password }: LoginDto): Promise<TokenDto> {
-    const user = await this.dataSource
-      .getRepository(User)
-      .createQueryBuilder('u')
-      .addSelect('u.passwordHash')
-      .where('lower(u.email) = lower(:email)', { email })
-      .getOne();
-    const ok = await verifyPassword(user?.passwordHash, password);
+    const user = await this.users.findCredentials(email);
+    const ok = await this.passwords.verify(user?.passwordHash, password);
     if (!user || !ok) {
       throw new ProblemError('UNAUTHENTICATED', 'The email or password is wrong.');
     }

@@ -21,6 +21,8 @@ export interface Env {
   JWT_SECRET: string;
   JWT_EXPIRES_IN_SECONDS: number;
   IDEMPOTENCY_TTL_HOURS: number;
+  /** Live Idempotency-Keys one caller may hold: bounds what one caller can make us store. */
+  IDEMPOTENCY_MAX_KEYS_PER_USER: number;
   BODY_LIMIT_BYTES: number;
   CORS_ORIGINS: string[];
   LOG_LEVEL: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -121,6 +123,7 @@ export function loadEnv(src: Source = process.env): Env {
     JWT_SECRET,
     JWT_EXPIRES_IN_SECONDS: int(src, 'JWT_EXPIRES_IN_SECONDS', 3600, 60, 7 * 24 * 3600),
     IDEMPOTENCY_TTL_HOURS: int(src, 'IDEMPOTENCY_TTL_HOURS', 24, 1, 24 * 365),
+    IDEMPOTENCY_MAX_KEYS_PER_USER: int(src, 'IDEMPOTENCY_MAX_KEYS_PER_USER', 1000, 1, 1_000_000),
     BODY_LIMIT_BYTES: int(src, 'BODY_LIMIT_BYTES', 256 * 1024, 1024, 64 * 1024 * 1024),
     CORS_ORIGINS: (str(src, 'CORS_ORIGINS') ?? '')
       .split(',')

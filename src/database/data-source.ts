@@ -1,14 +1,15 @@
-import { Client, type ClientConfig } from 'pg';
+import { Client, type ClientConfig, types } from 'pg';
 import { DataSource, type DataSourceOptions } from 'typeorm';
 import { CreateUsers1763790000000 } from '../../migrations/1763790000000-CreateUsers';
 import { CreateProducts1763790100000 } from '../../migrations/1763790100000-CreateProducts';
 import { CreateOrders1763790200000 } from '../../migrations/1763790200000-CreateOrders';
 import { ProductStockMax1763790300000 } from '../../migrations/1763790300000-ProductStockMax';
-import { Order, OrderEvent, OrderItem } from '../orders/order.entity';
+import { Hardening1763790400000 } from '../../migrations/1763790400000-Hardening';
+import { Order, OrderHistoryEntry, OrderItem } from '../orders/order.entity';
 import { Product } from '../products/product.entity';
 import { User } from '../users/user.entity';
 
-export const ENTITIES = [User, Product, Order, OrderItem, OrderEvent];
+export const ENTITIES = [User, Product, Order, OrderItem, OrderHistoryEntry];
 
 /** Listed explicitly (not globbed) so that the compiled app, tests and the CLI load the same set. */
 export const MIGRATIONS = [
@@ -16,6 +17,7 @@ export const MIGRATIONS = [
   CreateProducts1763790100000,
   CreateOrders1763790200000,
   ProductStockMax1763790300000,
+  Hardening1763790400000,
 ];
 
 /**
@@ -30,6 +32,19 @@ class ResilientClient extends Client {
     this.on('error', () => undefined);
   }
 }
+
+/**
+ * bigint (int8) columns as numbers: stock, money totals and history ids stay far below 2^53, and a
+ * string where the schema says number would leak into JSON and comparisons. Per pool, not pg's global
+ * parsers, so nothing else in the process is affected.
+ */
+const INT8_OID = 20;
+const TYPE_PARSERS = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary'): unknown =>
+    oid === INT8_OID
+      ? (value: string) => Number(value)
+      : types.getTypeParser(oid, format ?? 'text')) as typeof types.getTypeParser,
+};
 
 export interface DatabaseConfig {
   url: string;
@@ -57,6 +72,7 @@ export function dataSourceOptions({
     applicationName,
     extra: {
       Client: ResilientClient,
+      types: TYPE_PARSERS,
       max: poolSize,
       connectionTimeoutMillis: 5_000,
       // A statement stuck behind a lock must not hang a request forever.

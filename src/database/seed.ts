@@ -1,7 +1,12 @@
+import { randomBytes } from 'node:crypto';
 import type { DataSource } from 'typeorm';
 import { hashPassword } from '../auth/passwords';
+import type { Env } from '../config/env';
 
-/** Demo accounts. The passwords are public on purpose: this data only goes into demo databases. */
+/**
+ * Demo accounts. The passwords are published (README, client/demo) on purpose, so they are only ever
+ * given outside production: see seedDemo.
+ */
 export const DEMO_ACCOUNTS = [
   {
     email: 'admin@example.com',
@@ -68,19 +73,36 @@ export const DEMO_PRODUCTS = [
   },
 ] as const;
 
+/** An account the seed created, with the password it was given (for the start-up log, once). */
+export interface SeededAccount {
+  email: string;
+  role: (typeof DEMO_ACCOUNTS)[number]['role'];
+  password: string;
+}
+
 /**
  * Seeds the demo catalogue and accounts; existing rows are left alone, so it is safe on every start.
- * Returns true when it created the accounts (first start).
+ *
+ * In production the accounts get fresh random passwords instead of the published ones: a demo on a
+ * reachable host must not let in whoever read the README. They still get created (rather than
+ * skipped) so that `SEED_DEMO=true` on a production build (docker compose) is a usable demo without
+ * another step; the caller prints the passwords once, and only the run that created them knows them.
+ *
+ * Returns the accounts created by this call: empty on every later start.
  */
-export async function seedDemo(dataSource: DataSource): Promise<boolean> {
-  let created = false;
+export async function seedDemo(
+  dataSource: DataSource,
+  nodeEnv: Env['NODE_ENV'],
+): Promise<SeededAccount[]> {
+  const created: SeededAccount[] = [];
   for (const a of DEMO_ACCOUNTS) {
+    const password = nodeEnv === 'production' ? randomBytes(18).toString('base64url') : a.password;
     const rows: unknown[] = await dataSource.query(
       `INSERT INTO users (email, name, password_hash, role) VALUES ($1, $2, $3, $4)
        ON CONFLICT ((lower(email))) DO NOTHING RETURNING id`,
-      [a.email, a.name, await hashPassword(a.password), a.role],
+      [a.email, a.name, await hashPassword(password), a.role],
     );
-    created ||= rows.length > 0;
+    if (rows.length > 0) created.push({ email: a.email, role: a.role, password });
   }
   const hasProducts: unknown[] = await dataSource.query(
     `SELECT 1 FROM information_schema.tables WHERE table_name = 'products'`,

@@ -12,7 +12,7 @@ import {
   type HealthCheckResult,
   TypeOrmHealthIndicator,
 } from '@nestjs/terminus';
-import { Public } from '../auth/auth.decorators';
+import { Public } from '../common/access';
 import { ShutdownState } from './shutdown-state';
 
 @ApiTags('operations')

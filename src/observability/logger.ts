@@ -1,4 +1,5 @@
 import pino, { type DestinationStream, type Logger } from 'pino';
+import { loggableDatabaseError } from '../common/database/database-errors';
 import type { Env } from '../config/env';
 
 /** Never written to logs, wherever they appear in a logged object. */
@@ -30,6 +31,11 @@ export function createRootLogger(env: Env, destination?: DestinationStream): Log
     redact: { paths: REDACT, censor: '[redacted]' },
     base: { service: 'order-service' },
     timestamp: pino.stdTimeFunctions.isoTime,
+    // Wherever a database error is logged, only its SQLSTATE and names go out (never row content).
+    serializers: {
+      err: (err: unknown): unknown =>
+        loggableDatabaseError(err) ?? pino.stdSerializers.err(err as Error),
+    },
   };
   if (destination) return pino(options, destination);
   if (env.NODE_ENV === 'development' && process.stdout.isTTY && prettyAvailable()) {

@@ -1,10 +1,14 @@
 /**
  * The order state machine (API.md §2) as data. The service, `allowedTransitions`, error bodies, the
- * OpenAPI description and the README diagram all come from this table. Pure: no Nest, no database.
+ * routes (one per action, generated), the OpenAPI description, the client's action type and the
+ * README table all come from this table. Pure: no Nest, no database.
  *
  *   pending ──pay──▶ paid ──ship──▶ shipped ──deliver──▶ delivered
  *      │               │
  *      └──cancel──▶ cancelled ◀──cancel──┘
+ *
+ * Adding a transition is one entry in TRANSITIONS (plus, for a new status, ORDER_STATUSES and a
+ * migration of the CHECK constraints, which a test compares with these lists).
  */
 export const ORDER_STATUSES = ['pending', 'paid', 'shipped', 'delivered', 'cancelled'] as const;
 export type OrderStatus = (typeof ORDER_STATUSES)[number];
@@ -12,39 +16,64 @@ export type OrderStatus = (typeof ORDER_STATUSES)[number];
 /** How a caller relates to an order: its owner, an admin, or both. */
 export type Capacity = 'owner' | 'admin';
 
+/**
+ * What a transition does besides moving the status, in the same transaction. Each effect is a hook
+ * the service runs after the guarded status update (see OrdersService.EFFECTS).
+ */
+export const TRANSITION_EFFECTS = {
+  releaseStock: {
+    table: 'returns the reserved stock',
+    inTransaction: 'the reserved stock is returned in the same transaction',
+  },
+} as const;
+export type TransitionEffect = keyof typeof TRANSITION_EFFECTS;
+
 export interface Transition {
   from: readonly OrderStatus[];
   to: OrderStatus;
   /** Who may ever perform it; anyone else gets 403, whatever the state. */
   by: readonly Capacity[];
-  /** Cancelling gives the reserved stock back, in the same transaction. */
-  restocks: boolean;
+  effects: readonly TransitionEffect[];
+  /** Shown in the OpenAPI operation. */
+  summary: string;
 }
 
 export const TRANSITIONS = {
-  pay: { from: ['pending'], to: 'paid', by: ['owner'], restocks: false },
-  ship: { from: ['paid'], to: 'shipped', by: ['admin'], restocks: false },
-  deliver: { from: ['shipped'], to: 'delivered', by: ['admin'], restocks: false },
-  cancel: { from: ['pending', 'paid'], to: 'cancelled', by: ['owner', 'admin'], restocks: true },
+  pay: { from: ['pending'], to: 'paid', by: ['owner'], effects: [], summary: 'Pay' },
+  ship: { from: ['paid'], to: 'shipped', by: ['admin'], effects: [], summary: 'Ship' },
+  deliver: { from: ['shipped'], to: 'delivered', by: ['admin'], effects: [], summary: 'Deliver' },
+  cancel: {
+    from: ['pending', 'paid'],
+    to: 'cancelled',
+    by: ['owner', 'admin'],
+    effects: ['releaseStock'],
+    summary: 'Cancel',
+  },
 } as const satisfies Record<string, Transition>;
 
 export type OrderAction = keyof typeof TRANSITIONS;
 export const ORDER_ACTIONS = Object.keys(TRANSITIONS) as OrderAction[];
 
+/** What a history entry records: placement, or one of the actions. */
+export const HISTORY_ACTIONS = ['place', ...ORDER_ACTIONS] as const;
+export type OrderHistoryAction = (typeof HISTORY_ACTIONS)[number];
+
+export function transition(action: OrderAction): Transition {
+  return TRANSITIONS[action];
+}
+
 export function isFinal(status: OrderStatus): boolean {
-  return !ORDER_ACTIONS.some((a) =>
-    (TRANSITIONS[a].from as readonly OrderStatus[]).includes(status),
-  );
+  return !ORDER_ACTIONS.some((a) => transition(a).from.includes(status));
 }
 
 /** May a caller in these capacities ever perform the action? (No: 403.) */
 export function mayPerform(action: OrderAction, capacities: readonly Capacity[]): boolean {
-  return TRANSITIONS[action].by.some((c) => capacities.includes(c));
+  return transition(action).by.some((c) => capacities.includes(c));
 }
 
 /** Is the action legal from this status? (No: 409.) */
 export function legalFrom(action: OrderAction, status: OrderStatus): boolean {
-  return (TRANSITIONS[action].from as readonly OrderStatus[]).includes(status);
+  return transition(action).from.includes(status);
 }
 
 /** The actions legal now for this caller: what `allowedTransitions` lists. */
@@ -58,8 +87,9 @@ export function allowedTransitions(
 /** Markdown table of the transitions, for the OpenAPI description and the README. */
 export function transitionTable(): string {
   const rows = ORDER_ACTIONS.map((a) => {
-    const t = TRANSITIONS[a];
-    return `| \`${a}\` | ${t.from.map((s) => `\`${s}\``).join(', ')} | \`${t.to}\` | ${t.by.join(', ')} |${t.restocks ? ' returns the reserved stock' : ''} |`;
+    const t = transition(a);
+    const effects = t.effects.map((e) => ` ${TRANSITION_EFFECTS[e].table}`).join(';');
+    return `| \`${a}\` | ${t.from.map((s) => `\`${s}\``).join(', ')} | \`${t.to}\` | ${t.by.join(', ')} |${effects} |`;
   });
   return ['| action | from | to | who | effect |', '|---|---|---|---|---|', ...rows].join('\n');
 }

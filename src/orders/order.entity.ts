@@ -1,12 +1,6 @@
 import { Column, Entity, PrimaryColumn, PrimaryGeneratedColumn } from 'typeorm';
 import { VersionedEntity } from '../common/database/versioned.entity';
-import type { OrderStatus } from './order-state';
-
-/** bigint money columns come back from pg as strings; totals stay far below 2^53. */
-const bigintAsNumber = {
-  to: (v: number) => v,
-  from: (v: string | null) => (v === null ? v : Number(v)),
-};
+import type { OrderHistoryAction, OrderStatus } from './order-state';
 
 @Entity({ name: 'orders' })
 export class Order extends VersionedEntity {
@@ -16,7 +10,7 @@ export class Order extends VersionedEntity {
   @Column({ type: 'text' })
   status: OrderStatus;
 
-  @Column({ type: 'bigint', name: 'total_cents', transformer: bigintAsNumber })
+  @Column({ type: 'bigint', name: 'total_cents' })
   totalCents: number;
 
   @Column({ type: 'char', length: 3 })
@@ -48,14 +42,17 @@ export class OrderItem {
   quantity: number;
 }
 
-/** One row per transition (creation included), written in the transition's transaction. */
-@Entity({ name: 'order_events' })
-export class OrderEvent {
+/** One row per change (placement included), written in the change's transaction. */
+@Entity({ name: 'order_history' })
+export class OrderHistoryEntry {
   @PrimaryGeneratedColumn('identity', { type: 'bigint', generatedIdentity: 'ALWAYS' })
   id: string;
 
   @Column({ type: 'uuid', name: 'order_id' })
   orderId: string;
+
+  @Column({ type: 'text' })
+  action: OrderHistoryAction;
 
   @Column({ type: 'text', name: 'from_status', nullable: true })
   fromStatus: OrderStatus | null;

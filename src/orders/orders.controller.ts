@@ -1,4 +1,4 @@
-import { Body, Controller, Get, HttpCode, Param, Post, Query, Req, Res } from '@nestjs/common';
+import { Body, Controller, Get, HttpCode, Param, Post, Query } from '@nestjs/common';
 import {
   ApiBearerAuth,
   ApiCreatedResponse,
@@ -9,16 +9,24 @@ import {
   ApiTags,
 } from '@nestjs/swagger';
 import { InjectDataSource } from '@nestjs/typeorm';
-import type { FastifyReply, FastifyRequest } from 'fastify';
-import { DataSource } from 'typeorm';
-import { type Caller, CurrentUser } from '../auth/auth.decorators';
+import { DataSource, type EntityManager } from 'typeorm';
+import { type Caller, CurrentUser } from '../common/access';
 import { inTransaction } from '../common/database/transaction';
-import { IdempotencyService, sendOutcome, type Outcome } from '../common/http/idempotency.service';
+import { toHttpDate } from '../common/http/http-date';
+import { IdempotencyService, serializeJson } from '../common/http/idempotency.service';
 import { ApiConditionalGetHeaders, VALIDATOR_HEADERS } from '../common/http/openapi-headers';
-import { conditionalGet, setValidators } from '../common/http/preconditions';
+import type { Preconditions } from '../common/http/preconditions';
+import { problemContextOf } from '../common/http/problem.filter';
+import {
+  CurrentRequest,
+  RequestPreconditions,
+  type RequestInfo,
+  SerializedReply,
+  type SerializedResponse,
+  VersionedResponse,
+} from '../common/http/responses';
 import { UuidPipe } from '../common/http/uuid.pipe';
 import { ApiProblems } from '../common/problems/openapi';
-import { toHttpDate } from '../common/http/etag';
 import {
   CreateOrderDto,
   HistoryEntryDto,
@@ -26,19 +34,26 @@ import {
   OrderPageDto,
   OrderQueryDto,
 } from './dto/order.dto';
-import { type OrderAction, transitionTable } from './order-state';
+import {
+  ORDER_ACTIONS,
+  type OrderAction,
+  transition,
+  TRANSITION_EFFECTS,
+  transitionTable,
+} from './order-state';
 import { orderPath, OrdersService, type OrderWithItems } from './orders.service';
 
 const IDEMPOTENCY_HEADER = ApiHeader({
   name: 'Idempotency-Key',
   required: false,
   description:
-    '1-255 printable characters, scoped to you. Retrying with the same key and body replays the first outcome (`Idempotent-Replayed: true`) instead of acting twice; the same key with another body → 422; while the first is in flight → the retry waits, or gets 409 with Retry-After. Kept 24 h.',
+    '1-255 printable characters, scoped to you. Retrying with the same key and body replays the first outcome byte for byte (`Idempotent-Replayed: true`) instead of acting twice; the same key with another body → 422; while the first is in flight → the retry waits, or gets 409 with Retry-After. Kept 24 h.',
 });
 const IF_MATCH_HEADER = ApiHeader({
   name: 'If-Match',
   required: false,
-  description: 'Optional: the order ETag you read. Stale → 412 and nothing changes.',
+  description:
+    'Optional: the order ETag you read. Stale → 412 and nothing changes. A matching `If-None-Match` (or `*`) → 412.',
 });
 const TRANSITION_PROBLEMS = [
   'UNAUTHENTICATED',
@@ -49,6 +64,9 @@ const TRANSITION_PROBLEMS = [
   'VALIDATION_FAILED',
   'SERVICE_UNAVAILABLE',
 ] as const;
+
+/** Actions whose request may carry an Idempotency-Key (a retried payment must not charge twice). */
+const IDEMPOTENT_ACTIONS: readonly OrderAction[] = ['pay'];
 
 @ApiTags('orders')
 @ApiBearerAuth()
@@ -90,17 +108,14 @@ export class OrdersController {
     'PAYLOAD_TOO_LARGE',
     'SERVICE_UNAVAILABLE',
   )
-  async create(
+  create(
     @Body() body: CreateOrderDto,
     @CurrentUser() caller: Caller,
-    @Req() request: FastifyRequest,
-    @Res({ passthrough: true }) reply: FastifyReply,
-  ): Promise<unknown> {
-    const result = await this.idempotency.run(
-      this.idempotent(request, caller, '/api/v1/orders'),
-      async (m) => this.success(await this.orders.place(m, caller, body), caller, 201, true),
+    @CurrentRequest() request: RequestInfo,
+  ): Promise<SerializedReply> {
+    return this.idempotency.run(this.idempotent(request, caller, '/api/v1/orders'), async (m) =>
+      this.serialize(await this.orders.place(m, caller, body), caller, 201, true),
     );
-    return sendOutcome(result, reply);
   }
 
   @Get()
@@ -127,17 +142,17 @@ export class OrdersController {
   async get(
     @Param('id', UuidPipe) id: string,
     @CurrentUser() caller: Caller,
-    @Req() request: FastifyRequest,
-    @Res({ passthrough: true }) reply: FastifyReply,
-  ): Promise<OrderDto | undefined> {
-    const versioned = this.orders.describe(await this.orders.findVisible(id, caller), caller);
-    return conditionalGet(request, reply, versioned);
+  ): Promise<VersionedResponse<OrderDto>> {
+    return new VersionedResponse(
+      this.orders.describe(await this.orders.findVisible(id, caller), caller),
+    );
   }
 
   @Get(':id/history')
   @ApiOperation({
-    summary: 'Every transition of an order, oldest first',
-    description: 'Entries `{from, to, at, actorId}`; creation has `from: null`.',
+    summary: 'Every change of an order, oldest first',
+    description:
+      'Entries `{action, from, to, at, actorId}`; placement has `action: "place"` and `from: null`. `from` is the status the order really left, also when two requests raced.',
   })
   @ApiOkResponse({ type: [HistoryEntryDto] })
   @ApiProblems('UNAUTHENTICATED', 'NOT_FOUND', 'VALIDATION_FAILED')
@@ -148,118 +163,103 @@ export class OrdersController {
     return (await this.orders.history(id, caller)).map((e) => HistoryEntryDto.from(e));
   }
 
-  @Post(':id/pay')
-  @HttpCode(200)
-  @ApiOperation({ summary: 'Pay (owner)', description: `pending → paid.\n\n${transitionTable()}` })
-  @IDEMPOTENCY_HEADER
-  @IF_MATCH_HEADER
-  @ApiOkResponse({ type: OrderDto, headers: VALIDATOR_HEADERS })
-  @ApiProblems(...TRANSITION_PROBLEMS, 'IDEMPOTENCY_KEY_IN_USE', 'IDEMPOTENCY_KEY_REUSED')
-  async pay(
-    @Param('id', UuidPipe) id: string,
-    @CurrentUser() caller: Caller,
-    @Req() request: FastifyRequest,
-    @Res({ passthrough: true }) reply: FastifyReply,
-  ): Promise<unknown> {
-    const result = await this.idempotency.run(
-      this.idempotent(request, caller, `${orderPath(id)}/pay`),
-      async (m) =>
-        this.success(await this.orders.transition(m, id, 'pay', caller, request), caller, 200),
-    );
-    return sendOutcome(result, reply);
-  }
-
-  @Post(':id/ship')
-  @HttpCode(200)
-  @ApiOperation({ summary: 'Ship (admin)', description: 'paid → shipped.' })
-  @IF_MATCH_HEADER
-  @ApiOkResponse({ type: OrderDto, headers: VALIDATOR_HEADERS })
-  @ApiProblems(...TRANSITION_PROBLEMS)
-  ship(
-    @Param('id', UuidPipe) id: string,
-    @CurrentUser() caller: Caller,
-    @Req() request: FastifyRequest,
-    @Res({ passthrough: true }) reply: FastifyReply,
-  ): Promise<OrderDto> {
-    return this.move(id, 'ship', caller, request, reply);
-  }
-
-  @Post(':id/deliver')
-  @HttpCode(200)
-  @ApiOperation({ summary: 'Deliver (admin)', description: 'shipped → delivered.' })
-  @IF_MATCH_HEADER
-  @ApiOkResponse({ type: OrderDto, headers: VALIDATOR_HEADERS })
-  @ApiProblems(...TRANSITION_PROBLEMS)
-  deliver(
-    @Param('id', UuidPipe) id: string,
-    @CurrentUser() caller: Caller,
-    @Req() request: FastifyRequest,
-    @Res({ passthrough: true }) reply: FastifyReply,
-  ): Promise<OrderDto> {
-    return this.move(id, 'deliver', caller, request, reply);
-  }
-
-  @Post(':id/cancel')
-  @HttpCode(200)
-  @ApiOperation({
-    summary: 'Cancel (owner or admin)',
-    description:
-      'pending|paid → cancelled; the reserved stock is returned in the same transaction.',
-  })
-  @IF_MATCH_HEADER
-  @ApiOkResponse({ type: OrderDto, headers: VALIDATOR_HEADERS })
-  @ApiProblems(...TRANSITION_PROBLEMS)
-  cancel(
-    @Param('id', UuidPipe) id: string,
-    @CurrentUser() caller: Caller,
-    @Req() request: FastifyRequest,
-    @Res({ passthrough: true }) reply: FastifyReply,
-  ): Promise<OrderDto> {
-    return this.move(id, 'cancel', caller, request, reply);
-  }
-
-  private async move(
-    id: string,
+  /**
+   * Every action of the transition table, served by one handler: the routes are declared from the
+   * table below the class (`POST /orders/{id}/{action}`).
+   */
+  transitionRoute(
     action: OrderAction,
+    id: string,
     caller: Caller,
-    request: FastifyRequest,
-    reply: FastifyReply,
-  ): Promise<OrderDto> {
-    const moved = await inTransaction(this.dataSource, (m) =>
-      this.orders.transition(m, id, action, caller, request),
-    );
-    const versioned = this.orders.describe(moved, caller);
-    setValidators(reply, versioned);
-    return versioned.representation;
+    preconditions: Preconditions,
+    request: RequestInfo,
+  ): Promise<SerializedReply> {
+    const work = async (m: EntityManager): Promise<SerializedResponse> =>
+      this.serialize(
+        await this.orders.transition(m, id, action, caller, preconditions),
+        caller,
+        200,
+      );
+    if (IDEMPOTENT_ACTIONS.includes(action)) {
+      return this.idempotency.run(
+        this.idempotent(request, caller, `${orderPath(id)}/${action}`),
+        work,
+      );
+    }
+    return inTransaction(this.dataSource, work).then((r) => new SerializedReply(r, false));
   }
 
   /** `path` is the canonical path (normalised ids), so an equivalent URL is the same request. */
-  private idempotent(request: FastifyRequest, caller: Caller, path: string) {
+  private idempotent(request: RequestInfo, caller: Caller, path: string) {
     return {
       userId: caller.id,
-      key: request.headers['idempotency-key'],
+      key: request.idempotencyKey,
       method: request.method,
       path,
       body: request.body,
+      problemContext: problemContextOf(request),
     };
   }
 
-  private success(
+  private serialize(
     placed: OrderWithItems,
     caller: Caller,
     status: number,
     created = false,
-  ): Outcome {
+  ): SerializedResponse {
     const v = this.orders.describe(placed, caller);
-    return {
-      kind: 'success',
-      status,
-      body: v.representation,
-      headers: {
-        ETag: v.etag,
-        'Last-Modified': toHttpDate(v.updatedAt),
-        ...(created ? { Location: orderPath(placed.order.id) } : {}),
-      },
-    };
+    return serializeJson(status, v.representation, {
+      ETag: v.etag,
+      'Last-Modified': toHttpDate(v.updatedAt),
+      ...(created ? { Location: orderPath(placed.order.id) } : {}),
+    });
   }
+}
+
+/**
+ * One route per action of the table, each with its OpenAPI description, all served by
+ * `transitionRoute`: adding a transition to the table adds its route.
+ */
+for (const action of ORDER_ACTIONS) {
+  const t = transition(action);
+  const prototype = OrdersController.prototype as unknown as Record<string, unknown>;
+  prototype[action] = function (
+    this: OrdersController,
+    id: string,
+    caller: Caller,
+    preconditions: Preconditions,
+    request: RequestInfo,
+  ): Promise<SerializedReply> {
+    return this.transitionRoute(action, id, caller, preconditions, request);
+  };
+  // Named like a declared method: Swagger derives the operationId and parameters from the name.
+  Object.defineProperty(prototype[action], 'name', { value: action });
+  // What TypeScript would emit for a declared method; Swagger reads the path parameter from it.
+  Reflect.defineMetadata('design:paramtypes', [String, Object, Object, Object], prototype, action);
+  Param('id', UuidPipe)(prototype, action, 0);
+  CurrentUser()(prototype, action, 1);
+  RequestPreconditions()(prototype, action, 2);
+  CurrentRequest()(prototype, action, 3);
+  const who = t.by.join(' or ');
+  const effects = t.effects.map((e) => `; ${TRANSITION_EFFECTS[e].inTransaction}`).join('');
+  const decorators = [
+    Post(`:id/${action}`),
+    HttpCode(200),
+    ApiOperation({
+      summary: `${t.summary} (${who})`,
+      description: `${t.from.join('|')} → ${t.to}${effects}.${action === 'pay' ? `\n\n${transitionTable()}` : ''}`,
+    }),
+    ...(IDEMPOTENT_ACTIONS.includes(action) ? [IDEMPOTENCY_HEADER] : []),
+    IF_MATCH_HEADER,
+    ApiOkResponse({ type: OrderDto, headers: VALIDATOR_HEADERS }),
+    ApiProblems(
+      ...TRANSITION_PROBLEMS,
+      ...(IDEMPOTENT_ACTIONS.includes(action)
+        ? (['IDEMPOTENCY_KEY_IN_USE', 'IDEMPOTENCY_KEY_REUSED'] as const)
+        : []),
+    ),
+  ];
+  const descriptor = Object.getOwnPropertyDescriptor(prototype, action)!;
+  Reflect.decorate(decorators, prototype, action, descriptor);
+  Object.defineProperty(prototype, action, descriptor);
 }

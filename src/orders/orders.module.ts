@@ -1,11 +1,13 @@
 import { Module } from '@nestjs/common';
 import { IdempotencyModule } from '../common/http/idempotency.module';
+import { ProductsModule } from '../products/products.module';
 import { OrdersController } from './orders.controller';
+import { OrdersRepository } from './orders.repository';
 import { OrdersService } from './orders.service';
 
 @Module({
-  imports: [IdempotencyModule],
+  imports: [IdempotencyModule, ProductsModule],
   controllers: [OrdersController],
-  providers: [OrdersService],
+  providers: [OrdersService, OrdersRepository],
 })
 export class OrdersModule {}

@@ -23,8 +23,8 @@ export class Product extends VersionedEntity {
   @Column({ type: 'char', length: 3 })
   currency: string;
 
-  /** Units available to order; CHECK (stock >= 0). */
-  @Column({ type: 'integer', default: 0 })
+  /** Units available to order; CHECK (stock >= 0). bigint: returning held units never overflows. */
+  @Column({ type: 'bigint', default: 0 })
   stock: number;
 
   @Column({ type: 'boolean', default: true })

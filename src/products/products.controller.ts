@@ -7,6 +7,7 @@ import {
   Param,
   Patch,
   Post,
+  Put,
   Query,
   Req,
   Res,
@@ -21,21 +22,24 @@ import {
   ApiTags,
 } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { Public, Roles } from '../auth/auth.decorators';
+import { Public, Roles } from '../common/access';
 import { parseEtagList, weakMatch } from '../common/http/etag';
 import {
   ApiConditionalGetHeaders,
   ApiPreconditionHeaders,
   VALIDATOR_HEADERS,
 } from '../common/http/openapi-headers';
-import { conditionalGet, setValidators } from '../common/http/preconditions';
+import type { Preconditions } from '../common/http/preconditions';
+import { RequestPreconditions, VersionedResponse } from '../common/http/responses';
 import { UuidPipe } from '../common/http/uuid.pipe';
+import { SkuPipe } from './sku.pipe';
 import { ApiProblems } from '../common/problems/openapi';
 import {
   CreateProductDto,
   ProductDto,
   ProductPageDto,
   ProductQueryDto,
+  PutProductDto,
   StockAdjustmentDto,
   UpdateProductDto,
 } from './dto/product.dto';
@@ -58,14 +62,11 @@ export class ProductsController {
   })
   @ApiCreatedResponse({ type: ProductDto, headers: VALIDATOR_HEADERS })
   @ApiProblems(...WRITE_PROBLEMS, 'SKU_TAKEN', 'SLUG_TAKEN', 'UNSUPPORTED_MEDIA_TYPE')
-  async create(
-    @Body() body: CreateProductDto,
-    @Res({ passthrough: true }) reply: FastifyReply,
-  ): Promise<ProductDto> {
+  async create(@Body() body: CreateProductDto): Promise<VersionedResponse<ProductDto>> {
     const product = await this.products.create(body);
-    setValidators(reply, this.products.describe(product));
-    void reply.header('Location', productPath(product.id));
-    return ProductDto.from(product);
+    return new VersionedResponse(this.products.describe(product), {
+      location: productPath(product.id),
+    });
   }
 
   @Get()
@@ -106,13 +107,54 @@ export class ProductsController {
   @ApiNotModifiedResponse({ description: 'If-None-Match matched.' })
   @ApiConditionalGetHeaders()
   @ApiProblems('NOT_FOUND', 'VALIDATION_FAILED')
-  async get(
-    @Param('id', UuidPipe) id: string,
-    @Req() request: FastifyRequest,
-    @Res({ passthrough: true }) reply: FastifyReply,
-  ): Promise<ProductDto | undefined> {
-    const versioned = this.products.describe(await this.products.findById(id));
-    return conditionalGet(request, reply, versioned);
+  async get(@Param('id', UuidPipe) id: string): Promise<VersionedResponse<ProductDto>> {
+    return new VersionedResponse(this.products.describe(await this.products.findById(id)));
+  }
+
+  @Get('sku/:sku')
+  @Public()
+  @ApiOperation({
+    summary: 'One product by SKU',
+    description:
+      'The product with this SKU (compared case-insensitively, trimmed). With `ETag`; `If-None-Match` → 304.',
+  })
+  @ApiOkResponse({ type: ProductDto, headers: VALIDATOR_HEADERS })
+  @ApiNotModifiedResponse({ description: 'If-None-Match matched.' })
+  @ApiConditionalGetHeaders()
+  @ApiProblems('NOT_FOUND', 'VALIDATION_FAILED')
+  async getBySku(@Param('sku', SkuPipe) sku: string): Promise<VersionedResponse<ProductDto>> {
+    return new VersionedResponse(this.products.describe(await this.products.findBySku(sku)));
+  }
+
+  @Put('sku/:sku')
+  @Roles('admin')
+  @ApiBearerAuth()
+  @ApiOperation({
+    summary: 'Create or replace a product by SKU (admin)',
+    description:
+      'Catalogue synchronisation by natural key (e.g. from an ERP), without duplicates. `If-None-Match: *` → create only if no product has this SKU (201; one exists → 412 with `current`; of two racing creates exactly one gets 201). `If-Match: <ETag>` (or `If-Unmodified-Since`) → replace every field of the existing product when the version matches (200; stale → 412 with `current`; unknown SKU → 404). Neither → 428. The body is the full product as on create; its `sku` may be left out and, if given, must name the same SKU as the path (else 400).',
+  })
+  @ApiPreconditionHeaders()
+  @ApiCreatedResponse({ type: ProductDto, headers: VALIDATOR_HEADERS, description: 'Created.' })
+  @ApiOkResponse({ type: ProductDto, headers: VALIDATOR_HEADERS, description: 'Replaced.' })
+  @ApiProblems(
+    ...WRITE_PROBLEMS,
+    'NOT_FOUND',
+    'SLUG_TAKEN',
+    'PRECONDITION_FAILED',
+    'PRECONDITION_REQUIRED',
+    'UNSUPPORTED_MEDIA_TYPE',
+  )
+  async putBySku(
+    @Param('sku', SkuPipe) sku: string,
+    @Body() body: PutProductDto,
+    @RequestPreconditions() preconditions: Preconditions,
+  ): Promise<VersionedResponse<ProductDto>> {
+    const { product, created } = await this.products.putBySku(sku, body, preconditions);
+    return new VersionedResponse(
+      this.products.describe(product),
+      created ? { status: 201, location: productPath(product.id) } : { status: 200 },
+    );
   }
 
   @Patch(':id')
@@ -138,12 +180,10 @@ export class ProductsController {
   async update(
     @Param('id', UuidPipe) id: string,
     @Body() body: UpdateProductDto,
-    @Req() request: FastifyRequest,
-    @Res({ passthrough: true }) reply: FastifyReply,
-  ): Promise<ProductDto> {
-    const product = await this.products.update(id, body, request);
-    setValidators(reply, this.products.describe(product));
-    return ProductDto.from(product);
+    @RequestPreconditions() preconditions: Preconditions,
+  ): Promise<VersionedResponse<ProductDto>> {
+    const product = await this.products.update(id, body, preconditions);
+    return new VersionedResponse(this.products.describe(product));
   }
 
   @Delete(':id')
@@ -164,8 +204,11 @@ export class ProductsController {
     'PRECONDITION_FAILED',
     'PRECONDITION_REQUIRED',
   )
-  async remove(@Param('id', UuidPipe) id: string, @Req() request: FastifyRequest): Promise<void> {
-    await this.products.remove(id, request);
+  async remove(
+    @Param('id', UuidPipe) id: string,
+    @RequestPreconditions() preconditions: Preconditions,
+  ): Promise<void> {
+    await this.products.remove(id, preconditions);
   }
 
   @Post(':id/stock-adjustments')
@@ -182,10 +225,8 @@ export class ProductsController {
   async adjustStock(
     @Param('id', UuidPipe) id: string,
     @Body() body: StockAdjustmentDto,
-    @Res({ passthrough: true }) reply: FastifyReply,
-  ): Promise<ProductDto> {
-    const product = await this.products.adjustStock(id, body);
-    setValidators(reply, this.products.describe(product));
-    return ProductDto.from(product);
+  ): Promise<VersionedResponse<ProductDto>> {
+    const product = await this.products.adjustStock(id, body.delta);
+    return new VersionedResponse(this.products.describe(product));
   }
 }

@@ -1,93 +1,87 @@
 import { createHash } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
-import { InjectDataSource } from '@nestjs/typeorm';
-import type { FastifyRequest } from 'fastify';
-import { Brackets, DataSource } from 'typeorm';
-import { deleteIfVersion, hydrate, updateIfVersion } from '../common/database/conditional-write';
 import { constraintViolation } from '../common/database/database-errors';
 import { computeEtag } from '../common/http/etag';
 import type { Page } from '../common/http/pagination';
-import { guardedMutation, type Versioned } from '../common/http/preconditions';
+import {
+  decideWrite,
+  guardedMutation,
+  type Preconditions,
+  preconditionFailed,
+  staleWrite,
+  type Versioned,
+} from '../common/http/preconditions';
 import { notFound, ProblemError } from '../common/problems/problem.error';
 import { validationProblem } from '../common/problems/validation';
 import {
   type CreateProductDto,
-  MAX_STOCK,
   ProductDto,
   type ProductQueryDto,
-  type StockAdjustmentDto,
+  type PutProductDto,
   type UpdateProductDto,
 } from './dto/product.dto';
 import { Product } from './product.entity';
+import { type ProductFields, ProductsRepository } from './products.repository';
+import { StockRepository } from './stock.repository';
 
 export const productPath = (id: string): string => `/api/v1/products/${id}`;
 
-type Row = Record<string, unknown>;
+/** A create's defaults, and the full set of fields a PUT replaces. */
+function fields(input: CreateProductDto): ProductFields {
+  return {
+    sku: input.sku,
+    slug: input.slug,
+    name: input.name,
+    description: input.description ?? '',
+    priceCents: input.priceCents,
+    currency: input.currency,
+    stock: input.stock,
+    active: input.active ?? true,
+  };
+}
+
+const sameSku = (a: string, b: string): boolean =>
+  a.trim().toUpperCase() === b.trim().toUpperCase();
 
 @Injectable()
 export class ProductsService {
-  constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
+  constructor(
+    private readonly products: ProductsRepository,
+    private readonly stock: StockRepository,
+  ) {}
 
   describe(product: Product): Versioned<ProductDto> {
     return {
       version: product.version,
       etag: computeEtag('product', product.id, product.version),
       updatedAt: product.updatedAt,
+      previousUpdatedAt: product.previousUpdatedAt,
       representation: ProductDto.from(product),
     };
   }
 
-  /** Inserts; the unique indexes on upper(btrim(sku)) and slug decide, never a read before. */
   async create(input: CreateProductDto): Promise<Product> {
     try {
-      const result = await this.dataSource
-        .createQueryBuilder()
-        .insert()
-        .into(Product)
-        .values({ ...input, description: input.description ?? '', active: input.active ?? true })
-        .returning('*')
-        .execute();
-      return hydrate(this.dataSource.manager, Product, (result.raw as Row[])[0]);
+      return await this.products.insert(fields(input));
     } catch (err) {
       throw await this.explainConflict(err, input);
     }
   }
 
-  /** One fixed statement, hydrated directly: the hottest read of the service (see bench/). */
-  async findRow(id: string): Promise<Product | null> {
-    const rows: Row[] = await this.dataSource.query('SELECT * FROM products WHERE id = $1', [id]);
-    return rows.length ? hydrate(this.dataSource.manager, Product, rows[0]) : null;
-  }
-
   async findById(id: string): Promise<Product> {
-    const product = await this.findRow(id);
+    const product = await this.products.findById(id);
     if (!product) throw notFound(`Product ${id}`);
     return product;
   }
 
-  async list(query: ProductQueryDto): Promise<Page<Product>> {
-    const qb = this.dataSource
-      .getRepository(Product)
-      .createQueryBuilder('p')
-      .orderBy('p.created_at', 'ASC')
-      .addOrderBy('p.id', 'ASC')
-      .take(query.limit)
-      .skip(query.offset);
-    if (query.active !== undefined)
-      qb.andWhere('p.active = :active', { active: query.active === 'true' });
-    if (query.q) {
-      // The text is a literal substring: LIKE wildcards in it are escaped, never interpreted.
-      const pattern = `%${query.q.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
-      qb.andWhere(
-        new Brackets((w) => {
-          w.where('p.name ILIKE :pattern', { pattern })
-            .orWhere('p.sku ILIKE :pattern')
-            .orWhere('p.slug ILIKE :pattern');
-        }),
-      );
-    }
-    const [items, total] = await qb.getManyAndCount();
-    return { items, total, limit: query.limit, offset: query.offset };
+  async findBySku(sku: string): Promise<Product> {
+    const product = await this.products.findBySku(sku);
+    if (!product) throw notFound(`Product with SKU ${sku}`);
+    return product;
+  }
+
+  list(query: ProductQueryDto): Promise<Page<Product>> {
+    return this.products.list(query);
   }
 
   /** A strong ETag for a list: a digest of exactly what the client receives. */
@@ -95,34 +89,37 @@ export class ProductsService {
     return `"${createHash('sha256').update(JSON.stringify(body)).digest('base64url').slice(0, 27)}"`;
   }
 
-  async update(id: string, patch: UpdateProductDto, request: FastifyRequest): Promise<Product> {
+  async update(
+    id: string,
+    patch: UpdateProductDto,
+    preconditions: Preconditions,
+  ): Promise<Product> {
     const { version, ...changes } = patch;
     try {
       return (await guardedMutation({
-        request,
+        preconditions,
         bodyVersion: version,
         resourceName: `product ${id}`,
-        load: () => this.findRow(id),
+        load: () => this.products.findById(id),
         describe: (p) => this.describe(p),
         notFound: () => notFound(`Product ${id}`),
-        write: (condition) =>
-          updateIfVersion(this.dataSource.manager, Product, id, condition, changes),
+        write: (condition) => this.products.update(id, condition, changes),
       })) as Product;
     } catch (err) {
       throw await this.explainConflict(err, patch, id);
     }
   }
 
-  async remove(id: string, request: FastifyRequest): Promise<void> {
+  async remove(id: string, preconditions: Preconditions): Promise<void> {
     try {
       await guardedMutation({
-        request,
+        preconditions,
         acceptsBodyVersion: false,
         resourceName: `product ${id}`,
-        load: () => this.findRow(id),
+        load: () => this.products.findById(id),
         describe: (p) => this.describe(p),
         notFound: () => notFound(`Product ${id}`),
-        write: (condition) => deleteIfVersion(this.dataSource.manager, Product, id, condition),
+        write: (condition) => this.products.delete(id, condition),
       });
     } catch (err) {
       throw await this.explainConflict(err, {}, id);
@@ -130,38 +127,67 @@ export class ProductsService {
   }
 
   /**
-   * One conditional statement: the stock moves by `delta` only if the result stays >= 0. Parallel
-   * adjustments serialise on the row lock; none can read a stale value.
+   * `PUT /products/sku/{sku}`, the catalogue-sync write by natural key: `If-None-Match: *` creates
+   * only if no product has the SKU (one insert decides between racing creates; the loser gets 412
+   * with the winner); `If-Match` (or If-Unmodified-Since) replaces every field of the existing one
+   * with a guarded write; neither is 428.
    */
-  async adjustStock(id: string, { delta }: StockAdjustmentDto): Promise<Product> {
-    const result = await this.dataSource
-      .createQueryBuilder()
-      .update(Product)
-      .set({
-        stock: () => 'stock + :delta',
-        version: () => 'version + 1',
-        updatedAt: () => 'now()',
-      })
-      .where('id = :id', { id })
-      .andWhere('stock + :delta BETWEEN 0 AND :max', { delta, max: MAX_STOCK })
-      .returning('*')
-      .execute();
-    const rows = result.raw as Row[];
-    if (rows.length) return hydrate(this.dataSource.manager, Product, rows[0]);
-    const current = await this.findById(id);
-    if (current.stock + delta > MAX_STOCK) {
+  async putBySku(
+    sku: string,
+    input: PutProductDto,
+    preconditions: Preconditions,
+  ): Promise<{ product: Product; created: boolean }> {
+    if (input.sku !== undefined && !sameSku(input.sku, sku)) {
       throw validationProblem([
-        { field: 'delta', message: `stock would exceed ${MAX_STOCK} (it is ${current.stock})` },
+        { field: 'sku', message: `sku must equal the SKU in the path (${sku}) or be left out` },
       ]);
     }
-    throw new ProblemError(
-      'INSUFFICIENT_STOCK',
-      `Product ${current.sku} has ${current.stock} unit(s); removing ${-delta} would go below zero. Nothing was changed.`,
-      {
-        available: current.stock,
-        items: [{ productId: id, sku: current.sku, requested: -delta, available: current.stock }],
-      },
-    );
+    const replacement = fields({ ...input, sku: input.sku ?? sku });
+    const resourceName = `product with SKU ${sku}`;
+    try {
+      const createOnly = preconditions.ifNoneMatch === '*' && preconditions.ifMatch === undefined;
+      if (createOnly) {
+        // A product deleted between our insert and our read of it: insert again.
+        for (let attempt = 0; attempt < 3; attempt++) {
+          const created = await this.products.insertIfSkuAbsent(replacement);
+          if (created) return { product: created, created: true };
+          const existing = await this.products.findBySku(sku);
+          if (existing) {
+            throw preconditionFailed(
+              this.describe(existing),
+              resourceName,
+              'A product with this SKU already exists (If-None-Match: *)',
+            );
+          }
+        }
+        throw new Error(`Product with SKU ${sku} kept appearing and disappearing`);
+      }
+      const current = await this.products.findBySku(sku);
+      if (!current) {
+        if (preconditions.ifMatch !== undefined || preconditions.ifUnmodifiedSince !== undefined) {
+          throw notFound(`Product with SKU ${sku} (to create it, send If-None-Match: *)`);
+        }
+        throw new ProblemError(
+          'PRECONDITION_REQUIRED',
+          `No product has SKU ${sku}. To create it, resend with \`If-None-Match: *\`; to replace an existing product, send \`If-Match: <its ETag>\`.`,
+        );
+      }
+      const condition = decideWrite(preconditions, this.describe(current), {
+        resourceName,
+        acceptsBodyVersion: false,
+      })!;
+      const replaced = await this.products.update(current.id, condition, replacement);
+      if (replaced) return { product: replaced, created: false };
+      const fresh = await this.products.findBySku(sku);
+      if (!fresh) throw notFound(`Product with SKU ${sku}`);
+      throw staleWrite(condition, this.describe(fresh), resourceName);
+    } catch (err) {
+      throw await this.explainConflict(err, replacement);
+    }
+  }
+
+  adjustStock(id: string, delta: number): Promise<Product> {
+    return this.stock.adjust(id, delta);
   }
 
   /**
@@ -175,27 +201,19 @@ export class ProductsService {
   ): Promise<unknown> {
     const violation = constraintViolation(err);
     if (!violation) return err;
-    const repo = this.dataSource.getRepository(Product);
     if (violation.code === 'SKU_TAKEN' && input.sku !== undefined) {
-      const existing = await repo
-        .createQueryBuilder('p')
-        .where('upper(btrim(p.sku)) = upper(btrim(:sku))', { sku: input.sku })
-        .getOne();
-      return this.taken('SKU_TAKEN', 'sku', input.sku, existing);
+      return this.taken('SKU_TAKEN', 'sku', input.sku, await this.products.findBySku(input.sku));
     }
     if (violation.code === 'SLUG_TAKEN' && input.slug !== undefined) {
       return this.taken(
         'SLUG_TAKEN',
         'slug',
         input.slug,
-        await repo.findOneBy({ slug: input.slug }),
+        await this.products.findBySlug(input.slug),
       );
     }
     if (violation.code === 'RESOURCE_IN_USE' && id !== undefined) {
-      const [{ count }] = await this.dataSource.query<{ count: number }[]>(
-        'SELECT count(DISTINCT order_id)::int AS count FROM order_items WHERE product_id = $1',
-        [id],
-      );
+      const count = await this.products.countOrdersReferencing(id);
       return new ProblemError(
         'RESOURCE_IN_USE',
         `Product ${id} appears in ${count} order(s) and cannot be deleted; set active to false to stop selling it. Nothing was deleted.`,

@@ -1,8 +1,8 @@
 import { Column, Entity } from 'typeorm';
+import type { Role } from '../common/access';
 import { VersionedEntity } from '../common/database/versioned.entity';
 
-export const ROLES = ['customer', 'admin'] as const;
-export type Role = (typeof ROLES)[number];
+export { ROLES, type Role } from '../common/access';
 
 @Entity({ name: 'users' })
 export class User extends VersionedEntity {

@@ -1,15 +1,4 @@
-import {
-  Body,
-  Controller,
-  Delete,
-  Get,
-  HttpCode,
-  Param,
-  Patch,
-  Query,
-  Req,
-  Res,
-} from '@nestjs/common';
+import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Query } from '@nestjs/common';
 import {
   ApiBearerAuth,
   ApiNoContentResponse,
@@ -18,15 +7,15 @@ import {
   ApiOperation,
   ApiTags,
 } from '@nestjs/swagger';
-import type { FastifyReply, FastifyRequest } from 'fastify';
-import { type Caller, CurrentUser, Roles } from '../auth/auth.decorators';
+import { type Caller, CurrentUser, Roles } from '../common/access';
 import {
   ApiConditionalGetHeaders,
   ApiPreconditionHeaders,
   VALIDATOR_HEADERS,
 } from '../common/http/openapi-headers';
 import { PageQueryDto } from '../common/http/pagination';
-import { conditionalGet, setValidators } from '../common/http/preconditions';
+import type { Preconditions } from '../common/http/preconditions';
+import { RequestPreconditions, VersionedResponse } from '../common/http/responses';
 import { UuidPipe } from '../common/http/uuid.pipe';
 import { ApiProblems } from '../common/problems/openapi';
 import { UpdateUserDto, UserDto, UserPageDto } from './dto/user.dto';
@@ -47,12 +36,10 @@ export class UsersController {
   @ApiOkResponse({ type: UserDto, headers: VALIDATOR_HEADERS })
   @ApiNotModifiedResponse({ description: 'If-None-Match matched.' })
   @ApiConditionalGetHeaders()
-  async me(
-    @CurrentUser() caller: Caller,
-    @Req() request: FastifyRequest,
-    @Res({ passthrough: true }) reply: FastifyReply,
-  ): Promise<UserDto | undefined> {
-    return this.respond(await this.users.findVisible(caller.id, caller), request, reply);
+  async me(@CurrentUser() caller: Caller): Promise<VersionedResponse<UserDto>> {
+    return new VersionedResponse(
+      this.users.describe(await this.users.findVisible(caller.id, caller)),
+    );
   }
 
   @Get()
@@ -80,10 +67,8 @@ export class UsersController {
   async get(
     @Param('id', UuidPipe) id: string,
     @CurrentUser() caller: Caller,
-    @Req() request: FastifyRequest,
-    @Res({ passthrough: true }) reply: FastifyReply,
-  ): Promise<UserDto | undefined> {
-    return this.respond(await this.users.findVisible(id, caller), request, reply);
+  ): Promise<VersionedResponse<UserDto>> {
+    return new VersionedResponse(this.users.describe(await this.users.findVisible(id, caller)));
   }
 
   @Patch(':id')
@@ -108,12 +93,10 @@ export class UsersController {
     @Param('id', UuidPipe) id: string,
     @Body() body: UpdateUserDto,
     @CurrentUser() caller: Caller,
-    @Req() request: FastifyRequest,
-    @Res({ passthrough: true }) reply: FastifyReply,
-  ): Promise<UserDto> {
-    const user = await this.users.update(id, body, caller, request);
-    setValidators(reply, this.users.describe(user));
-    return UserDto.from(user);
+    @RequestPreconditions() preconditions: Preconditions,
+  ): Promise<VersionedResponse<UserDto>> {
+    const user = await this.users.update(id, body, caller, preconditions);
+    return new VersionedResponse(this.users.describe(user));
   }
 
   @Delete(':id')
@@ -136,17 +119,8 @@ export class UsersController {
   async remove(
     @Param('id', UuidPipe) id: string,
     @CurrentUser() caller: Caller,
-    @Req() request: FastifyRequest,
+    @RequestPreconditions() preconditions: Preconditions,
   ): Promise<void> {
-    await this.users.remove(id, caller, request);
-  }
-
-  private respond(
-    user: Parameters<UsersService['describe']>[0],
-    request: FastifyRequest,
-    reply: FastifyReply,
-  ): UserDto | undefined {
-    const versioned = this.users.describe(user);
-    return conditionalGet(request, reply, versioned);
+    await this.users.remove(id, caller, preconditions);
   }
 }

@@ -1,30 +1,30 @@
 import { Injectable } from '@nestjs/common';
-import { InjectDataSource } from '@nestjs/typeorm';
-import type { FastifyRequest } from 'fastify';
-import { DataSource, type EntityManager } from 'typeorm';
-import type { QueryDeepPartialEntity } from 'typeorm/query-builder/QueryPartialEntity';
-import type { Caller } from '../auth/auth.decorators';
-import { hashPassword } from '../auth/passwords';
-import { deleteIfVersion, hydrate, updateIfVersion } from '../common/database/conditional-write';
+import type { Caller, Role } from '../common/access';
+import { PasswordHasher } from '../auth/passwords';
 import { constraintViolation } from '../common/database/database-errors';
 import { computeEtag } from '../common/http/etag';
 import type { Page } from '../common/http/pagination';
-import { guardedMutation, type Versioned } from '../common/http/preconditions';
+import { guardedMutation, type Preconditions, type Versioned } from '../common/http/preconditions';
 import { notFound, ProblemError } from '../common/problems/problem.error';
-import { UserDto, type UpdateUserDto } from './dto/user.dto';
-import { type Role, User } from './user.entity';
+import { type UpdateUserDto, UserDto } from './dto/user.dto';
+import type { User } from './user.entity';
+import { UsersRepository } from './users.repository';
 
 export const userPath = (id: string): string => `/api/v1/users/${id}`;
 
 @Injectable()
 export class UsersService {
-  constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
+  constructor(
+    private readonly users: UsersRepository,
+    private readonly passwords: PasswordHasher,
+  ) {}
 
   describe(user: User): Versioned<UserDto> {
     return {
       version: user.version,
       etag: computeEtag('user', user.id, user.version),
       updatedAt: user.updatedAt,
+      previousUpdatedAt: user.previousUpdatedAt,
       representation: UserDto.from(user),
     };
   }
@@ -34,105 +34,80 @@ export class UsersService {
     input: { email: string; name: string; password: string; role?: Role },
     caller?: Caller,
   ): Promise<User> {
-    const passwordHash = await hashPassword(input.password);
+    const passwordHash = await this.passwords.hash(input.password);
     try {
-      const result = await this.dataSource
-        .createQueryBuilder()
-        .insert()
-        .into(User)
-        .values({
-          email: input.email,
-          name: input.name,
-          passwordHash,
-          role: input.role ?? 'customer',
-        })
-        .returning('*')
-        .execute();
-      return hydrate(this.dataSource.manager, User, (result.raw as Record<string, unknown>[])[0]);
+      return await this.users.insert({
+        email: input.email,
+        name: input.name,
+        passwordHash,
+        role: input.role ?? 'customer',
+      });
     } catch (err) {
       throw await this.explainConflict(err, input.email, caller);
     }
   }
 
-  /** `npm run admin:create`: creates the account as admin, or promotes the existing one. */
-  async createOrPromoteAdmin(email: string, name: string, password: string): Promise<User> {
-    const rows: Record<string, unknown>[] = await this.dataSource.query(
-      `INSERT INTO users (email, name, password_hash, role) VALUES ($1, $2, $3, 'admin')
-       ON CONFLICT ((lower(email))) DO UPDATE
-         SET role = 'admin', version = users.version + 1, updated_at = now()
-         WHERE users.role <> 'admin'
-       RETURNING *`,
-      [email, name, await hashPassword(password)],
-    );
-    if (rows.length) return hydrate(this.dataSource.manager, User, rows[0]);
-    return this.dataSource
-      .getRepository(User)
-      .createQueryBuilder('u')
-      .where('lower(u.email) = lower(:email)', { email })
-      .getOneOrFail();
-  }
-
   async findVisible(id: string, caller: Caller): Promise<User> {
-    // Customers see only themselves: anyone else does not exist for them.
-    if (caller.role !== 'admin' && caller.id !== id) throw notFound(`User ${id}`);
-    const user = await this.dataSource.getRepository(User).findOneBy({ id });
+    const user = await this.findVisibleOrNull(id, caller);
     if (!user) throw notFound(`User ${id}`);
     return user;
   }
 
-  /** Null only for "does not exist for you"; database failures propagate (503, not 404). */
+  /** Customers see only themselves: anyone else does not exist for them. Null only for that. */
   private async findVisibleOrNull(id: string, caller: Caller): Promise<User | null> {
     if (caller.role !== 'admin' && caller.id !== id) return null;
-    return this.dataSource.getRepository(User).findOneBy({ id });
+    return this.users.findById(id);
   }
 
-  async list(limit: number, offset: number): Promise<Page<User>> {
-    const [items, total] = await this.dataSource.getRepository(User).findAndCount({
-      order: { createdAt: 'ASC', id: 'ASC' },
-      take: limit,
-      skip: offset,
-    });
-    return { items, total, limit, offset };
+  list(limit: number, offset: number): Promise<Page<User>> {
+    return this.users.list(limit, offset);
   }
 
+  /**
+   * 403 for a role change by a customer, 404, then the preconditions, and only then the password is
+   * hashed (Argon2id, tens of ms): a request that fails a cheap check buys no expensive work.
+   */
   async update(
     id: string,
     patch: UpdateUserDto,
     caller: Caller,
-    request: FastifyRequest,
+    preconditions: Preconditions,
   ): Promise<User> {
     if (patch.role !== undefined && caller.role !== 'admin') {
       throw new ProblemError('FORBIDDEN', 'Only admins may change roles.');
     }
     const { version, password, ...fields } = patch;
-    const changes: QueryDeepPartialEntity<User> = { ...fields };
-    if (password !== undefined) changes.passwordHash = await hashPassword(password);
     try {
       return (await guardedMutation({
-        request,
+        preconditions,
         bodyVersion: version,
         resourceName: `user ${id}`,
         load: () => this.findVisibleOrNull(id, caller),
         describe: (u) => this.describe(u),
         notFound: () => notFound(`User ${id}`),
-        write: (condition) =>
-          updateIfVersion(this.dataSource.manager, User, id, condition, changes),
+        write: async (condition) =>
+          this.users.update(id, condition, {
+            ...fields,
+            ...(password !== undefined
+              ? { passwordHash: await this.passwords.hash(password) }
+              : {}),
+          }),
       })) as User;
     } catch (err) {
       throw await this.explainConflict(err, patch.email, caller);
     }
   }
 
-  async remove(id: string, caller: Caller, request: FastifyRequest): Promise<void> {
+  async remove(id: string, caller: Caller, preconditions: Preconditions): Promise<void> {
     try {
       await guardedMutation({
-        request,
+        preconditions,
         acceptsBodyVersion: false,
         resourceName: `user ${id}`,
         load: () => this.findVisibleOrNull(id, caller),
         describe: (u) => this.describe(u),
         notFound: () => notFound(`User ${id}`),
-        write: (condition) => deleteIfVersion(this.dataSource.manager, User, id, condition),
+        write: (condition) => this.users.delete(id, condition),
       });
     } catch (err) {
       throw await this.explainConflict(err, undefined, caller, id);
@@ -148,15 +123,10 @@ export class UsersService {
     email: string | undefined,
     caller: Caller | undefined,
     deletedId?: string,
-    manager: EntityManager = this.dataSource.manager,
   ): Promise<unknown> {
     const violation = constraintViolation(err);
     if (violation?.code === 'EMAIL_TAKEN' && email !== undefined) {
-      const existing = await manager
-        .getRepository(User)
-        .createQueryBuilder('u')
-        .where('lower(u.email) = lower(:email)', { email })
-        .getOne();
+      const existing = await this.users.findByEmail(email);
       const visible = existing && (caller?.role === 'admin' || caller?.id === existing.id);
       return new ProblemError('EMAIL_TAKEN', `The email ${email} is already registered.`, {
         field: 'email',
@@ -165,10 +135,7 @@ export class UsersService {
       });
     }
     if (violation?.code === 'RESOURCE_IN_USE' && deletedId !== undefined) {
-      const [{ count }] = await manager.query<{ count: number }[]>(
-        'SELECT count(*)::int AS count FROM orders WHERE user_id = $1',
-        [deletedId],
-      );
+      const count = await this.users.countOrders(deletedId);
       return new ProblemError(
         'RESOURCE_IN_USE',
         `User ${deletedId} has ${count} order(s) and cannot be deleted; nothing was deleted.`,

@@ -90,7 +90,7 @@ describe('races on orders (real parallel HTTP requests, real PostgreSQL)', () =>
         expect(await stockOf(t, p.id)).toBe(3);
       }
       const events = await t.db.query(
-        'SELECT to_status FROM order_events WHERE order_id = $1 ORDER BY id',
+        'SELECT to_status FROM order_history WHERE order_id = $1 ORDER BY id',
         [order.body.id],
       );
       expect(events.map((e: { to_status: string }) => e.to_status)).toEqual([
@@ -101,6 +101,41 @@ describe('races on orders (real parallel HTTP requests, real PostgreSQL)', () =>
     }
     expect(tally.cancel + tally.ship).toBe(20);
     console.log(`cancel vs ship: ${JSON.stringify(tally)}`);
+  });
+
+  it('records the status a cancel really left when it races a pay, 20 times: history is a chain', async () => {
+    const p = await createProduct(t, admin, { stock: 100 });
+    const buyer = await account(t);
+    const tally = { cancelledFromPending: 0, cancelledFromPaid: 0, paidOnly: 0 };
+    for (let i = 0; i < 20; i++) {
+      const order = await placeOrder(t, buyer, [{ productId: p.id, quantity: 1 }]).expect(201);
+      const [pay, cancel] = await Promise.all([
+        act(t, buyer, order.body.id, 'pay'),
+        act(t, buyer, order.body.id, 'cancel'),
+      ]);
+      expect([200, 409]).toContain(cancel.status);
+      const history: { action: string; from_status: string | null; to_status: string }[] =
+        await t.db.query(
+          'SELECT action, from_status, to_status FROM order_history WHERE order_id = $1 ORDER BY id',
+          [order.body.id],
+        );
+      // Every entry leaves the status the previous one reached: no entry invents its `from`.
+      history.forEach((e, k) => expect(e.from_status).toBe(k ? history[k - 1].to_status : null));
+      const [row] = await t.db.query('SELECT status FROM orders WHERE id = $1', [order.body.id]);
+      expect(history[history.length - 1].to_status).toBe(row.status);
+      if (row.status === 'cancelled') {
+        if (pay.status === 200) tally.cancelledFromPaid++;
+        else tally.cancelledFromPending++;
+      } else tally.paidOnly++;
+    }
+    console.log(`cancel vs pay: ${JSON.stringify(tally)}`);
+    // Units: every cancelled order gave its unit back, exactly once.
+    const [{ held }] = await t.db.query(
+      `SELECT coalesce(sum(i.quantity), 0)::int AS held FROM order_items i JOIN orders o ON o.id = i.order_id
+        WHERE i.product_id = $1 AND o.status <> 'cancelled'`,
+      [p.id],
+    );
+    expect((await stockOf(t, p.id)) + held).toBe(100);
   });
 
   it('creates exactly one order for 20 parallel checkouts with one Idempotency-Key', async () => {

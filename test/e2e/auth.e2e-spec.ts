@@ -1,5 +1,7 @@
+import { Writable } from 'node:stream';
+import { JwtService } from '@nestjs/jwt';
 import { createTestApp, type TestApp } from '../support/test-app';
-import { account, expectProblem, uniqueEmail } from '../support/http';
+import { type Account, account, expectProblem, uniqueEmail } from '../support/http';
 
 describe('auth: registration and login', () => {
   let t: TestApp;
@@ -140,5 +142,110 @@ describe('auth: registration and login', () => {
       .send({ email: uniqueEmail(), password: 'long enough password', name: 'x', role: 'admin' });
     expectProblem(res, 'VALIDATION_FAILED');
     expect(res.body.errors).toEqual([{ field: 'role', message: 'property role should not exist' }]);
+  });
+});
+
+/** The service's JSON request log lines: the only place a public route shows whom it took you for. */
+class RequestLog extends Writable {
+  readonly lines: Record<string, unknown>[] = [];
+  override _write(chunk: Buffer, _enc: BufferEncoding, done: () => void): void {
+    for (const line of chunk.toString().split('\n').filter(Boolean)) {
+      const entry = JSON.parse(line) as Record<string, unknown>;
+      if (entry.msg === 'request') this.lines.push(entry);
+    }
+    done();
+  }
+
+  /** The line is written once the response has gone out, so it may trail the client a little. */
+  async find(requestId: string): Promise<Record<string, unknown>> {
+    for (let i = 0; i < 50; i++) {
+      const line = this.lines.find((l) => l.requestId === requestId);
+      if (line) return line;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    throw new Error(`no request log line for ${requestId}`);
+  }
+}
+
+describe('auth: a stale token on public routes', () => {
+  // The secret createTestApp configures: these tokens are well signed, just no longer valid.
+  const jwt = new JwtService({ secret: 'test-secret-that-is-long-enough-for-hs256-0123456789' });
+  let t: TestApp;
+  let log: RequestLog;
+  let a: Account;
+  let expired: string;
+  beforeAll(async () => {
+    log = new RequestLog();
+    t = await createTestApp({}, log);
+    a = await account(t);
+    expired = await jwt.signAsync(
+      { sub: a.id, role: 'customer', exp: Math.floor(Date.now() / 1000) - 60 },
+      { algorithm: 'HS256' },
+    );
+  });
+  afterAll(() => t.close());
+
+  it('ignores an expired token on login, register and the catalogue, and still refuses it elsewhere', async () => {
+    const stale = { Authorization: `Bearer ${expired}` };
+    const login = await t
+      .http()
+      .post('/api/v1/auth/login')
+      .set(stale)
+      .send({ email: a.email, password: a.password })
+      .expect(200);
+    expect(login.body).toMatchObject({ tokenType: 'Bearer' });
+    await t
+      .http()
+      .post('/api/v1/auth/register')
+      .set(stale)
+      .send({ email: uniqueEmail('again'), password: 'long enough password', name: 'Ada' })
+      .expect(201);
+    await t.http().get('/api/v1/products').set(stale).expect(200);
+
+    const protectedRoute = await t.http().get('/api/v1/users/me').set(stale);
+    expectProblem(protectedRoute, 'UNAUTHENTICATED');
+    expect(protectedRoute.headers['www-authenticate']).toMatch(/^Bearer/);
+    // The fresh token from that login works where the stale one did not.
+    await t
+      .http()
+      .get('/api/v1/users/me')
+      .set('Authorization', `Bearer ${login.body.accessToken}`)
+      .expect(200);
+  });
+
+  it('ignores a malformed, badly signed or orphaned token on a public route', async () => {
+    const gone = await account(t);
+    await t.db.query('DELETE FROM users WHERE id = $1', [gone.id]);
+    const [header, payload] = a.token.split('.');
+    const badlySigned = `${header}.${payload}.c2lnbmF0dXJlLWZvcmdlZA`;
+    for (const authorization of [
+      'Basic abc',
+      'Bearer not-a-token',
+      `Bearer ${badlySigned}`,
+      gone.auth.Authorization,
+    ]) {
+      await t.http().get('/api/v1/products').set('Authorization', authorization).expect(200);
+      const res = await t.http().get('/api/v1/users/me').set('Authorization', authorization);
+      expectProblem(res, 'UNAUTHENTICATED');
+    }
+  });
+
+  it('still reads a valid token on a public route, and takes the caller of a stale one for nobody', async () => {
+    await t
+      .http()
+      .get('/api/v1/products')
+      .set(a.auth)
+      .set('X-Request-Id', 'public-valid')
+      .expect(200);
+    expect(await log.find('public-valid')).toMatchObject({ userId: a.id, status: 200 });
+    await t
+      .http()
+      .get('/api/v1/products')
+      .set('Authorization', `Bearer ${expired}`)
+      .set('X-Request-Id', 'public-expired')
+      .expect(200);
+    const line = await log.find('public-expired');
+    expect(line.status).toBe(200);
+    expect(line.userId).toBeUndefined();
   });
 });

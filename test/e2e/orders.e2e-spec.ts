@@ -490,6 +490,129 @@ describe('orders', () => {
     });
   });
 
+  describe('idempotent replays are the first response, byte for byte', () => {
+    it('replays a 201 with the same body bytes, Location, ETag and Content-Type', async () => {
+      const p = await createProduct(t, admin, { stock: 5 });
+      const key = randomUUID();
+      const first = await placeOrder(t, alice, [{ productId: p.id, quantity: 2 }], key).expect(201);
+      const replay = await placeOrder(t, alice, [{ productId: p.id, quantity: 2 }], key).expect(
+        201,
+      );
+      expect(replay.headers['idempotent-replayed']).toBe('true');
+      expect(replay.text).toBe(first.text);
+      for (const header of ['location', 'etag', 'content-type', 'last-modified']) {
+        expect(replay.headers[header]).toBe(first.headers[header]);
+      }
+    });
+
+    it('replays a 409 problem with the same bytes, naming the request that did the work', async () => {
+      const p = await createProduct(t, admin, { stock: 1 });
+      const key = randomUUID();
+      const lines = [
+        { productId: p.id, quantity: 3 },
+        { productId: randomUUID(), quantity: 1 },
+      ];
+      const first = await placeOrder(t, alice, lines.slice(0, 1), key);
+      expectProblem(first, 'INSUFFICIENT_STOCK');
+      const replay = await placeOrder(t, alice, lines.slice(0, 1), key);
+      expect(replay.status).toBe(409);
+      expect(replay.text).toBe(first.text);
+      expect(replay.headers['content-type']).toBe(first.headers['content-type']);
+      expect(replay.headers['x-request-id']).toBe(first.headers['x-request-id']);
+    });
+
+    it("keeps the client's own X-Request-Id on a replay", async () => {
+      const p = await createProduct(t, admin, { stock: 5 });
+      const key = randomUUID();
+      await placeOrder(t, alice, [{ productId: p.id, quantity: 1 }], key).expect(201);
+      const replay = await t
+        .http()
+        .post('/api/v1/orders')
+        .set(alice.auth)
+        .set('Idempotency-Key', key)
+        .set('X-Request-Id', 'my-retry-1')
+        .send({ items: [{ productId: p.id, quantity: 1 }] })
+        .expect(201);
+      expect(replay.headers['x-request-id']).toBe('my-retry-1');
+    });
+  });
+
+  describe('returning held units always succeeds', () => {
+    it('cancels an order even when the returned units take stock past the 1e9 an admin may set', async () => {
+      const p = await createProduct(t, admin, { stock: 1_000_000_000 });
+      const order = await placeOrder(t, alice, [{ productId: p.id, quantity: 5 }]).expect(201);
+      await t
+        .http()
+        .post(`/api/v1/products/${p.id}/stock-adjustments`)
+        .set(admin.auth)
+        .send({ delta: 5, reason: 'top up to the maximum' })
+        .expect(200);
+      expect(await stockOf(t, p.id)).toBe(1_000_000_000);
+      const res = await act(t, alice, order.body.id, 'cancel');
+      expect(res.status).toBe(200);
+      expect(await stockOf(t, p.id)).toBe(1_000_000_005);
+      // An admin may still lower it, but not raise it further.
+      await t
+        .http()
+        .post(`/api/v1/products/${p.id}/stock-adjustments`)
+        .set(admin.auth)
+        .send({ delta: -2, reason: 'count' })
+        .expect(200);
+      expectProblem(
+        await t
+          .http()
+          .post(`/api/v1/products/${p.id}/stock-adjustments`)
+          .set(admin.auth)
+          .send({ delta: 1, reason: 'count' }),
+        'VALIDATION_FAILED',
+      );
+    });
+  });
+
+  describe('what one caller can make us store', () => {
+    let capped: TestApp;
+    let buyer: Account;
+    let admin2: Account;
+    beforeAll(async () => {
+      capped = await createTestApp({ IDEMPOTENCY_MAX_KEYS_PER_USER: '3' });
+      buyer = await account(capped);
+      admin2 = await account(capped, 'admin');
+    });
+    afterAll(() => capped.close());
+
+    it('refuses a new key past IDEMPOTENCY_MAX_KEYS_PER_USER with 429 and Retry-After, still replaying the live ones', async () => {
+      const p = await createProduct(capped, admin2, { stock: 100 });
+      const line = [{ productId: p.id, quantity: 1 }];
+      for (const key of ['k1', 'k2', 'k3']) {
+        await placeOrder(capped, buyer, line, key).expect(201);
+      }
+      const fourth = await placeOrder(capped, buyer, line, 'k4');
+      expectProblem(fourth, 'RATE_LIMITED');
+      expect(Number(fourth.headers['retry-after'])).toBeGreaterThan(0);
+      expect(await orderCount(capped, buyer.id)).toBe(3);
+      const replay = await placeOrder(capped, buyer, line, 'k2').expect(201);
+      expect(replay.headers['idempotent-replayed']).toBe('true');
+      // Another caller is not affected, and requests without a key never are.
+      await placeOrder(capped, admin2, line, 'k4').expect(201);
+      await placeOrder(capped, buyer, line).expect(201);
+    });
+
+    it('purges a large backlog of expired keys in batches', async () => {
+      await capped.db.query(
+        `INSERT INTO idempotency_keys (user_id, key, fingerprint, method, path, expires_at)
+         SELECT $1, 'old-' || n, 'x', 'POST', '/api/v1/orders', now() - interval '1 hour'
+           FROM generate_series(1, 2500) AS n`,
+        [buyer.id],
+      );
+      const purged = await capped.app.get(IdempotencyService).purgeExpired(1000);
+      expect(purged).toBe(2500);
+      const [{ n }] = await capped.db.query(
+        `SELECT count(*)::int AS n FROM idempotency_keys WHERE key LIKE 'old-%'`,
+      );
+      expect(n).toBe(0);
+    });
+  });
+
   describe('deleting what orders reference', () => {
     it('answers 409 RESOURCE_IN_USE with dependents for a product and a user, deleting nothing', async () => {
       const carol = await account(t);

@@ -1,13 +1,18 @@
 import { randomBytes } from 'node:crypto';
 import { expectProblem } from '../support/http';
+import { describeWithService } from '../support/services';
 import { createTestApp, type TestApp } from '../support/test-app';
 
 const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+const describeWithRedis = describeWithService({
+  name: 'redis',
+  label: 'Redis',
+  url: REDIS_URL,
+  defaultPort: 6379,
+});
 
-describe.each([
-  ['in memory', false],
-  ['in Redis', true],
-])('rate limits %s', (_, withRedis) => {
+/** The same cases with the counters in memory and in Redis. */
+const rateLimitCases = (withRedis: boolean) => (): void => {
   const limits = (): Record<string, string> => ({
     RATE_LIMIT_MAX: '5',
     AUTH_RATE_LIMIT_MAX: '3',
@@ -55,7 +60,10 @@ describe.each([
       }
     });
   }
-});
+};
+
+describe('rate limits in memory', rateLimitCases(false));
+describeWithRedis('rate limits in Redis', rateLimitCases(true));
 
 describe('rate limits when Redis is unreachable', () => {
   it('fail open: requests are still served', async () => {

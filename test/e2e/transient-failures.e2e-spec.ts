@@ -118,7 +118,7 @@ describe('transient database failures', () => {
       const orphans = await t.db.query(
         `SELECT o.id FROM orders o
           WHERE NOT EXISTS (SELECT 1 FROM order_items i WHERE i.order_id = o.id)
-             OR NOT EXISTS (SELECT 1 FROM order_events e WHERE e.order_id = o.id)`,
+             OR NOT EXISTS (SELECT 1 FROM order_history e WHERE e.order_id = o.id)`,
       );
       expect(orphans).toEqual([]);
       const [{ n }] = await t.db.query(

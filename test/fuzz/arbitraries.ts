@@ -143,11 +143,216 @@ const evilKey = fc.oneof(
 // ---------------------------------------------------------------------------------------------
 // Bodies.
 
-/** What may become of one field of a valid body. */
+/** The JSON type a field takes; `integer` is a JSON number without a fraction. */
+export type JsonType = 'string' | 'integer' | 'boolean' | 'array' | 'object';
+
+/**
+ * One field of a JSON body: generators for the random runs (`valid`, `nearMiss`) and what the field
+ * accepts, from which `badValues` derives every value it must refuse (the one-bad-field cases).
+ * The limits restate the API's DTOs; a value outside them must be refused with 400 naming the field.
+ */
 export interface FieldSpec {
   valid: Arbitrary<unknown>;
   /** Plausible but wrong: off-by-one, wrong case, wrong format. */
   nearMiss?: Arbitrary<unknown>;
+  type: JsonType;
+  /** A valid value, new on every call (unique where the API wants it unique). */
+  example: () => unknown;
+  /** May be left out of a create body (every field of a PATCH body may be). */
+  optional?: boolean;
+  /** Integers: the accepted range, and values refused inside it (a stock delta of 0). */
+  min?: number;
+  max?: number;
+  not?: number[];
+  /** Strings: the accepted length, after trimming when `trim`. */
+  minLength?: number;
+  maxLength?: number;
+  trim?: boolean;
+  /** Strings: a test every accepted value passes (a necessary condition, not always sufficient). */
+  mustMatch?: RegExp;
+  /** Values of the right type that are refused all the same (a bad email, an unknown role). */
+  malformed?: unknown[];
+  /** Arrays: the accepted number of elements, and the fields of each element. */
+  minItems?: number;
+  maxItems?: number;
+  element?: Record<string, FieldSpec>;
+}
+
+/**
+ * What a careless or hostile client puts in a field: `null`, another JSON type, nothing at all (a
+ * required field left out), an edge value (out of range, non-integer, overflowing, empty, long,
+ * NUL, unicode), or a malformed value of the right type.
+ */
+export type BadKind = 'null' | 'wrong type' | 'missing' | 'edge' | 'malformed';
+
+export interface BadValue {
+  kind: BadKind;
+  /** The value as a person reads it in test output, e.g. `2^53+1` or `"x"×201`. */
+  label: string;
+  /** The JSON value to send (raw number tokens are spliced in by toJson); undefined: left out. */
+  value: unknown;
+  /**
+   * `refuse`: the API must answer 400 VALIDATION_FAILED naming the field. `survive`: the value may
+   * be acceptable (a unicode name, a zero stock): any answer but a 5xx, and state kept on a 4xx.
+   */
+  expect: 'refuse' | 'survive';
+}
+
+/** What the server's JSON parser makes of a value: raw tokens parsed (`1e999` is Infinity). */
+function parsedValue(value: unknown): unknown {
+  const token = typeof value === 'string' ? /^@@raw\((.*)\)@@$/.exec(value) : null;
+  return token ? JSON.parse(token[1]) : value;
+}
+
+const isObject = (v: unknown): boolean => v !== null && typeof v === 'object' && !Array.isArray(v);
+
+/** True when the field's limits say the API must refuse this (parsed) value. */
+export function mustRefuse(spec: FieldSpec, v: unknown): boolean {
+  if (v === undefined) return !spec.optional;
+  // No field of this API takes null (API.md §3).
+  if (v === null) return true;
+  if (spec.malformed?.some((m) => Object.is(m, v))) return true;
+  switch (spec.type) {
+    case 'integer':
+      return (
+        typeof v !== 'number' ||
+        !Number.isInteger(v) ||
+        v < (spec.min ?? -Infinity) ||
+        v > (spec.max ?? Infinity) ||
+        (spec.not ?? []).includes(v)
+      );
+    case 'string': {
+      if (typeof v !== 'string') return true;
+      const t = spec.trim ? v.trim() : v;
+      return (
+        t.length < (spec.minLength ?? 0) ||
+        t.length > (spec.maxLength ?? Infinity) ||
+        (spec.mustMatch !== undefined && !spec.mustMatch.test(t))
+      );
+    }
+    case 'boolean':
+      return typeof v !== 'boolean';
+    case 'object':
+      return !isObject(v);
+    case 'array':
+      return (
+        !Array.isArray(v) ||
+        v.length < (spec.minItems ?? 0) ||
+        v.length > (spec.maxItems ?? Infinity) ||
+        (spec.element !== undefined && !v.every(isObject))
+      );
+  }
+}
+
+/** A short rendering of a value for test output: long strings and arrays are summarised. */
+export function preview(value: unknown): string {
+  if (value === undefined) return '(left out)';
+  if (typeof value === 'string') {
+    const token = /^@@raw\((.*)\)@@$/.exec(value);
+    if (token) return token[1];
+    const run = /^(.)\1{39,}$/su.exec(value);
+    if (run) return `${JSON.stringify(run[1])}×${value.length}`;
+  }
+  if (Array.isArray(value) && value.length > 3) return `[${value.length} elements]`;
+  const text = toJson(value) ?? typeof value;
+  return text.length > 60 ? `${text.slice(0, 57)}…` : text;
+}
+
+/** One value of each other JSON type, made from a valid value so that a lax coercion would pass. */
+const WRONG_TYPES: Record<
+  'string' | 'number' | 'boolean' | 'array' | 'object',
+  (ok: unknown) => unknown
+> = {
+  string: (ok) => (typeof ok === 'string' ? ok : JSON.stringify(ok)),
+  number: () => 12_345_678,
+  boolean: () => true,
+  array: (ok) => [ok],
+  object: (ok) => ({ value: ok }),
+};
+
+/** Numbers at the edges: sign, zero, fractions, int4/float64 limits, overflow, and number-ish strings. */
+const INTEGER_EDGES: [string, unknown][] = [
+  ['-1', -1],
+  ['0', 0],
+  ['-0', raw('-0')],
+  ['1.5', 1.5],
+  ['2^31 (int4 overflow)', 2_147_483_648],
+  ['2^53+1', raw('9007199254740993')],
+  ['1e308', 1e308],
+  ['1e999 (Infinity)', raw('1e999')],
+  ['1E3', raw('1E3')],
+  ['"NaN"', 'NaN'],
+  ['"Infinity"', 'Infinity'],
+  ['"" (empty string)', ''],
+];
+
+const STRING_EDGES: [string, unknown][] = [
+  ['"" (empty)', ''],
+  ['"   " (blank)', '   '],
+  ['"x"×20000 (very long)', 'x'.repeat(20_000)],
+  ['"a\\u0000b" (NUL)', 'a\u0000b'],
+  ['unicode "İstanbul Straße 🙂 \\u202E"', 'İstanbul Straße 🙂 \u202Eevil'],
+  ['"\\ud800" (lone surrogate)', '\ud800'],
+  ['"NaN"', 'NaN'],
+  ["\"' OR '1'='1\"", "' OR '1'='1"],
+];
+
+/**
+ * Every value the field must be tried with, each with what the API must do with it: null, one value
+ * of each other JSON type, left out (when required), the edges of its type and its malformed values.
+ */
+export function badValues(spec: FieldSpec, { optional = false } = {}): BadValue[] {
+  const out: BadValue[] = [];
+  const add = (kind: BadKind, label: string, value: unknown): void => {
+    const refuse = mustRefuse({ ...spec, optional: optional || spec.optional }, parsedValue(value));
+    out.push({ kind, label, value, expect: refuse ? 'refuse' : 'survive' });
+  };
+  add('null', 'null', null);
+  const own = spec.type === 'integer' ? 'number' : spec.type;
+  for (const [type, make] of Object.entries(WRONG_TYPES)) {
+    if (type === own) continue;
+    const value = make(spec.example());
+    add('wrong type', `${type} ${preview(value)}`, value);
+  }
+  if (!optional && !spec.optional) add('missing', '(left out)', undefined);
+  const edges: [string, unknown][] = [];
+  if (spec.type === 'integer') {
+    edges.push(...INTEGER_EDGES);
+    // min − 1 is often -1 or 0, already there.
+    if (spec.min !== undefined && spec.min - 1 !== -1 && spec.min - 1 !== 0) {
+      edges.push([`${spec.min - 1} (min − 1)`, spec.min - 1]);
+    }
+    if (spec.max !== undefined) edges.push([`${spec.max + 1} (max + 1)`, spec.max + 1]);
+  } else if (spec.type === 'string') {
+    edges.push(...STRING_EDGES);
+    if (spec.minLength !== undefined && spec.minLength > 1) {
+      edges.push([`"x"×${spec.minLength - 1} (too short)`, 'x'.repeat(spec.minLength - 1)]);
+    }
+    if (spec.maxLength !== undefined) {
+      edges.push([`"x"×${spec.maxLength + 1} (too long)`, 'x'.repeat(spec.maxLength + 1)]);
+    }
+  } else if (spec.type === 'boolean') {
+    edges.push(['0', 0], ['"false"', 'false'], ['"" (empty string)', '']);
+  } else if (spec.type === 'array') {
+    const ok = spec.example();
+    const first: unknown = Array.isArray(ok) ? ok[0] : ok;
+    edges.push(
+      ['[] (empty)', []],
+      ['[null]', [null]],
+      ['[1]', [1]],
+      ['["x"]', ['x']],
+      ['[[…]] (nested)', [ok]],
+    );
+    if (spec.maxItems !== undefined) {
+      edges.push([
+        `${spec.maxItems + 1} elements (max + 1)`,
+        Array.from({ length: spec.maxItems + 1 }, () => first),
+      ]);
+    }
+  }
+  for (const [label, value] of edges) add('edge', label, value);
+  for (const value of spec.malformed ?? []) add('malformed', preview(value), value);
+  return out;
 }
 
 type Mutation =
@@ -157,8 +362,9 @@ type Mutation =
   | { replaceWith: unknown };
 
 /**
- * A valid value, mutated: most often one field set to a near miss with every other field valid
- * (which reaches deepest into the handler), else one field dropped or set to junk of any type, else
+ * A valid value, mutated: most often one field set to a near miss or to a value of its bad-value
+ * catalogue (null, wrong type, edge) with every other field valid (which reaches deepest into the
+ * handler), else one field dropped or set to junk of any type, else
  * several mutations at once, unknown fields included, or the whole value replaced by junk. With
  * `partial`, the valid value has any subset of the fields (PATCH bodies).
  */
@@ -175,12 +381,27 @@ export function mutatedValue(
   const nearMiss: Arbitrary<Mutation> = field.chain((name) =>
     (fields[name].nearMiss ?? junkValue).map((to) => ({ set: name, to })),
   );
+  // The one-bad-field catalogue, drawn at random here: a kind first (null, a wrong type, an edge or
+  // malformed value, about equally often), then one of its values for the field.
+  const catalogue = Object.fromEntries(
+    names.map((n) => {
+      const bad = badValues(fields[n], { optional: true });
+      const kinds = [['null'], ['wrong type'], ['edge', 'malformed']]
+        .map((k) => bad.filter((b) => k.includes(b.kind)).map((b) => b.value))
+        .filter((values) => values.length > 0);
+      return [n, fc.oneof(...kinds.map((values) => fc.constantFrom(...values)))];
+    }),
+  );
+  const badValue: Arbitrary<Mutation> = field.chain((name) =>
+    catalogue[name].map((to) => ({ set: name, to })),
+  );
   const wrongType: Arbitrary<Mutation> = fc.oneof(
     field.map((name) => ({ drop: name })),
     fc.record({ set: field, to: junkValue }),
   );
   const anything: Arbitrary<Mutation> = fc.oneof(
     nearMiss,
+    badValue,
     wrongType,
     fc.record({ add: evilKey, to: junkValue }),
     fc.record({ replaceWith: junkValue }),
@@ -188,6 +409,7 @@ export function mutatedValue(
   const mutations: Arbitrary<Mutation[]> = fc.oneof(
     { weight: 2, arbitrary: fc.constant<Mutation[]>([]) },
     { weight: 4, arbitrary: fc.tuple(nearMiss) },
+    { weight: 3, arbitrary: fc.tuple(badValue) },
     { weight: 2, arbitrary: fc.tuple(wrongType) },
     { weight: 2, arbitrary: fc.array(anything, { minLength: 1, maxLength: 3 }) },
   );

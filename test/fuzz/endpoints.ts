@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import fc, { type Arbitrary } from 'fast-check';
 import {
   contentType,
@@ -15,6 +16,7 @@ import {
   rawBody,
   requestIdHeader,
 } from './arbitraries';
+import type { BodyEndpoint } from './fields';
 import { type Auth, type FuzzRequest, SPECIAL_TOKENS, type Who } from './harness';
 import { type FuzzWorld, ORDERS, PRODUCTS } from './world';
 
@@ -139,12 +141,25 @@ const group = (...specs: EndpointSpec[]): Arbitrary<FuzzRequest> =>
   fc.oneof(...specs.map((spec) => ({ weight: spec.weight ?? 1, arbitrary: endpoint(spec) })));
 
 // ---------------------------------------------------------------------------------------------
-// Field generators shared by several bodies.
+// The fields of every JSON body (API.md §1), with the limits of the API's DTOs: the random runs
+// draw from them, and fields.ts derives its one-bad-field cases from them.
 
-const text = (min: number, max: number): FieldSpec => ({
+/** Unique examples (SKUs, slugs, emails) within a test file's database. */
+const RUN = randomBytes(3).toString('hex');
+let serial = 0;
+const unique = (): string => `${RUN}${(++serial).toString(36)}`;
+
+/** Trimmed text the API takes up to 200 characters long; the random runs make it at most `max`. */
+const text = (min: number, max: number, example = 'Fuzzed text'): FieldSpec => ({
   valid: fc.string({ minLength: min, maxLength: max }),
   nearMiss: fc.constantFrom('', ' ', '\u0000', 'a\u0000b', 'x'.repeat(201), ' '.repeat(min + 1)),
+  type: 'string',
+  example: () => example,
+  trim: true,
+  minLength: min,
+  maxLength: 200,
 });
+/** Emails as registration and PATCH /users take them: trimmed, at most 254 characters. */
 const email = (taken: string[]): FieldSpec => ({
   valid: fc.oneof(
     fc.emailAddress(),
@@ -163,21 +178,82 @@ const email = (taken: string[]): FieldSpec => ({
     'a@example.com\u0000',
     '',
   ),
+  type: 'string',
+  example: () => `fuzz-${unique()}@example.com`,
+  trim: true,
+  maxLength: 254,
+  // Not the whole of an email address: what no accepted address lacks.
+  mustMatch: /@[^@]*\./,
+  malformed: ['plainaddress', '@example.com', 'a@', 'a@b', 'a b@example.com'],
 });
 const password: FieldSpec = {
   valid: fc.string({ minLength: 8, maxLength: 40 }),
   nearMiss: fc.constantFrom('', 'short', '1234567', 'x'.repeat(201), '\u0000'.repeat(8)),
+  type: 'string',
+  example: () => 'a good long password',
+  minLength: 8,
+  maxLength: 200,
 };
 const version: FieldSpec = {
   valid: fc.integer({ min: 1, max: 6 }),
   nearMiss: fc.constantFrom(0, -1, 1.5, '1', 2_147_483_648, 1e20, null),
+  type: 'integer',
+  example: () => 1,
+  optional: true,
+  min: 1,
 };
-const int = (min: number, max: number): FieldSpec => ({
+const int = (min: number, max: number, example = min): FieldSpec => ({
   valid: fc.integer({ min, max }),
   nearMiss: fc.constantFrom(min - 1, max + 1, 1.5, String(min), -0, 2_147_483_648, 1e20, true),
+  type: 'integer',
+  example: () => example,
+  min,
+  max,
 });
 
-function productFields(w: FuzzWorld): Record<string, FieldSpec> {
+export function registerFields(w: FuzzWorld): Record<string, FieldSpec> {
+  return { email: email([w.accounts.customer.email]), password, name: text(1, 30, 'Fuzz') };
+}
+
+export function loginFields(w: FuzzWorld): Record<string, FieldSpec> {
+  const { customer, other } = w.accounts;
+  return {
+    // Login takes any string up to the limits: a wrong address is 401, not 400.
+    email: {
+      ...email([customer.email, other.email]),
+      example: () => customer.email,
+      mustMatch: undefined,
+      malformed: undefined,
+    },
+    password: {
+      valid: fc.oneof(fc.constant(customer.password), fc.string({ maxLength: 30 })),
+      nearMiss: password.nearMiss,
+      type: 'string',
+      example: () => customer.password,
+      maxLength: 200,
+    },
+  };
+}
+
+export function userPatchFields(w: FuzzWorld): Record<string, FieldSpec> {
+  const { customer, other } = w.accounts;
+  return {
+    email: email([customer.email, other.email]),
+    name: text(1, 30, 'Patched name'),
+    password,
+    role: {
+      valid: fc.constantFrom('customer', 'admin'),
+      nearMiss: fc.constantFrom('Admin', 'root', ''),
+      type: 'string',
+      example: () => 'customer',
+      mustMatch: /^(customer|admin)$/,
+      malformed: ['Admin', 'ADMIN', 'root', ' admin'],
+    },
+    version,
+  };
+}
+
+export function productFields(w: FuzzWorld): Record<string, FieldSpec> {
   const taken = w.products.plentiful;
   return {
     sku: {
@@ -186,6 +262,12 @@ function productFields(w: FuzzWorld): Record<string, FieldSpec> {
         { weight: 1, arbitrary: fc.constantFrom(taken.sku.toLowerCase(), ` ${taken.sku} `) },
       ),
       nearMiss: fc.constantFrom('', ' ', '-abc', '.abc', 'a b', 'x'.repeat(65), 'ÄBC', 'abc\u0000'),
+      type: 'string',
+      example: () => `FZ-${unique()}`,
+      trim: true,
+      maxLength: 64,
+      mustMatch: /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/,
+      malformed: ['-abc', '.abc', 'a b', 'ÄBC'],
     },
     slug: {
       valid: fc.oneof(
@@ -193,10 +275,22 @@ function productFields(w: FuzzWorld): Record<string, FieldSpec> {
         { weight: 1, arbitrary: fc.constant(taken.slug) },
       ),
       nearMiss: fc.constantFrom('Upper', 'a--b', '-a', 'a-', 'a_b', ' a', 'x'.repeat(121), ''),
+      type: 'string',
+      example: () => `fz-${unique()}`,
+      maxLength: 120,
+      mustMatch: /^[a-z0-9]+(-[a-z0-9]+)*$/,
+      malformed: ['Upper', 'a--b', '-a', 'a-', 'a_b', ' a'],
     },
-    name: text(1, 30),
-    description: { valid: fc.string({ maxLength: 40 }), nearMiss: fc.constant('x'.repeat(5001)) },
-    priceCents: int(0, 1_000_000_000),
+    name: text(1, 30, 'Fuzzed product'),
+    description: {
+      valid: fc.string({ maxLength: 40 }),
+      nearMiss: fc.constant('x'.repeat(5001)),
+      type: 'string',
+      example: () => 'Made by the fuzzer.',
+      optional: true,
+      maxLength: 5000,
+    },
+    priceCents: int(0, 1_000_000_000, 1250),
     currency: {
       valid: fc.constantFrom('EUR', 'USD', 'JPY', 'CHF'),
       // Near misses of a real code: letter case, padding, length, symbol.
@@ -206,17 +300,176 @@ function productFields(w: FuzzWorld): Record<string, FieldSpec> {
           .chain((c) => fc.constantFrom(c.toLowerCase(), c[0] + c.slice(1).toLowerCase())),
         fc.constantFrom(' EUR', 'EUR ', 'EURO', 'EU', 'XYZ', '€', ''),
       ),
+      type: 'string',
+      example: () => 'EUR',
+      // ISO 4217, any letter case (`eur` is stored as `EUR`).
+      mustMatch: /^[A-Za-z]{3}$/,
+      malformed: [' EUR', 'EUR ', 'EURO', 'EU', 'XYZ', '€'],
     },
-    stock: int(0, 1_000_000_000),
-    active: { valid: fc.boolean(), nearMiss: fc.constantFrom('true', 1, 0, null, 'yes') },
+    stock: int(0, 1_000_000_000, 100),
+    active: {
+      valid: fc.boolean(),
+      nearMiss: fc.constantFrom('true', 1, 0, null, 'yes'),
+      type: 'boolean',
+      example: () => true,
+      optional: true,
+    },
   };
+}
+
+export const stockAdjustmentFields: Record<string, FieldSpec> = {
+  delta: {
+    valid: fc.oneof(
+      fc.integer({ min: -5, max: 5 }).filter((d) => d !== 0),
+      fc.constantFrom(-1_000_000_000, 1_000_000_000),
+    ),
+    nearMiss: fc.constantFrom(0, -0, 1.5, '1', 1_000_000_001, -1_000_000_001, 1e20, null),
+    type: 'integer',
+    example: () => 1,
+    min: -1_000_000_000,
+    max: 1_000_000_000,
+    not: [0],
+  },
+  reason: text(1, 30, 'cycle count'),
+};
+
+const NO_PRODUCT = '00000000-0000-4000-8000-000000000000';
+
+/** `POST /orders`: `items`, 1 to 100 lines of `{productId, quantity}`, quantity 1 to 1,000. */
+export function orderFields(w: FuzzWorld): Record<string, FieldSpec> {
+  const p = w.products;
+  const productId = fc.oneof(
+    fc.constantFrom(p.plentiful.id, p.scarce.id, p.referenced.id, p.inactive.id, p.usd.id),
+    fc.constantFrom(p.plentiful.id, p.scarce.id).map((id) => id.toUpperCase()),
+    fc.uuid(),
+  );
+  const line: Record<string, FieldSpec> = {
+    productId: {
+      valid: productId,
+      nearMiss: fc.constantFrom('not-a-uuid', '', `{${p.plentiful.id}}`, p.plentiful.id.slice(1)),
+      type: 'string',
+      example: () => p.plentiful.id,
+      mustMatch: /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i,
+      malformed: [
+        'not-a-uuid',
+        `{${NO_PRODUCT}}`,
+        NO_PRODUCT.slice(1),
+        NO_PRODUCT.replace(/-/g, ''),
+      ],
+    },
+    quantity: int(1, 1000),
+  };
+  const validLine = fc.record({ productId, quantity: fc.integer({ min: 1, max: 1000 }) });
+  return {
+    items: {
+      valid: fc.array(validLine, { minLength: 1, maxLength: 4 }),
+      nearMiss: fc.oneof(
+        fc.array(mutatedValue(line), { minLength: 1, maxLength: 3 }),
+        fc.constant([]),
+        validLine.map((l) => Array.from({ length: 101 }, () => l)),
+        validLine.map((l) => Array.from({ length: 100 }, () => ({ ...l, quantity: 1000 }))),
+        fc.dictionary(fc.string({ maxLength: 3 }), junkValue, { maxKeys: 2 }),
+      ),
+      type: 'array',
+      example: () => [{ productId: p.plentiful.id, quantity: 1 }],
+      minItems: 1,
+      maxItems: 100,
+      element: line,
+    },
+  };
+}
+
+/** Every endpoint of API.md §1 that takes a JSON body. */
+export const BODY_ENDPOINTS = [
+  'POST /auth/register',
+  'POST /auth/login',
+  'PATCH /users/{id}',
+  'POST /products',
+  'PATCH /products/{id}',
+  'POST /products/{id}/stock-adjustments',
+  'POST /orders',
+] as const;
+export type BodyEndpointName = (typeof BODY_ENDPOINTS)[number];
+
+/**
+ * Every endpoint that takes a JSON body, with a valid request for it: fields.ts sends it with one
+ * field spoiled at a time. Callers are allowed and targets exist, so validation is reached; PATCH
+ * targets are fixtures no other check relies on.
+ */
+export function bodyEndpoints(w: FuzzWorld): Record<BodyEndpointName, BodyEndpoint> {
+  const { victim } = w.accounts;
+  const p = w.products;
+  const table: BodyEndpoint[] = [
+    {
+      endpoint: 'POST /auth/register',
+      method: 'POST',
+      path: `${API}/auth/register`,
+      callers: ['none'],
+      fields: registerFields(w),
+    },
+    {
+      endpoint: 'POST /auth/login',
+      method: 'POST',
+      path: `${API}/auth/login`,
+      callers: ['none'],
+      fields: loginFields(w),
+    },
+    {
+      endpoint: 'PATCH /users/{id}',
+      method: 'PATCH',
+      path: `${API}/users/${victim.id}`,
+      target: 'victim',
+      // An admin, and the user itself.
+      callers: ['admin', 'victim'],
+      fields: userPatchFields(w),
+      patch: { resource: `${API}/users/${victim.id}`, companion: () => ({ name: 'Victim' }) },
+    },
+    {
+      endpoint: 'POST /products',
+      method: 'POST',
+      path: `${API}/products`,
+      callers: ['admin'],
+      fields: productFields(w),
+    },
+    {
+      endpoint: 'PATCH /products/{id}',
+      method: 'PATCH',
+      path: `${API}/products/${p.disposable.id}`,
+      target: 'disposable',
+      callers: ['admin'],
+      fields: { ...productFields(w), version },
+      patch: {
+        resource: `${API}/products/${p.disposable.id}`,
+        companion: () => ({ description: 'Patched by the fuzzer.' }),
+      },
+    },
+    {
+      endpoint: 'POST /products/{id}/stock-adjustments',
+      method: 'POST',
+      path: `${API}/products/${p.referenced.id}/stock-adjustments`,
+      target: 'referenced',
+      callers: ['admin'],
+      fields: stockAdjustmentFields,
+    },
+    {
+      endpoint: 'POST /orders',
+      method: 'POST',
+      path: `${API}/orders`,
+      callers: ['customer', 'other'],
+      fields: orderFields(w),
+      idempotent: true,
+    },
+  ];
+  return Object.fromEntries(table.map((e) => [e.endpoint, e])) as Record<
+    BodyEndpointName,
+    BodyEndpoint
+  >;
 }
 
 // ---------------------------------------------------------------------------------------------
 // The groups.
 
 export function authRequests(w: FuzzWorld): Arbitrary<FuzzRequest> {
-  const { customer, other } = w.accounts;
   const anyone = fc.oneof(
     { weight: 6, arbitrary: fc.constant<Auth>('none') },
     { weight: 2, arbitrary: callers(['customer']) },
@@ -227,11 +480,7 @@ export function authRequests(w: FuzzWorld): Arbitrary<FuzzRequest> {
       method: 'POST',
       path: () => `${API}/auth/register`,
       auth: anyone,
-      body: mutatedBody({
-        email: email([customer.email]),
-        password,
-        name: text(1, 30),
-      }),
+      body: mutatedBody(registerFields(w)),
       etags: [],
     },
     {
@@ -239,13 +488,7 @@ export function authRequests(w: FuzzWorld): Arbitrary<FuzzRequest> {
       method: 'POST',
       path: () => `${API}/auth/login`,
       auth: anyone,
-      body: mutatedBody({
-        email: email([customer.email, other.email]),
-        password: {
-          valid: fc.oneof(fc.constant(customer.password), fc.string({ maxLength: 30 })),
-          nearMiss: password.nearMiss,
-        },
-      }),
+      body: mutatedBody(loginFields(w)),
       etags: [],
     },
   );
@@ -287,19 +530,7 @@ export function userRequests(w: FuzzWorld): Arbitrary<FuzzRequest> {
       path: (id) => `${API}/users/${id}`,
       ids: targets({ victim: victim.id }),
       auth: everyone,
-      body: mutatedBody(
-        {
-          email: email([customer.email, other.email]),
-          name: text(1, 30),
-          password,
-          role: {
-            valid: fc.constantFrom('customer', 'admin'),
-            nearMiss: fc.constantFrom('Admin', 'root', ''),
-          },
-          version,
-        },
-        { partial: true },
-      ),
+      body: mutatedBody(userPatchFields(w), { partial: true }),
       etags,
     },
     // Every target has orders: a delete that passes its precondition is refused with 409.
@@ -373,48 +604,10 @@ export function productRequests(w: FuzzWorld): Arbitrary<FuzzRequest> {
       path: (id) => `${API}/products/${id}/stock-adjustments`,
       ids: ids('scarce', 'plentiful', 'disposable'),
       auth: writers,
-      body: mutatedBody({
-        delta: {
-          valid: fc.oneof(
-            fc.integer({ min: -5, max: 5 }).filter((d) => d !== 0),
-            fc.constantFrom(-1_000_000_000, 1_000_000_000),
-          ),
-          nearMiss: fc.constantFrom(0, -0, 1.5, '1', 1_000_000_001, -1_000_000_001, 1e20, null),
-        },
-        reason: text(1, 30),
-      }),
+      body: mutatedBody(stockAdjustmentFields),
       etags,
     },
   );
-}
-
-function orderBody(w: FuzzWorld): Arbitrary<string | undefined> {
-  const p = w.products;
-  const productId = fc.oneof(
-    fc.constantFrom(p.plentiful.id, p.scarce.id, p.referenced.id, p.inactive.id, p.usd.id),
-    fc.constantFrom(p.plentiful.id, p.scarce.id).map((id) => id.toUpperCase()),
-    fc.uuid(),
-  );
-  const line: Record<string, FieldSpec> = {
-    productId: {
-      valid: productId,
-      nearMiss: fc.constantFrom('not-a-uuid', '', `{${p.plentiful.id}}`, p.plentiful.id.slice(1)),
-    },
-    quantity: int(1, 1000),
-  };
-  const validLine = fc.record({ productId, quantity: fc.integer({ min: 1, max: 1000 }) });
-  return mutatedBody({
-    items: {
-      valid: fc.array(validLine, { minLength: 1, maxLength: 4 }),
-      nearMiss: fc.oneof(
-        fc.array(mutatedValue(line), { minLength: 1, maxLength: 3 }),
-        fc.constant([]),
-        validLine.map((l) => Array.from({ length: 101 }, () => l)),
-        validLine.map((l) => Array.from({ length: 100 }, () => ({ ...l, quantity: 1000 }))),
-        fc.dictionary(fc.string({ maxLength: 3 }), junkValue, { maxKeys: 2 }),
-      ),
-    },
-  });
 }
 
 export function orderRequests(w: FuzzWorld): Arbitrary<FuzzRequest> {
@@ -428,7 +621,7 @@ export function orderRequests(w: FuzzWorld): Arbitrary<FuzzRequest> {
       method: 'POST',
       path: () => `${API}/orders`,
       auth: everyone,
-      body: orderBody(w),
+      body: mutatedBody(orderFields(w)),
       etags,
     },
     {

@@ -41,26 +41,37 @@ export interface World {
   tokens: Record<SpecialToken, string>;
 }
 
-/** The tables whose content a rejected request must leave alone. */
-export const TABLES = [
-  'users',
-  'products',
-  'orders',
-  'order_items',
-  'order_events',
-  'idempotency_keys',
-] as const;
-type Table = (typeof TABLES)[number];
-export type Snapshot = Record<Table, string>;
+/**
+ * The content a rejected request must leave alone: every table of the schema, as the migrations
+ * left it (read once per app, so the check follows renames and new tables).
+ */
+export type Snapshot = Record<string, string>;
+const tableLists = new WeakMap<TestApp, Promise<string[]>>();
+
+function tablesOf(t: TestApp): Promise<string[]> {
+  let tables = tableLists.get(t);
+  if (!tables) {
+    tables = t.db
+      .query<{ name: string }[]>(
+        `SELECT table_name AS name FROM information_schema.tables
+          WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' ORDER BY 1`,
+      )
+      .then((rows) => rows.map((r) => r.name));
+    tableLists.set(t, tables);
+  }
+  return tables;
+}
 
 /** Row count plus a digest of every row of every table, in one round trip. */
 export async function snapshot(t: TestApp): Promise<Snapshot> {
-  const sql = TABLES.map(
-    (name) =>
-      `SELECT '${name}' AS name, count(*)::int || ':' || md5(coalesce(string_agg(x::text, ',' ORDER BY x::text), '')) AS state FROM ${name} x`,
-  ).join(' UNION ALL ');
-  const rows: { name: Table; state: string }[] = await t.db.query(sql);
-  return Object.fromEntries(rows.map((r) => [r.name, r.state])) as Snapshot;
+  const sql = (await tablesOf(t))
+    .map(
+      (name) =>
+        `SELECT '${name}' AS name, count(*)::int || ':' || md5(coalesce(string_agg(x::text, ',' ORDER BY x::text), '')) AS state FROM "${name}" x`,
+    )
+    .join(' UNION ALL ');
+  const rows: { name: string; state: string }[] = await t.db.query(sql);
+  return Object.fromEntries(rows.map((r) => [r.name, r.state]));
 }
 
 const rowCount = (state: string): number => Number(state.split(':')[0]);
@@ -103,7 +114,8 @@ export function describeExchange(r: FuzzRequest, res: Response, problems: string
   ].join('\n');
 }
 
-function parsed(res: Response): Record<string, unknown> | undefined {
+/** The response body as a JSON object, if it is one. */
+export function parsed(res: Response): Record<string, unknown> | undefined {
   try {
     const body: unknown = JSON.parse(res.text);
     return body !== null && typeof body === 'object'
@@ -138,17 +150,40 @@ export function problemViolations(res: Response): string[] {
 }
 
 /**
+ * The problem code of a stored idempotent outcome, whichever way the service stores it: an outcome
+ * `{kind: "problem", code}`, or the response as sent `{status, body, problemCode}`.
+ */
+function storedProblemCode(response: unknown): unknown {
+  if (response === null || typeof response !== 'object') return undefined;
+  const stored = response as {
+    kind?: unknown;
+    code?: unknown;
+    problemCode?: unknown;
+    body?: unknown;
+  };
+  if (stored.kind === 'problem') return stored.code;
+  if (stored.problemCode !== undefined) return stored.problemCode;
+  try {
+    return typeof stored.body === 'string'
+      ? (JSON.parse(stored.body) as { code?: unknown } | null)?.code
+      : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * Property 3. The one change a rejected request may make is the one API.md §4 asks for: an
  * Idempotency-Key request whose handler ran and ended in a business 4xx stores that outcome.
  */
-async function stateViolations(
+export async function stateViolations(
   world: World,
   r: FuzzRequest,
   res: Response,
   before: Snapshot,
   after: Snapshot,
 ): Promise<string[]> {
-  const changed = TABLES.filter((name) => before[name] !== after[name]);
+  const changed = Object.keys(after).filter((name) => before[name] !== after[name]);
   if (!changed.length) return [];
   const key = r.headers['Idempotency-Key']?.replace(/^[ \t]+|[ \t]+$/g, '');
   const storesOutcome =
@@ -167,8 +202,7 @@ async function stateViolations(
       'SELECT response FROM idempotency_keys WHERE user_id = $1 AND key = $2',
       [world.accounts[r.auth as Who].id, key],
     );
-    const stored = row?.response as { kind?: string; code?: string } | undefined;
-    if (stored?.kind === 'problem' && stored.code === parsed(res)?.code) return [];
+    if (storedProblemCode(row?.response) === parsed(res)?.code) return [];
   }
   return [`a rejected request changed ${changed.join(', ')}`];
 }

@@ -18,12 +18,12 @@ async function assertConsistent(sql: Client, products: Record<string, number>): 
   const partial = await sql.query(
     `SELECT o.id FROM orders o
       WHERE NOT EXISTS (SELECT 1 FROM order_items i WHERE i.order_id = o.id)
-         OR NOT EXISTS (SELECT 1 FROM order_events e WHERE e.order_id = o.id AND e.from_status IS NULL)`,
+         OR NOT EXISTS (SELECT 1 FROM order_history e WHERE e.order_id = o.id AND e.from_status IS NULL)`,
   );
   expect(partial.rows).toEqual([]);
   for (const [id, initial] of Object.entries(products)) {
     const { rows } = await sql.query(
-      `SELECT p.stock, coalesce((SELECT sum(i.quantity) FROM order_items i JOIN orders o ON o.id = i.order_id
+      `SELECT p.stock::int AS stock, coalesce((SELECT sum(i.quantity) FROM order_items i JOIN orders o ON o.id = i.order_id
                                   WHERE i.product_id = p.id AND o.status <> 'cancelled'), 0)::int AS sold
          FROM products p WHERE p.id = $1`,
       [id],

@@ -51,7 +51,7 @@ describe('races across two instances on one database', () => {
     return { id: res.body.id, etag: res.headers.get('etag')! };
   };
   const stock = async (id: string): Promise<number> =>
-    (await sql.query('SELECT stock FROM products WHERE id = $1', [id])).rows[0].stock;
+    (await sql.query('SELECT stock::int AS stock FROM products WHERE id = $1', [id])).rows[0].stock;
   const order = (i: number, productId: string, quantity = 1, key?: string): Promise<Reply> =>
     call(on(i).url, 'POST', '/api/v1/orders', {
       token: shoppers[i % shoppers.length].token,

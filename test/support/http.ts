@@ -1,6 +1,6 @@
 import type { Response } from 'supertest';
 import { PROBLEMS, type ProblemCode } from '../../src/common/problems/problem-catalogue';
-import { UsersService } from '../../src/users/users.service';
+import { promoteToAdmin } from '../../src/users/admin-accounts';
 import type { TestApp } from './test-app';
 
 /** Asserts a complete RFC 9457 problem: status, content type, code, type, title, requestId. */
@@ -47,7 +47,8 @@ export async function account(
     .post('/api/v1/auth/register')
     .send({ email, password, name: role })
     .expect(201);
-  if (role === 'admin') await t.app.get(UsersService).createOrPromoteAdmin(email, role, password);
+  if (role === 'admin' && !(await promoteToAdmin(t.db, email)))
+    throw new Error(`${email}: not promoted`);
   const token = await login(t, email, password);
   return {
     id: res.body.id as string,

@@ -61,7 +61,11 @@ describe('the order state machine', () => {
   });
 
   it('restocks on cancel only', () => {
-    expect(ORDER_ACTIONS.filter((a) => TRANSITIONS[a].restocks)).toEqual(['cancel']);
+    expect(
+      ORDER_ACTIONS.filter((a) =>
+        (TRANSITIONS[a].effects as readonly string[]).includes('releaseStock'),
+      ),
+    ).toEqual(['cancel']);
   });
 });
 

@@ -1,25 +1,76 @@
 import { QueryFailedError } from 'typeorm';
 import type { ProblemCode } from '../problems/problem-catalogue';
+import { ProblemError } from '../problems/problem.error';
+
+interface ConstraintMeaning {
+  /** The answer to a violation. INTERNAL: no request can cause it; a violation is a bug. */
+  code: ProblemCode;
+  field: string;
+  /**
+   * For a foreign key: the answer when a new row names a parent that is gone. PostgreSQL reports
+   * both sides of a foreign key alike (23503, same constraint and table; PostgreSQL 18 reports a
+   * blocked RESTRICT delete as 23001), so the code that inserts such rows asks for this answer
+   * (missingParentProblem); everywhere else a violation is the parent's blocked delete (`code`).
+   */
+  missingParent?: ProblemCode;
+}
 
 /**
- * Every named constraint of the schema and what its violation means to a client. Constraint names are
- * fixed in the migrations; this is the one place that knows them.
+ * Every named constraint of the schema (and unique index) and what its violation means to a client.
+ * Constraint names are fixed in the migrations; this is the one place that knows them, and a test
+ * fails when the database has one this map lacks.
  */
 export const CONSTRAINTS = {
+  // users
+  users_pkey: { code: 'INTERNAL', field: 'id' },
   users_email_lower_key: { code: 'EMAIL_TAKEN', field: 'email' },
+  users_email_trimmed: { code: 'VALIDATION_FAILED', field: 'email' },
+  users_role_check: { code: 'VALIDATION_FAILED', field: 'role' },
+  users_version_positive: { code: 'INTERNAL', field: 'version' },
+  // products
+  products_pkey: { code: 'INTERNAL', field: 'id' },
   products_sku_upper_key: { code: 'SKU_TAKEN', field: 'sku' },
   products_slug_key: { code: 'SLUG_TAKEN', field: 'slug' },
   products_stock_nonnegative: { code: 'INSUFFICIENT_STOCK', field: 'stock' },
   products_price_nonnegative: { code: 'VALIDATION_FAILED', field: 'priceCents' },
-  products_stock_max: { code: 'VALIDATION_FAILED', field: 'stock' },
   // Defence in depth: validation already refuses what these CHECKs refuse.
   products_currency_format: { code: 'VALIDATION_FAILED', field: 'currency' },
   products_slug_format: { code: 'VALIDATION_FAILED', field: 'slug' },
   products_sku_trimmed: { code: 'VALIDATION_FAILED', field: 'sku' },
-  users_email_trimmed: { code: 'VALIDATION_FAILED', field: 'email' },
-  orders_user_id_fkey: { code: 'RESOURCE_IN_USE', field: 'userId' },
-  order_items_product_id_fkey: { code: 'RESOURCE_IN_USE', field: 'productId' },
-} as const satisfies Record<string, { code: ProblemCode; field: string }>;
+  products_version_positive: { code: 'INTERNAL', field: 'version' },
+  // orders
+  orders_pkey: { code: 'INTERNAL', field: 'id' },
+  orders_user_id_fkey: {
+    code: 'RESOURCE_IN_USE',
+    field: 'userId',
+    // The caller's account was deleted while its order was being placed.
+    missingParent: 'UNAUTHENTICATED',
+  },
+  orders_status_check: { code: 'INTERNAL', field: 'status' },
+  orders_total_nonnegative: { code: 'INTERNAL', field: 'totalCents' },
+  orders_version_positive: { code: 'INTERNAL', field: 'version' },
+  order_items_pkey: { code: 'INTERNAL', field: 'items' },
+  order_items_order_id_fkey: { code: 'INTERNAL', field: 'orderId' },
+  order_items_product_id_fkey: {
+    code: 'RESOURCE_IN_USE',
+    field: 'productId',
+    missingParent: 'UNKNOWN_PRODUCT',
+  },
+  order_items_one_line_per_product: { code: 'INTERNAL', field: 'items' },
+  order_items_quantity_positive: { code: 'VALIDATION_FAILED', field: 'quantity' },
+  order_items_price_nonnegative: { code: 'INTERNAL', field: 'unitPriceCents' },
+  order_history_pkey: { code: 'INTERNAL', field: 'id' },
+  order_history_order_id_fkey: { code: 'INTERNAL', field: 'orderId' },
+  order_history_action_check: { code: 'INTERNAL', field: 'action' },
+  // idempotency keys
+  idempotency_keys_pkey: { code: 'INTERNAL', field: 'key' },
+  idempotency_keys_user_id_fkey: {
+    code: 'INTERNAL',
+    field: 'userId',
+    // The caller's account was deleted while a keyed request of theirs was in flight.
+    missingParent: 'UNAUTHENTICATED',
+  },
+} as const satisfies Record<string, ConstraintMeaning>;
 
 export type ConstraintName = keyof typeof CONSTRAINTS;
 
@@ -66,7 +117,32 @@ export function constraintViolation(err: unknown): ConstraintViolation | undefin
   const info = databaseErrorInfo(err);
   if (!info?.constraint || !(info.constraint in CONSTRAINTS)) return undefined;
   const name = info.constraint as ConstraintName;
-  return { constraint: name, ...CONSTRAINTS[name] };
+  return { constraint: name, code: CONSTRAINTS[name].code, field: CONSTRAINTS[name].field };
+}
+
+const MISSING_PARENT_DETAIL: Partial<Record<ProblemCode, string>> = {
+  UNAUTHENTICATED: 'The account behind this token no longer exists; nothing was changed.',
+  UNKNOWN_PRODUCT: 'A product of the order no longer exists; nothing was reserved.',
+};
+
+/**
+ * For code that inserts rows naming a parent (an order naming its user, a line its product): the
+ * parent was deleted meanwhile. The answer, or undefined when `err` is something else.
+ */
+export function missingParentProblem(err: unknown): ProblemError | undefined {
+  const info = databaseErrorInfo(err);
+  if (info?.sqlState !== SQLSTATE.foreignKeyViolation || !info.constraint) return undefined;
+  const meaning: ConstraintMeaning | undefined = (CONSTRAINTS as Record<string, ConstraintMeaning>)[
+    info.constraint
+  ];
+  const code = meaning?.missingParent;
+  if (!code) return undefined;
+  return new ProblemError(
+    code,
+    MISSING_PARENT_DETAIL[code] ?? 'A record this change refers to no longer exists.',
+    {},
+    code === 'UNAUTHENTICATED' ? { 'WWW-Authenticate': 'Bearer error="invalid_token"' } : {},
+  );
 }
 
 /** A statement that waited too long (statement_timeout, lock_timeout): busy, try again later. */
@@ -128,4 +204,37 @@ export function isDatabaseUnavailable(err: unknown): boolean {
     e = err instanceof QueryFailedError && e === err ? err.driverError : e.cause;
   }
   return false;
+}
+
+/** A PostgreSQL error as the driver reports it (a TypeORM QueryFailedError wraps one). */
+function driverError(err: unknown): Record<string, unknown> | undefined {
+  const driver: unknown = err instanceof QueryFailedError ? err.driverError : err;
+  if (typeof driver !== 'object' || driver === null) return undefined;
+  const { code, severity } = driver as { code?: unknown; severity?: unknown };
+  // pg's DatabaseError always carries a five-character SQLSTATE and a severity.
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && typeof severity === 'string'
+    ? (driver as Record<string, unknown>)
+    : undefined;
+}
+
+/**
+ * What may be logged of a database error: the SQLSTATE and the names of the constraint, table and
+ * column, never PostgreSQL's message, `detail` ("Failing row contains (…)"), the query or its
+ * parameters, which can hold emails, password hashes and whatever else a row holds.
+ */
+export function loggableDatabaseError(err: unknown): Record<string, string> | undefined {
+  const driver = driverError(err);
+  if (!driver) return undefined;
+  const safe: Record<string, string> = { type: 'DatabaseError' };
+  for (const [from, to] of [
+    ['code', 'sqlState'],
+    ['constraint', 'constraint'],
+    ['schema', 'schema'],
+    ['table', 'table'],
+    ['column', 'column'],
+    ['routine', 'routine'],
+  ] as const) {
+    if (typeof driver[from] === 'string') safe[to] = driver[from];
+  }
+  return safe;
 }

@@ -2,8 +2,8 @@ import { Column, CreateDateColumn, PrimaryGeneratedColumn, UpdateDateColumn } fr
 
 /**
  * What every versioned resource (users, products, orders) has: a UUID, a version that goes +1 on
- * every change (guarded writes compare it), and timestamps. Versions are bumped by the guarded SQL
- * itself, never by TypeORM's save().
+ * every change (guarded writes compare it), and timestamps. Versions and timestamps are moved by the
+ * database itself (the touch_version trigger, on every UPDATE), never by TypeORM's save().
  */
 export abstract class VersionedEntity {
   @PrimaryGeneratedColumn('uuid')
@@ -17,4 +17,8 @@ export abstract class VersionedEntity {
 
   @UpdateDateColumn({ type: 'timestamptz', name: 'updated_at' })
   updatedAt: Date;
+
+  /** When the previous version was made; null for the first. Set by the touch_version trigger. */
+  @Column({ type: 'timestamptz', name: 'previous_updated_at', nullable: true })
+  previousUpdatedAt: Date | null;
 }

@@ -52,19 +52,3 @@ export function strongMatch(list: EtagList, etag: string): boolean {
 export function weakMatch(list: EtagList, etag: string): boolean {
   return list === '*' || list.some((t) => t.tag === etag);
 }
-
-/** RFC 9110 §5.6.7 HTTP-date, or undefined when absent or unparseable (then it is ignored). */
-export function parseHttpDate(header: string | string[] | undefined): Date | undefined {
-  if (typeof header !== 'string') return undefined;
-  const ms = Date.parse(header);
-  return Number.isNaN(ms) ? undefined : new Date(ms);
-}
-
-/** Last-Modified has one-second resolution; comparisons truncate to the second. */
-export function toHttpDate(date: Date): string {
-  return date.toUTCString();
-}
-
-export function truncateToSecond(date: Date): number {
-  return Math.floor(date.getTime() / 1000) * 1000;
-}

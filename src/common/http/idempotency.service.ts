@@ -4,36 +4,36 @@ import { ConfigService } from '@nestjs/config';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, type EntityManager } from 'typeorm';
 import type { Env } from '../../config/env';
-import { databaseErrorInfo, SQLSTATE } from '../database/database-errors';
+import { databaseErrorInfo, missingParentProblem, SQLSTATE } from '../database/database-errors';
 import { inTransaction } from '../database/transaction';
 import type { ProblemCode } from '../problems/problem-catalogue';
 import { ProblemError } from '../problems/problem.error';
+import {
+  PROBLEM_CONTENT_TYPE,
+  problemBody,
+  type ProblemContext,
+  problemHeaders,
+} from './problem.filter';
 import { validationProblem } from '../problems/validation';
-
-/** What a handler produced, in a form that can be stored and replayed. */
-export type Outcome =
-  | { kind: 'success'; status: number; body: unknown; headers: Record<string, string> }
-  | { kind: 'problem'; code: ProblemCode; detail: string; extras: Record<string, unknown> };
+import { type SerializedResponse, SerializedReply } from './responses';
 
 export interface IdempotentRequest {
   userId: string;
   /** The raw `Idempotency-Key` header, if any. */
   key: string | string[] | undefined;
   method: string;
-  /** The request path without its query. */
+  /** The canonical request path without its query: equivalent URLs are the same request. */
   path: string;
   body: unknown;
-}
-
-export interface IdempotentResult<T> {
-  value: T;
-  replayed: boolean;
+  /** Where a stored problem says it happened (its `requestId` and `instance`). */
+  problemContext: ProblemContext;
 }
 
 /** IETF draft: 1-255 printable ASCII characters. */
 const KEY_PATTERN = /^[\x20-\x7e]{1,255}$/;
 const WAIT_FOR_IN_FLIGHT = '5s';
 const PURGE_EVERY_MS = 10 * 60 * 1000;
+const PURGE_BATCH = 1000;
 
 const keyInUse = (): ProblemError =>
   new ProblemError(
@@ -89,39 +89,46 @@ export class IdempotencyService implements OnModuleInit, OnModuleDestroy {
   private readonly logger = new Logger('Idempotency');
   private purgeTimer?: NodeJS.Timeout;
 
+  private readonly ttlHours: number;
+  private readonly maxKeysPerUser: number;
+
   constructor(
     @InjectDataSource() private readonly dataSource: DataSource,
-    private readonly config: ConfigService<Env, true>,
-  ) {}
+    config: ConfigService<Env, true>,
+  ) {
+    this.ttlHours = config.get('IDEMPOTENCY_TTL_HOURS', { infer: true });
+    this.maxKeysPerUser = config.get('IDEMPOTENCY_MAX_KEYS_PER_USER', { infer: true });
+  }
 
   /**
    * Runs `work` once per (caller, key). Without a key it simply runs `work` in a transaction.
-   * `work` returns the outcome to store; replays return the stored one.
+   * `work` returns the response, rendered to its exact bytes; replays return the stored one.
    */
   async run(
     request: IdempotentRequest,
-    work: (manager: EntityManager) => Promise<Outcome>,
-  ): Promise<IdempotentResult<Outcome>> {
+    work: (manager: EntityManager) => Promise<SerializedResponse>,
+  ): Promise<SerializedReply> {
     const key = parseIdempotencyKey(request.key);
     if (key === undefined) {
       // Without a key, a business problem is simply thrown and rolls the transaction back.
-      return { value: await inTransaction(this.dataSource, work), replayed: false };
+      return new SerializedReply(await inTransaction(this.dataSource, work), false);
     }
     const print = fingerprint(request.method, request.path, request.body);
     return inTransaction(this.dataSource, async (m) => {
       await m.query(`SET LOCAL lock_timeout = '${WAIT_FOR_IN_FLIGHT}'`);
       const claimed = await this.claim(m, request, key, print).catch((err: unknown) => {
-        // Only a lock timeout on the key itself means "the first request is still in flight".
-        throw databaseErrorInfo(err)?.sqlState === SQLSTATE.lockNotAvailable ? keyInUse() : err;
+        // Only a lock timeout on the key itself means "the first request is still in flight"; a
+        // missing parent here is the caller's account, deleted while this request was under way.
+        if (databaseErrorInfo(err)?.sqlState === SQLSTATE.lockNotAvailable) throw keyInUse();
+        throw missingParentProblem(err) ?? err;
       });
-      if (!claimed)
-        return { value: await this.replay(m, request.userId, key, print), replayed: true };
+      if (!claimed) return new SerializedReply(await this.replay(m, request, key, print), true);
       // The short lock timeout was for waiting on the key only; the work waits as usual.
       await m.query('SET LOCAL lock_timeout = DEFAULT');
       await m.query('SAVEPOINT idempotent_work');
-      let outcome: Outcome;
+      let response: SerializedResponse;
       try {
-        outcome = await work(m);
+        response = await work(m);
       } catch (err) {
         // Validation failures and 5xx are not stored: a corrected or later retry runs anew.
         if (
@@ -132,73 +139,104 @@ export class IdempotencyService implements OnModuleInit, OnModuleDestroy {
           throw err;
         }
         await m.query('ROLLBACK TO SAVEPOINT idempotent_work');
-        outcome = { kind: 'problem', code: err.code, detail: err.detail, extras: err.extras };
+        response = serializeProblem(err, request.problemContext);
       }
+      response = { ...response, requestId: request.problemContext.requestId };
       await m.query('UPDATE idempotency_keys SET response = $3 WHERE user_id = $1 AND key = $2', [
         request.userId,
         key,
-        JSON.stringify(outcome),
+        JSON.stringify(response),
       ]);
-      return { value: outcome, replayed: false };
+      return new SerializedReply(response, false);
     });
   }
 
-  /** Inserts the key, or re-claims an expired one; false when a live record already exists. */
+  /**
+   * Inserts the key, or re-claims an expired one; false when a live record already exists, or when
+   * the caller already holds IDEMPOTENCY_MAX_KEYS_PER_USER live keys (then nothing is inserted and
+   * replay() tells the two apart). The bound is checked in the same statement; callers racing with
+   * themselves can overshoot it by at most their number of concurrent requests.
+   */
   private async claim(
     m: EntityManager,
     r: IdempotentRequest,
     key: string,
     print: string,
   ): Promise<boolean> {
-    const ttlHours = this.config.get('IDEMPOTENCY_TTL_HOURS', { infer: true });
     const rows: unknown[] = await m.query(
       `INSERT INTO idempotency_keys (user_id, key, fingerprint, method, path, expires_at)
-       VALUES ($1, $2, $3, $4, $5, now() + make_interval(hours => $6))
+       SELECT $1, $2, $3, $4, $5, now() + make_interval(hours => $6)
+        WHERE (SELECT count(*) FROM idempotency_keys
+                WHERE user_id = $1 AND expires_at > now()) < $7
        ON CONFLICT (user_id, key) DO UPDATE
          SET fingerprint = EXCLUDED.fingerprint, method = EXCLUDED.method, path = EXCLUDED.path,
              response = NULL, created_at = now(), expires_at = EXCLUDED.expires_at
          WHERE idempotency_keys.expires_at <= now()
        RETURNING 1`,
-      [r.userId, key, print, r.method, r.path, ttlHours],
+      [r.userId, key, print, r.method, r.path, this.ttlHours, this.maxKeysPerUser],
     );
     return rows.length > 0;
   }
 
   private async replay(
     m: EntityManager,
-    userId: string,
+    r: IdempotentRequest,
     key: string,
     print: string,
-  ): Promise<Outcome> {
-    const [stored] = await m.query<{ fingerprint: string; response: Outcome | null }[]>(
-      'SELECT fingerprint, response FROM idempotency_keys WHERE user_id = $1 AND key = $2',
-      [userId, key],
-    );
+  ): Promise<SerializedResponse> {
+    const [stored] = await m.query<
+      { fingerprint: string; response: SerializedResponse | LegacyOutcome | null }[]
+    >('SELECT fingerprint, response FROM idempotency_keys WHERE user_id = $1 AND key = $2', [
+      r.userId,
+      key,
+    ]);
+    if (!stored) throw await this.tooManyKeys(m, r.userId);
     if (stored.fingerprint !== print) {
       throw new ProblemError(
         'IDEMPOTENCY_KEY_REUSED',
         'This Idempotency-Key was already used for a different request (method, path or body). Use a new key for a new request.',
       );
     }
-    if (!stored.response) {
-      // Only reachable if the first request's transaction is still open in this same transaction,
-      // which cannot happen: the claim would have blocked. Treat it as in flight, defensively.
-      throw new ProblemError(
-        'IDEMPOTENCY_KEY_IN_USE',
-        'The first request is still in flight.',
-        {},
-        { 'Retry-After': '1' },
-      );
-    }
-    return stored.response;
+    // Only reachable if the first request's transaction were still open in this same transaction,
+    // which cannot happen: the claim would have blocked. Treat it as in flight, defensively.
+    if (!stored.response) throw keyInUse();
+    return 'kind' in stored.response
+      ? fromLegacy(stored.response, r.problemContext)
+      : stored.response;
   }
 
-  /** Deletes expired keys. Safe to run on every instance at once. */
-  async purgeExpired(): Promise<number> {
-    const [, count] = await this.dataSource.query<[unknown, number]>(
-      'DELETE FROM idempotency_keys WHERE expires_at <= now()',
+  private async tooManyKeys(m: EntityManager, userId: string): Promise<ProblemError> {
+    const [{ seconds }] = await m.query<{ seconds: number | null }[]>(
+      `SELECT ceil(extract(epoch FROM min(expires_at) - now()))::int AS seconds
+         FROM idempotency_keys WHERE user_id = $1 AND expires_at > now()`,
+      [userId],
     );
-    return count;
+    const wait = Math.max(1, seconds ?? 1);
+    return new ProblemError(
+      'RATE_LIMITED',
+      `You hold ${this.maxKeysPerUser} live Idempotency-Keys, the most one caller may (each is kept ${this.ttlHours} h). Retry after ${wait} s, when the oldest expires.`,
+      {},
+      { 'Retry-After': String(wait) },
+    );
+  }
+
+  /**
+   * Deletes expired keys in batches of PURGE_BATCH, each its own short statement, so that a large
+   * backlog never holds locks or runs into the statement timeout. SKIP LOCKED lets every instance
+   * purge at once without waiting on each other.
+   */
+  async purgeExpired(batch = PURGE_BATCH): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const [, count] = await this.dataSource.query<[unknown, number]>(
+        `DELETE FROM idempotency_keys WHERE (user_id, key) IN (
+           SELECT user_id, key FROM idempotency_keys WHERE expires_at <= now()
+            LIMIT $1 FOR UPDATE SKIP LOCKED)`,
+        [batch],
+      );
+      total += count;
+      if (count < batch) return total;
+    }
   }
 
   onModuleInit(): void {
@@ -216,21 +254,39 @@ export class IdempotencyService implements OnModuleInit, OnModuleDestroy {
   }
 }
 
-/**
- * Writes an outcome to the reply: status, stored headers and `Idempotent-Replayed: true` on replays.
- * A problem outcome is thrown so that the global filter renders it for this request (its own
- * requestId and instance), with the replay header already set.
- */
-export function sendOutcome(
-  { value, replayed }: IdempotentResult<Outcome>,
-  reply: { status(code: number): unknown; header(name: string, value: string): unknown },
-): unknown {
-  if (replayed) reply.header('Idempotent-Replayed', 'true');
-  if (value.kind === 'problem') {
-    const def = new ProblemError(value.code, value.detail, value.extras);
-    throw def;
-  }
-  for (const [name, v] of Object.entries(value.headers)) reply.header(name, v);
-  reply.status(value.status);
-  return value.body;
+/** Renders a business problem to the bytes that are sent now and replayed later. */
+export function serializeProblem(problem: ProblemError, at: ProblemContext): SerializedResponse {
+  return {
+    status: problem.status,
+    headers: {
+      ...problemHeaders(problem),
+      'Content-Type': `${PROBLEM_CONTENT_TYPE}; charset=utf-8`,
+    },
+    body: JSON.stringify(problemBody(problem, at)),
+    problemCode: problem.code,
+  };
+}
+
+/** A success rendered once: the body bytes sent now are the ones a replay sends. */
+export function serializeJson(
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): SerializedResponse {
+  return {
+    status,
+    headers: { ...headers, 'Content-Type': 'application/json; charset=utf-8' },
+    body: JSON.stringify(body),
+  };
+}
+
+/** Outcomes stored before responses were kept as bytes (they expire within IDEMPOTENCY_TTL_HOURS). */
+type LegacyOutcome =
+  | { kind: 'success'; status: number; body: unknown; headers: Record<string, string> }
+  | { kind: 'problem'; code: ProblemCode; detail: string; extras: Record<string, unknown> };
+
+function fromLegacy(outcome: LegacyOutcome, at: ProblemContext): SerializedResponse {
+  return outcome.kind === 'success'
+    ? serializeJson(outcome.status, outcome.body, outcome.headers)
+    : serializeProblem(new ProblemError(outcome.code, outcome.detail, outcome.extras), at);
 }

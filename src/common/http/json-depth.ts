@@ -29,3 +29,38 @@ export function assertJsonDepth(body: unknown): void {
     ]);
   }
 }
+
+/**
+ * The path of the first string (value or key) that is not well-formed UTF-16, i.e. holds a lone
+ * surrogate (`"\ud800"` is valid JSON). Such a string cannot be stored as UTF-8 and makes some
+ * validators throw instead of answering false, so it is refused before anything looks at it.
+ */
+export function illFormedStringAt(value: unknown): string | undefined {
+  const stack: [unknown, string][] = [[value, 'body']];
+  while (stack.length) {
+    const [v, path] = stack.pop()!;
+    if (typeof v === 'string') {
+      if (!v.isWellFormed()) return path;
+    } else if (Array.isArray(v)) {
+      v.forEach((item, i) => stack.push([item, `${path}[${i}]`]));
+    } else if (v !== null && typeof v === 'object') {
+      for (const [key, child] of Object.entries(v as Record<string, unknown>)) {
+        const at = path === 'body' ? key : `${path}.${key}`;
+        if (!key.isWellFormed()) return at;
+        stack.push([child, at]);
+      }
+    }
+  }
+  return undefined;
+}
+
+/** What every JSON body must be before validation walks it: not too deep, well-formed text. */
+export function assertSaneJson(body: unknown): void {
+  assertJsonDepth(body);
+  const at = illFormedStringAt(body);
+  if (at !== undefined) {
+    throw validationProblem([
+      { field: at, message: 'must be well-formed Unicode (it holds a lone surrogate)' },
+    ]);
+  }
+}

@@ -1,63 +1,130 @@
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { WriteCondition } from '../database/sql';
 import { ProblemError } from '../problems/problem.error';
-import {
-  parseEtagList,
-  parseHttpDate,
-  strongMatch,
-  toHttpDate,
-  truncateToSecond,
-  weakMatch,
-} from './etag';
+import { type EtagList, parseEtagList, strongMatch, weakMatch } from './etag';
+import { parseHttpDate, truncateToSecond } from './http-date';
+
+/**
+ * Conditional requests (RFC 9110 §13) as plain values: the controller layer parses the headers once
+ * (see preconditions.decorator.ts) and services decide with these pure functions, so that a service
+ * never reads a request and can be called by a sweeper, a relay or a CLI.
+ */
+export interface Preconditions {
+  /** A malformed If-Match is kept as an empty list: it matches nothing (412), never "no header". */
+  ifMatch?: EtagList;
+  ifNoneMatch?: EtagList;
+  /** Only a valid HTTP-date; anything else is ignored (RFC 9110 §13.1.4). */
+  ifUnmodifiedSince?: Date;
+  ifModifiedSince?: Date;
+}
+
+export const NO_PRECONDITIONS: Preconditions = {};
+
+type Headers = Record<string, string | string[] | undefined>;
+
+export function parsePreconditions(headers: Headers): Preconditions {
+  const pre: Preconditions = {};
+  if (headers['if-match'] !== undefined) pre.ifMatch = parseEtagList(headers['if-match']) ?? [];
+  if (headers['if-none-match'] !== undefined) {
+    pre.ifNoneMatch = parseEtagList(headers['if-none-match']) ?? [];
+  }
+  const ius = parseHttpDate(headers['if-unmodified-since']);
+  if (ius) pre.ifUnmodifiedSince = ius;
+  const ims = parseHttpDate(headers['if-modified-since']);
+  if (ims) pre.ifModifiedSince = ims;
+  return pre;
+}
 
 /** What the precondition machinery needs to know about the current state of a resource. */
 export interface Versioned<R> {
   version: number;
   etag: string;
   updatedAt: Date;
+  /** When the version before this one was made (null for the first version): see ifUnmodifiedSince. */
+  previousUpdatedAt: Date | null;
   /** The representation as this caller would GET it: sent back on 409/412 so clients can merge. */
   representation: R;
 }
 
-/** The version a conditional write must find, and how the client stated it. */
-export type WriteCondition =
-  | { kind: 'any' }
-  | { kind: 'version'; version: number; via: 'if-match' | 'if-unmodified-since' | 'body' };
+export interface WriteCheck {
+  /** e.g. "product 1b0e…", used in problem details. */
+  resourceName: string;
+  /** The body's `version`, where the operation accepts one. */
+  bodyVersion?: number;
+  /** False where the body has no `version` (DELETE, PUT): the 428 then names only the headers. */
+  acceptsBodyVersion?: boolean;
+  /** True for PATCH/DELETE/PUT (none → 428); false for transitions, where a precondition is optional. */
+  required?: boolean;
+}
 
 /**
- * Decides a mutation's precondition against the current state (API.md §3, RFC 9110 §13.2.2):
- * If-Match first, then If-Unmodified-Since, then the body's `version`; none of them is 428.
- * Throws 412 / 409 / 428 as ProblemErrors; otherwise returns the condition for the guarded write.
+ * Decides a write's preconditions against the current state (RFC 9110 §13.2.2): If-Match, else
+ * If-Unmodified-Since; then If-None-Match (a match, `*` included, is 412); then the body's `version`
+ * (stale → 409). With none that names a version: 428 when required, else no condition (undefined).
  */
-export function requireWriteCondition<R>(
-  request: FastifyRequest,
-  bodyVersion: number | undefined,
+export function decideWrite<R>(
+  pre: Preconditions,
   current: Versioned<R>,
-  resourceName: string,
-  acceptsBodyVersion = true,
-): WriteCondition {
-  const ifMatch = request.headers['if-match'];
-  if (ifMatch !== undefined) {
-    const list = parseEtagList(ifMatch);
-    if (list === '*') return { kind: 'any' };
-    if (list && strongMatch(list, current.etag)) {
-      return { kind: 'version', version: current.version, via: 'if-match' };
-    }
-    throw preconditionFailed(current, resourceName);
+  check: WriteCheck,
+): WriteCondition | undefined {
+  const { resourceName, bodyVersion, acceptsBodyVersion = true, required = true } = check;
+  let condition: WriteCondition | undefined;
+  if (pre.ifMatch !== undefined) {
+    if (pre.ifMatch === '*') condition = { kind: 'any' };
+    else if (strongMatch(pre.ifMatch, current.etag)) {
+      condition = { kind: 'version', version: current.version, via: 'if-match' };
+    } else throw preconditionFailed(current, resourceName);
+  } else if (pre.ifUnmodifiedSince !== undefined) {
+    condition = unmodifiedSince(pre.ifUnmodifiedSince, current, resourceName);
   }
-  const since = parseHttpDate(request.headers['if-unmodified-since']);
-  if (since) {
-    if (truncateToSecond(current.updatedAt) > since.getTime()) {
-      throw preconditionFailed(current, resourceName);
-    }
-    return { kind: 'version', version: current.version, via: 'if-unmodified-since' };
+  if (pre.ifNoneMatch !== undefined && weakMatch(pre.ifNoneMatch, current.etag)) {
+    throw preconditionFailed(
+      current,
+      resourceName,
+      `If-None-Match matches the current ${pre.ifNoneMatch === '*' ? 'resource (`*`)' : 'ETag'}`,
+    );
   }
-  if (bodyVersion !== undefined) {
+  if (condition) return condition;
+  if (bodyVersion !== undefined && acceptsBodyVersion) {
     if (bodyVersion !== current.version) throw versionMismatch(bodyVersion, current, resourceName);
     return { kind: 'version', version: bodyVersion, via: 'body' };
   }
+  if (!required) return undefined;
   throw new ProblemError(
     'PRECONDITION_REQUIRED',
     `Modifying ${resourceName} requires a precondition so that concurrent edits are not lost. GET it, then resend with \`If-Match: ${current.etag}\` (its ETag)${acceptsBodyVersion ? ` or \`"version": ${current.version}\` in the body` : ''}.`,
+  );
+}
+
+/**
+ * If-Unmodified-Since has one-second resolution, versions do not. The write goes through only when
+ * the date proves the client saw the current version: the resource has not changed after that second,
+ * and the current version is the only one made within it. When an earlier version also falls in
+ * that second, a client holding the date may hold that older version: 412, and use If-Match.
+ */
+function unmodifiedSince<R>(
+  since: Date,
+  current: Versioned<R>,
+  resourceName: string,
+): WriteCondition {
+  const changed = truncateToSecond(current.updatedAt);
+  if (changed > since.getTime()) throw preconditionFailed(current, resourceName);
+  const previous = current.previousUpdatedAt;
+  if (changed === since.getTime() && previous && truncateToSecond(previous) === changed) {
+    throw preconditionFailed(
+      current,
+      resourceName,
+      'It changed more than once within the second If-Unmodified-Since names, so that date cannot tell which version you hold; use If-Match',
+    );
+  }
+  return { kind: 'version', version: current.version, via: 'if-unmodified-since' };
+}
+
+/** GET: is the client's copy current (If-None-Match, else If-Modified-Since)? Then 304. */
+export function isFresh<R>(pre: Preconditions, current: Versioned<R>): boolean {
+  if (pre.ifNoneMatch !== undefined) return weakMatch(pre.ifNoneMatch, current.etag);
+  return (
+    pre.ifModifiedSince !== undefined &&
+    truncateToSecond(current.updatedAt) <= pre.ifModifiedSince.getTime()
   );
 }
 
@@ -66,19 +133,23 @@ export function requireWriteCondition<R>(
  * write. Answer as the client asked (412 for headers, 409 for a body version) with the fresh state.
  */
 export function staleWrite<R>(
-  condition: WriteCondition,
+  condition: WriteCondition | undefined,
   current: Versioned<R>,
   resourceName: string,
 ): ProblemError {
-  return condition.kind === 'version' && condition.via === 'body'
+  return condition?.kind === 'version' && condition.via === 'body'
     ? versionMismatch(condition.version, current, resourceName)
     : preconditionFailed(current, resourceName);
 }
 
-function preconditionFailed<R>(current: Versioned<R>, resourceName: string): ProblemError {
+export function preconditionFailed<R>(
+  current: Versioned<R>,
+  resourceName: string,
+  reason = `It has changed since you read it (now version ${current.version})`,
+): ProblemError {
   return new ProblemError(
     'PRECONDITION_FAILED',
-    `${capitalize(resourceName)} has changed since you read it (now version ${current.version}); nothing was changed. Merge into \`current\` and resend with \`If-Match: ${current.etag}\`.`,
+    `${capitalize(resourceName)}: ${reason}; nothing was changed. Merge into \`current\` and resend with \`If-Match: ${current.etag}\`.`,
     { currentVersion: current.version, currentEtag: current.etag, current: current.representation },
   );
 }
@@ -102,68 +173,29 @@ function versionMismatch<R>(
 
 const capitalize = (s: string): string => s.charAt(0).toUpperCase() + s.slice(1);
 
-/** Sets the validators of a single-resource response. */
-export function setValidators(
-  reply: FastifyReply,
-  current: { etag: string; updatedAt: Date },
-): void {
-  void reply.header('ETag', current.etag);
-  void reply.header('Last-Modified', toHttpDate(current.updatedAt));
-}
-
-/**
- * Answers a single-resource GET conditionally (RFC 9110 §13.1.2): sets the validators, and with a
- * matching If-None-Match (weak comparison) or an If-Modified-Since not older than the resource,
- * answers 304 with no body (returns undefined); otherwise returns the representation.
- */
-export function conditionalGet<R>(
-  request: FastifyRequest,
-  reply: FastifyReply,
-  current: Versioned<R>,
-): R | undefined {
-  setValidators(reply, current);
-  const list = parseEtagList(request.headers['if-none-match']);
-  const since = parseHttpDate(request.headers['if-modified-since']);
-  const fresh =
-    list !== undefined
-      ? weakMatch(list, current.etag)
-      : since !== undefined && truncateToSecond(current.updatedAt) <= since.getTime();
-  if (!fresh) return current.representation;
-  void reply.status(304);
-  return undefined;
-}
-
-export interface GuardedMutation<E, R> {
-  request: FastifyRequest;
-  /** The `version` member of the body, if the client sent one. */
-  bodyVersion?: number;
-  /** False for DELETE, which has no body: the 428 then names only the headers. */
-  acceptsBodyVersion?: boolean;
-  /** e.g. "product 1b0e…", used in problem details. */
-  resourceName: string;
+export interface GuardedMutation<E, R> extends WriteCheck {
+  preconditions: Preconditions;
   /** Loads the current row; null means 404. */
   load: () => Promise<E | null>;
   describe: (row: E) => Versioned<R>;
-  /** The guarded write (see updateIfVersion); undefined/false when no row matched the condition. */
+  /**
+   * The guarded write (see updateIfVersion); undefined/false when no row matched the condition.
+   * Expensive preparation (hashing a password) belongs here: it runs only once the checks passed.
+   */
   write: (condition: WriteCondition, current: E) => Promise<E | boolean | undefined>;
   notFound: () => Error;
 }
 
 /**
- * The whole optimistic-concurrency flow for PATCH and DELETE, shared by every versioned resource:
- * 404 before preconditions, 428/412/409 from the headers or body, then one guarded write; when the
- * write finds another version (a concurrent writer won between our read and our write), the fresh
- * state comes back in the 412/409 body.
+ * The whole optimistic-concurrency flow for PATCH, PUT and DELETE, shared by every versioned
+ * resource: 404 before preconditions, 428/412/409 from the headers or body, then one guarded write;
+ * when the write finds another version (a concurrent writer won between our read and our write), the
+ * fresh state comes back in the 412/409 body.
  */
 export async function guardedMutation<E, R>(m: GuardedMutation<E, R>): Promise<E | true> {
   const current = await m.load();
   if (!current) throw m.notFound();
-  const condition = requireWriteCondition(
-    m.request,
-    m.bodyVersion,
-    m.describe(current),
-    m.resourceName,
-  );
+  const condition = decideWrite(m.preconditions, m.describe(current), m)!;
   const written = await m.write(condition, current);
   if (written === true || (written !== false && written !== undefined)) return written;
   const fresh = await m.load();

@@ -5,7 +5,7 @@ import { Marked } from 'marked';
 import { gfmHeadingId } from 'marked-gfm-heading-id';
 import { ApiExcludeController } from '@nestjs/swagger';
 import { PROBLEM_CODES, PROBLEMS, problemBySlug } from './problem-catalogue';
-import { Public } from '../../auth/auth.decorators';
+import { Public } from '../access';
 import { notFound } from './problem.error';
 
 const escape = (s: string): string =>

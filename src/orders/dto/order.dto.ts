@@ -6,15 +6,23 @@ import {
   IsArray,
   IsIn,
   IsInt,
-  IsOptional,
+  IsObject,
   IsUUID,
   Max,
   Min,
   ValidateNested,
 } from 'class-validator';
+import { Omittable } from '../../common/http/omittable';
 import { PageMetaDto, PageQueryDto } from '../../common/http/pagination';
-import { ORDER_ACTIONS, ORDER_STATUSES, type OrderAction, type OrderStatus } from '../order-state';
-import type { Order, OrderEvent, OrderItem } from '../order.entity';
+import {
+  HISTORY_ACTIONS,
+  ORDER_ACTIONS,
+  ORDER_STATUSES,
+  type OrderAction,
+  type OrderHistoryAction,
+  type OrderStatus,
+} from '../order-state';
+import type { Order, OrderHistoryEntry, OrderItem } from '../order.entity';
 
 export const MAX_LINES = 100;
 export const MAX_QUANTITY = 1000;
@@ -41,6 +49,8 @@ export class CreateOrderDto {
   @IsArray()
   @ArrayMinSize(1)
   @ArrayMaxSize(MAX_LINES)
+  // ValidateNested alone walks into an array inside the array; a line must be an object.
+  @IsObject({ each: true, message: 'each line must be an object {productId, quantity}' })
   @ValidateNested({ each: true })
   @Type(() => OrderLineInputDto)
   items: OrderLineInputDto[];
@@ -109,19 +119,34 @@ export class OrderPageDto extends PageMetaDto {
 
 export class OrderQueryDto extends PageQueryDto {
   @ApiPropertyOptional({ enum: ORDER_STATUSES })
-  @IsOptional()
+  @Omittable()
   @IsIn(ORDER_STATUSES)
   status?: OrderStatus;
 }
 
 export class HistoryEntryDto {
-  @ApiProperty({ enum: ORDER_STATUSES, nullable: true, description: 'null for creation.' })
+  @ApiProperty({
+    enum: HISTORY_ACTIONS,
+    description: '`place` for the placement, else the action performed.',
+  })
+  action: OrderHistoryAction;
+  @ApiProperty({
+    enum: ORDER_STATUSES,
+    nullable: true,
+    description: 'The status the order left (null for the placement).',
+  })
   from: OrderStatus | null;
   @ApiProperty({ enum: ORDER_STATUSES }) to: OrderStatus;
   @ApiProperty({ format: 'date-time' }) at: string;
   @ApiProperty({ format: 'uuid' }) actorId: string;
 
-  static from(e: OrderEvent): HistoryEntryDto {
-    return { from: e.fromStatus, to: e.toStatus, at: e.at.toISOString(), actorId: e.actorId };
+  static from(e: OrderHistoryEntry): HistoryEntryDto {
+    return {
+      action: e.action,
+      from: e.fromStatus,
+      to: e.toStatus,
+      at: e.at.toISOString(),
+      actorId: e.actorId,
+    };
   }
 }

@@ -1,11 +1,10 @@
-import { ApiProperty, ApiPropertyOptional, PartialType } from '@nestjs/swagger';
+import { ApiProperty, ApiPropertyOptional, OmitType, PartialType } from '@nestjs/swagger';
 import { Transform, Type } from 'class-transformer';
 import {
   IsBoolean,
   IsIn,
   IsInt,
   IsISO4217CurrencyCode,
-  IsOptional,
   IsString,
   Length,
   Matches,
@@ -14,12 +13,15 @@ import {
   Min,
   NotEquals,
 } from 'class-validator';
+import { Omittable } from '../../common/http/omittable';
 import { trim } from '../../common/http/transforms';
 import { PageMetaDto, PageQueryDto } from '../../common/http/pagination';
 import type { Product } from '../product.entity';
 
 export const MAX_PRICE_CENTS = 1_000_000_000;
 export const MAX_STOCK = 1_000_000_000;
+export const SKU_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+export const SKU_MESSAGE = 'sku must be 1-64 letters, digits, dots, underscores or dashes';
 
 export class ProductDto {
   @ApiProperty({ format: 'uuid' }) id: string;
@@ -67,9 +69,7 @@ export class CreateProductDto {
   })
   @Transform(trim)
   @IsString()
-  @Matches(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, {
-    message: 'sku must be 1-64 letters, digits, dots, underscores or dashes',
-  })
+  @Matches(SKU_PATTERN, { message: SKU_MESSAGE })
   sku: string;
 
   @ApiProperty({
@@ -88,7 +88,7 @@ export class CreateProductDto {
   name: string;
 
   @ApiPropertyOptional({ example: 'Organic cotton, medium.', default: '' })
-  @IsOptional()
+  @Omittable()
   @IsString()
   @MaxLength(5000)
   description?: string;
@@ -113,20 +113,33 @@ export class CreateProductDto {
   stock: number;
 
   @ApiPropertyOptional({ example: true, default: true })
-  @IsOptional()
+  @Omittable()
   @IsBoolean()
   active?: boolean;
 }
 
-export class UpdateProductDto extends PartialType(CreateProductDto) {
+export class UpdateProductDto extends PartialType(CreateProductDto, { skipNullProperties: false }) {
   @ApiPropertyOptional({
     example: 3,
     description: 'The version this change is based on, when no If-Match header is sent.',
   })
-  @IsOptional()
+  @Omittable()
   @IsInt()
   @Min(1)
   version?: number;
+}
+
+/** `PUT /products/sku/{sku}`: the whole product, as on create; `sku` may be left out (the path's). */
+export class PutProductDto extends OmitType(CreateProductDto, ['sku']) {
+  @ApiPropertyOptional({
+    example: 'TSHIRT-RED-M',
+    description: 'If given, must name the same SKU as the path (compared case-insensitively).',
+  })
+  @Omittable()
+  @Transform(trim)
+  @IsString()
+  @Matches(SKU_PATTERN, { message: SKU_MESSAGE })
+  sku?: string;
 }
 
 export class StockAdjustmentDto {
@@ -149,13 +162,13 @@ export class StockAdjustmentDto {
 
 export class ProductQueryDto extends PageQueryDto {
   @ApiPropertyOptional({ description: 'Matches name, SKU or slug (case-insensitive substring).' })
-  @IsOptional()
+  @Omittable()
   @IsString()
   @MaxLength(100)
   q?: string;
 
   @ApiPropertyOptional({ enum: ['true', 'false'] })
-  @IsOptional()
+  @Omittable()
   @IsIn(['true', 'false'])
   @Type(() => String)
   active?: 'true' | 'false';

@@ -1,16 +1,8 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Transform } from 'class-transformer';
-import {
-  IsEmail,
-  IsIn,
-  IsInt,
-  IsOptional,
-  IsString,
-  Length,
-  MaxLength,
-  Min,
-} from 'class-validator';
+import { IsEmail, IsIn, IsInt, IsString, Length, MaxLength, Min } from 'class-validator';
 import { PageMetaDto } from '../../common/http/pagination';
+import { Omittable } from '../../common/http/omittable';
 import { trim } from '../../common/http/transforms';
 import { ROLES, type Role, type User } from '../user.entity';
 
@@ -42,27 +34,27 @@ export class UserPageDto extends PageMetaDto {
 
 export class UpdateUserDto {
   @ApiPropertyOptional({ example: 'ada@example.org' })
-  @IsOptional()
+  @Omittable()
   @Transform(trim)
   @IsEmail({}, { message: 'email must be an email address' })
   @MaxLength(254)
   email?: string;
 
   @ApiPropertyOptional({ example: 'Ada King' })
-  @IsOptional()
+  @Omittable()
   @Transform(trim)
   @IsString()
   @Length(1, 200)
   name?: string;
 
   @ApiPropertyOptional({ minLength: 8, maxLength: 200 })
-  @IsOptional()
+  @Omittable()
   @IsString()
   @Length(8, 200)
   password?: string;
 
   @ApiPropertyOptional({ enum: ROLES, description: 'Admins only.' })
-  @IsOptional()
+  @Omittable()
   @IsIn(ROLES)
   role?: Role;
 
@@ -70,7 +62,7 @@ export class UpdateUserDto {
     example: 3,
     description: 'The version this change is based on, when no If-Match header is sent.',
   })
-  @IsOptional()
+  @Omittable()
   @IsInt()
   @Min(1)
   version?: number;

@@ -12,10 +12,11 @@ import {
   isRetryableConflict,
   isTimeout,
   isUnstorableValue,
+  loggableDatabaseError,
 } from '../database/database-errors';
 import { databaseUnavailable } from '../database/transaction';
-import { PROBLEMS, type ProblemCode, problemType } from './problem-catalogue';
-import { ProblemError } from './problem.error';
+import { PROBLEMS, type ProblemCode, problemType } from '../problems/problem-catalogue';
+import { ProblemError } from '../problems/problem.error';
 
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
 
@@ -126,7 +127,7 @@ export class ProblemFilter implements ExceptionFilter {
         },
       );
     }
-    if (violation) {
+    if (violation && violation.code !== 'INTERNAL') {
       return new ProblemError(
         violation.code,
         `The change conflicts with existing data (${violation.field}).`,
@@ -162,28 +163,57 @@ export class ProblemFilter implements ExceptionFilter {
     }
     const fst = fastifyError(exception);
     if (fst && fst.statusCode < 500) return fromFastify(fst.statusCode, fst.code);
+    const database = loggableDatabaseError(exception);
     this.logger.error(
-      { requestId: request.id, err: exception },
-      exception instanceof Error ? exception.stack : String(exception),
+      { requestId: request.id, err: database ?? exception },
+      database
+        ? `Unexpected database error ${database.sqlState}`
+        : exception instanceof Error
+          ? exception.stack
+          : String(exception),
     );
     return fromStatus(500, undefined);
   }
 }
 
-export function problemBody(
-  problem: ProblemError,
-  request: FastifyRequest,
-): Record<string, unknown> {
+/** Where a problem happened: the request's id and path (RFC 9457 `instance`). */
+export interface ProblemContext {
+  requestId: string;
+  instance: string;
+}
+
+export const problemContext = (request: FastifyRequest): ProblemContext => ({
+  requestId: request.id,
+  instance: request.url.split('?')[0],
+});
+
+/** The same, from the plain request values a controller passes down. */
+export const problemContextOf = (request: { requestId: string; path: string }): ProblemContext => ({
+  requestId: request.requestId,
+  instance: request.path,
+});
+
+/** The RFC 9457 body, members in one fixed order (idempotent replays send these exact bytes again). */
+export function problemBody(problem: ProblemError, at: ProblemContext): Record<string, unknown> {
   const def = PROBLEMS[problem.code];
   return {
     type: problemType(problem.code),
     title: def.title,
     status: def.status,
     detail: problem.detail,
-    instance: request.url.split('?')[0],
+    instance: at.instance,
     code: problem.code,
-    requestId: request.id,
+    requestId: at.requestId,
     ...problem.extras,
+  };
+}
+
+/** The headers a problem response carries besides its content type. */
+export function problemHeaders(problem: ProblemError): Record<string, string> {
+  // RFC 9110 §11.6.1: every 401 names the scheme; a problem may refine it (error="invalid_token").
+  return {
+    ...(problem.status === 401 ? { 'WWW-Authenticate': 'Bearer' } : {}),
+    ...problem.headers,
   };
 }
 
@@ -195,10 +225,12 @@ export function writeProblem(
 ): void {
   const adapter = adapterHost.httpAdapter;
   request.problemCode = problem.code;
-  // RFC 9110 §11.6.1: every 401 names the scheme; a problem may refine it (error="invalid_token").
-  if (problem.status === 401) adapter.setHeader(reply, 'WWW-Authenticate', 'Bearer');
-  for (const [name, value] of Object.entries(problem.headers))
+  for (const [name, value] of Object.entries(problemHeaders(problem)))
     adapter.setHeader(reply, name, value);
   adapter.setHeader(reply, 'Content-Type', `${PROBLEM_CONTENT_TYPE}; charset=utf-8`);
-  adapter.reply(reply, JSON.stringify(problemBody(problem, request)), problem.status);
+  adapter.reply(
+    reply,
+    JSON.stringify(problemBody(problem, problemContext(request))),
+    problem.status,
+  );
 }

@@ -1,0 +1,168 @@
+import type { EntityManager, EntityTarget, ObjectLiteral } from 'typeorm';
+
+/**
+ * The one data-access style of this service (docs/architecture.md): each aggregate's repository
+ * writes its SQL by hand as parameterised text, runs it with `sql()` on the manager it is given (a
+ * transaction's, or the data source's), and hydrates rows into entities with `hydrate()`. TypeORM
+ * supplies the connection pool, transactions, migrations and the column mapping; no query builder,
+ * no `find`, no `save()`. What runs is what the file says, and a change of a query shows in review.
+ */
+
+/** The version a conditional write must find, and how the client stated it. */
+export type WriteCondition =
+  | { kind: 'any' }
+  | { kind: 'version'; version: number; via: 'if-match' | 'if-unmodified-since' | 'body' };
+
+export interface StatementResult<R> {
+  rows: R[];
+  affected: number;
+}
+
+/** Runs one statement; rows and row count in one shape, whatever the command. */
+export async function sql<R = Record<string, unknown>>(
+  manager: EntityManager,
+  text: string,
+  parameters: unknown[] = [],
+): Promise<StatementResult<R>> {
+  const runner = manager.queryRunner ?? manager.connection.createQueryRunner();
+  try {
+    const result = await runner.query(text, parameters, true);
+    return { rows: result.records as R[], affected: result.affected ?? result.records.length };
+  } finally {
+    if (!manager.queryRunner) await runner.release();
+  }
+}
+
+/** Hydrates a raw row (`RETURNING *`, `SELECT *`) into an entity, using its column metadata. */
+export function hydrate<E extends ObjectLiteral>(
+  manager: EntityManager,
+  target: EntityTarget<E>,
+  row: Record<string, unknown>,
+): E {
+  const metadata = manager.connection.getMetadata(target);
+  const entity = metadata.create() as E;
+  for (const column of metadata.columns) {
+    if (!(column.databaseName in row)) continue;
+    column.setEntityValue(
+      entity,
+      manager.connection.driver.prepareHydratedValue(row[column.databaseName], column),
+    );
+  }
+  return entity;
+}
+
+/** The first row hydrated, or null. */
+export async function one<E extends ObjectLiteral>(
+  manager: EntityManager,
+  target: EntityTarget<E>,
+  text: string,
+  parameters: unknown[] = [],
+): Promise<E | null> {
+  const { rows } = await sql(manager, text, parameters);
+  return rows.length ? hydrate(manager, target, rows[0]) : null;
+}
+
+export async function many<E extends ObjectLiteral>(
+  manager: EntityManager,
+  target: EntityTarget<E>,
+  text: string,
+  parameters: unknown[] = [],
+): Promise<E[]> {
+  const { rows } = await sql(manager, text, parameters);
+  return rows.map((row) => hydrate(manager, target, row));
+}
+
+/** `SET a = $3, b = $4` from entity properties, with their values appended to `parameters`. */
+function assignments<E extends ObjectLiteral>(
+  manager: EntityManager,
+  target: EntityTarget<E>,
+  changes: Partial<E>,
+  parameters: unknown[],
+): string[] {
+  const metadata = manager.connection.getMetadata(target);
+  const sets: string[] = [];
+  for (const [property, value] of Object.entries(changes)) {
+    if (value === undefined) continue;
+    const column = metadata.findColumnWithPropertyName(property);
+    if (!column) throw new Error(`${metadata.name} has no column for ${property}`);
+    parameters.push(value);
+    sets.push(`${column.databaseName} = $${parameters.length}`);
+  }
+  return sets;
+}
+
+/**
+ * The check and the write in one statement: `UPDATE … SET … WHERE id = $1 AND version = $2
+ * RETURNING *` (the touch_version trigger moves the version and timestamps). Returns the updated row,
+ * or undefined when no row matched (the version moved on, or the row is gone): two writers holding
+ * the same version never both succeed.
+ */
+export async function updateIfVersion<E extends ObjectLiteral>(
+  manager: EntityManager,
+  target: EntityTarget<E>,
+  id: string,
+  condition: WriteCondition,
+  changes: Partial<E>,
+): Promise<E | undefined> {
+  const table = manager.connection.getMetadata(target).tableName;
+  const parameters: unknown[] = [id];
+  // An empty change is still a write (the version moves), as a PATCH with `{}` has always been.
+  const sets = assignments(manager, target, changes, parameters);
+  if (!sets.length) sets.push('id = id');
+  let guard = 'id = $1';
+  if (condition.kind === 'version') {
+    parameters.push(condition.version);
+    guard += ` AND version = $${parameters.length}`;
+  }
+  return (
+    (await one(
+      manager,
+      target,
+      `UPDATE ${table} SET ${sets.join(', ')} WHERE ${guard} RETURNING *`,
+      parameters,
+    )) ?? undefined
+  );
+}
+
+/** `DELETE … WHERE id = $1 AND version = $2`: true when the row was deleted. */
+export async function deleteIfVersion<E extends ObjectLiteral>(
+  manager: EntityManager,
+  target: EntityTarget<E>,
+  id: string,
+  condition: WriteCondition,
+): Promise<boolean> {
+  const table = manager.connection.getMetadata(target).tableName;
+  const versioned = condition.kind === 'version';
+  const { affected } = await sql(
+    manager,
+    `DELETE FROM ${table} WHERE id = $1${versioned ? ' AND version = $2' : ''}`,
+    versioned ? [id, condition.version] : [id],
+  );
+  return affected > 0;
+}
+
+/** INSERT of entity properties, `RETURNING *` hydrated. */
+export async function insert<E extends ObjectLiteral>(
+  manager: EntityManager,
+  target: EntityTarget<E>,
+  values: Partial<E>,
+  suffix = '',
+): Promise<E | null> {
+  const metadata = manager.connection.getMetadata(target);
+  const parameters: unknown[] = [];
+  const columns: string[] = [];
+  for (const [property, value] of Object.entries(values)) {
+    if (value === undefined) continue;
+    const column = metadata.findColumnWithPropertyName(property);
+    if (!column) throw new Error(`${metadata.name} has no column for ${property}`);
+    parameters.push(value);
+    columns.push(column.databaseName);
+  }
+  return one(
+    manager,
+    target,
+    `INSERT INTO ${metadata.tableName} (${columns.join(', ')})
+     VALUES (${columns.map((_, i) => `$${i + 1}`).join(', ')}) ${suffix} RETURNING *`,
+    parameters,
+  );
+}

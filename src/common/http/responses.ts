@@ -1,0 +1,122 @@
+import {
+  type CallHandler,
+  createParamDecorator,
+  type ExecutionContext,
+  Injectable,
+  type NestInterceptor,
+} from '@nestjs/common';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { map, type Observable } from 'rxjs';
+import type { ProblemCode } from '../problems/problem-catalogue';
+import { toHttpDate } from './http-date';
+import { isFresh, parsePreconditions, type Preconditions, type Versioned } from './preconditions';
+
+/**
+ * The HTTP edge of every versioned resource. Controllers return a VersionedResponse (or a
+ * SerializedResponse) and this one interceptor sets `ETag`, `Last-Modified`, `Location` and the
+ * status, and answers 304 to a conditional GET; services never see a request or a reply.
+ */
+export class VersionedResponse<R> {
+  constructor(
+    readonly resource: Versioned<R>,
+    readonly options: { status?: number; location?: string } = {},
+  ) {}
+}
+
+/**
+ * A response already rendered to its exact bytes: what an idempotent request stores and replays
+ * (API.md §4: a replay is the first response byte for byte).
+ */
+export interface SerializedResponse {
+  status: number;
+  headers: Record<string, string>;
+  /** The body exactly as sent. */
+  body: string;
+  /** Set when the body is a problem: read by the request log line and the metrics. */
+  problemCode?: ProblemCode;
+  /** The id of the request that produced it (a replay answers as that request did). */
+  requestId?: string;
+}
+
+export class SerializedReply {
+  constructor(
+    readonly response: SerializedResponse,
+    readonly replayed: boolean,
+  ) {}
+}
+
+@Injectable()
+export class ResponseInterceptor implements NestInterceptor {
+  intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
+    return next.handle().pipe(
+      map((result: unknown) => {
+        if (result instanceof VersionedResponse) {
+          return this.versioned(context, result as VersionedResponse<unknown>);
+        }
+        if (result instanceof SerializedReply) return this.serialized(context, result);
+        return result;
+      }),
+    );
+  }
+
+  private versioned<R>(context: ExecutionContext, result: VersionedResponse<R>): R | undefined {
+    const http = context.switchToHttp();
+    const request = http.getRequest<FastifyRequest>();
+    const reply = http.getResponse<FastifyReply>();
+    const { resource, options } = result;
+    void reply.header('ETag', resource.etag);
+    void reply.header('Last-Modified', toHttpDate(resource.updatedAt));
+    if (options.location) void reply.header('Location', options.location);
+    if (options.status) void reply.status(options.status);
+    if (request.method === 'GET' && isFresh(parsePreconditions(request.headers), resource)) {
+      void reply.status(304);
+      return undefined;
+    }
+    return resource.representation;
+  }
+
+  private serialized(context: ExecutionContext, { response, replayed }: SerializedReply): string {
+    const http = context.switchToHttp();
+    const request = http.getRequest<FastifyRequest>();
+    const reply = http.getResponse<FastifyReply>();
+    if (response.problemCode) request.problemCode = response.problemCode;
+    for (const [name, value] of Object.entries(response.headers)) void reply.header(name, value);
+    if (replayed) {
+      void reply.header('Idempotent-Replayed', 'true');
+      // A replay is the first response: it carries the first request's id (which a replayed
+      // problem body names too), unless the client named this request itself.
+      const own = request.headers['x-request-id'] === request.id;
+      if (!own && response.requestId) void reply.header('X-Request-Id', response.requestId);
+    }
+    void reply.status(response.status);
+    return response.body;
+  }
+}
+
+/** The request's conditional headers, parsed (see preconditions.ts). */
+export const RequestPreconditions = createParamDecorator(
+  (_: unknown, ctx: ExecutionContext): Preconditions =>
+    parsePreconditions(ctx.switchToHttp().getRequest<FastifyRequest>().headers),
+);
+
+/** The request's id and path without query: where a problem body says it happened. */
+export interface RequestInfo {
+  requestId: string;
+  method: string;
+  path: string;
+  body: unknown;
+  idempotencyKey: string | string[] | undefined;
+}
+
+export const CurrentRequest = createParamDecorator(
+  (_: unknown, ctx: ExecutionContext): RequestInfo => {
+    const request = ctx.switchToHttp().getRequest<FastifyRequest>();
+    return {
+      requestId: request.id,
+      method: request.method,
+      path: request.url.split('?')[0],
+      body: request.body,
+      idempotencyKey: request.headers['idempotency-key'],
+    };
+  },
+);

@@ -1,0 +1,125 @@
+import { Injectable } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { DataSource, type EntityManager } from 'typeorm';
+import {
+  deleteIfVersion,
+  hydrate,
+  insert,
+  one,
+  sql,
+  updateIfVersion,
+  type WriteCondition,
+} from '../common/database/sql';
+import type { Page } from '../common/http/pagination';
+import type { ProductQueryDto } from './dto/product.dto';
+import { Product } from './product.entity';
+
+/** What a create or a full replace writes (the representation's writable fields). */
+export type ProductFields = Pick<
+  Product,
+  'sku' | 'slug' | 'name' | 'description' | 'priceCents' | 'currency' | 'stock' | 'active'
+>;
+
+/** Every SQL statement on `products` except stock changes (those are StockRepository's). */
+@Injectable()
+export class ProductsRepository {
+  constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
+
+  private get m(): EntityManager {
+    return this.dataSource.manager;
+  }
+
+  /** One fixed statement: the hottest read of the service (see bench/). */
+  findById(id: string): Promise<Product | null> {
+    return one(this.m, Product, 'SELECT * FROM products WHERE id = $1', [id]);
+  }
+
+  /** SKUs are one identity whatever their case or surrounding spaces (products_sku_upper_key). */
+  findBySku(sku: string): Promise<Product | null> {
+    return one(
+      this.m,
+      Product,
+      'SELECT * FROM products WHERE upper(btrim(sku)) = upper(btrim($1))',
+      [sku],
+    );
+  }
+
+  findBySlug(slug: string): Promise<Product | null> {
+    return one(this.m, Product, 'SELECT * FROM products WHERE slug = $1', [slug]);
+  }
+
+  async list(query: ProductQueryDto): Promise<Page<Product>> {
+    const where: string[] = [];
+    const parameters: unknown[] = [];
+    if (query.active !== undefined) {
+      parameters.push(query.active === 'true');
+      where.push(`active = $${parameters.length}`);
+    }
+    if (query.q) {
+      // The text is a literal substring: LIKE wildcards in it are escaped, never interpreted.
+      parameters.push(`%${query.q.replace(/[\\%_]/g, (c) => `\\${c}`)}%`);
+      const p = `$${parameters.length}`;
+      where.push(`(name ILIKE ${p} OR sku ILIKE ${p} OR slug ILIKE ${p})`);
+    }
+    const filter = where.length ? `WHERE ${where.join(' AND ')}` : '';
+    parameters.push(query.limit, query.offset);
+    const { rows } = await sql(
+      this.m,
+      `SELECT *, count(*) OVER () AS total FROM products ${filter}
+        ORDER BY created_at, id LIMIT $${parameters.length - 1} OFFSET $${parameters.length}`,
+      parameters,
+    );
+    const total = rows.length
+      ? Number(rows[0].total)
+      : await this.count(filter, parameters.slice(0, -2));
+    return {
+      items: rows.map((r) => hydrate(this.m, Product, r)),
+      total,
+      limit: query.limit,
+      offset: query.offset,
+    };
+  }
+
+  private async count(filter: string, parameters: unknown[]): Promise<number> {
+    const { rows } = await sql<{ n: number }>(
+      this.m,
+      `SELECT count(*)::int AS n FROM products ${filter}`,
+      parameters,
+    );
+    return rows[0].n;
+  }
+
+  /** Inserts; the unique indexes on upper(btrim(sku)) and slug decide, never a read before. */
+  async insert(fields: ProductFields): Promise<Product> {
+    return (await insert(this.m, Product, fields))!;
+  }
+
+  /**
+   * Inserts unless a product already has this SKU, in one statement: of two racing creates exactly
+   * one inserts. Null when the SKU was taken (a slug collision still raises products_slug_key).
+   */
+  insertIfSkuAbsent(fields: ProductFields): Promise<Product | null> {
+    return insert(this.m, Product, fields, 'ON CONFLICT ((upper(btrim(sku)))) DO NOTHING');
+  }
+
+  update(
+    id: string,
+    condition: WriteCondition,
+    changes: Partial<ProductFields>,
+  ): Promise<Product | undefined> {
+    return updateIfVersion<Product>(this.m, Product, id, condition, changes);
+  }
+
+  delete(id: string, condition: WriteCondition): Promise<boolean> {
+    return deleteIfVersion(this.m, Product, id, condition);
+  }
+
+  async countOrdersReferencing(id: string): Promise<number> {
+    const { rows } = await sql<{ n: number }>(
+      this.m,
+      'SELECT count(DISTINCT order_id)::int AS n FROM order_items WHERE product_id = $1',
+      [id],
+    );
+    return rows[0].n;
+  }
+}

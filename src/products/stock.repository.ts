@@ -1,0 +1,146 @@
+import { Injectable } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { DataSource, type EntityManager } from 'typeorm';
+import { hydrate, sql } from '../common/database/sql';
+import { notFound, ProblemError } from '../common/problems/problem.error';
+import { validationProblem } from '../common/problems/validation';
+import { MAX_STOCK } from './dto/product.dto';
+import { Product } from './product.entity';
+
+/** A product row locked for a stock change, with what an order snapshots of it. */
+export interface StockRow {
+  id: string;
+  sku: string;
+  name: string;
+  priceCents: number;
+  currency: string;
+  stock: number;
+  active: boolean;
+}
+
+interface RawStockRow {
+  id: string;
+  sku: string;
+  name: string;
+  price_cents: number;
+  currency: string;
+  stock: number;
+  active: boolean;
+}
+
+/**
+ * The one owner of `products.stock`. Every change of stock goes through here: orders reserve and
+ * release units, admins adjust. Multi-product changes lock the rows in product-id order, so two
+ * transactions over the same products can never deadlock, and every decrement stays conditional
+ * (`stock >= n`), so the database has the last word even if a caller's check were wrong.
+ */
+@Injectable()
+export class StockRepository {
+  constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
+
+  /** Locks the products (those that exist) in id order, for the rest of the transaction. */
+  async lock(m: EntityManager, productIds: string[]): Promise<StockRow[]> {
+    const { rows } = await sql<RawStockRow>(
+      m,
+      `SELECT id, sku, name, price_cents, currency, stock, active FROM products
+        WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE`,
+      [[...productIds].sort()],
+    );
+    return rows.map((r) => ({
+      id: r.id,
+      sku: r.sku,
+      name: r.name,
+      priceCents: r.price_cents,
+      currency: r.currency,
+      stock: r.stock,
+      active: r.active,
+    }));
+  }
+
+  /**
+   * Takes `wanted` units of locked products. If any product is short, nothing is taken and the
+   * 409 INSUFFICIENT_STOCK lists every short line with what was requested and what is available.
+   */
+  async reserve(m: EntityManager, locked: StockRow[], wanted: Map<string, number>): Promise<void> {
+    const short = locked.filter((p) => (wanted.get(p.id) ?? 0) > p.stock);
+    if (short.length) {
+      throw new ProblemError(
+        'INSUFFICIENT_STOCK',
+        `Not enough stock for ${short.map((p) => `${p.sku} (${wanted.get(p.id)} requested, ${p.stock} available)`).join(', ')}. Nothing was reserved.`,
+        {
+          items: short.map((p) => ({
+            productId: p.id,
+            sku: p.sku,
+            requested: wanted.get(p.id)!,
+            available: p.stock,
+          })),
+        },
+      );
+    }
+    const ids = [...wanted.keys()].filter((id) => wanted.get(id)! > 0).sort();
+    if (!ids.length) return;
+    // The rows are locked, but the decrement stays conditional: the database has the last word.
+    const { affected } = await sql(
+      m,
+      `UPDATE products p SET stock = p.stock - v.qty
+         FROM unnest($1::uuid[], $2::int[]) AS v(id, qty)
+        WHERE p.id = v.id AND p.stock >= v.qty`,
+      [ids, ids.map((id) => wanted.get(id)!)],
+    );
+    if (affected !== ids.length) throw new Error('Stock changed under a row lock');
+  }
+
+  /**
+   * Gives units back (a cancelled or expired order, a line an edit lowered), locking in id order like
+   * reserve does. Always succeeds: stock is a bigint without an upper bound for exactly this reason.
+   */
+  async release(m: EntityManager, units: Map<string, number>): Promise<void> {
+    const ids = [...units.keys()].filter((id) => units.get(id)! > 0).sort();
+    if (!ids.length) return;
+    await this.lock(m, ids);
+    await sql(
+      m,
+      `UPDATE products p SET stock = p.stock + v.qty
+         FROM unnest($1::uuid[], $2::int[]) AS v(id, qty)
+        WHERE p.id = v.id`,
+      [ids, ids.map((id) => units.get(id)!)],
+    );
+  }
+
+  /**
+   * An admin's relative change, one conditional statement: parallel adjustments serialise on the row
+   * lock and none reads a stale value. Below zero → 409; an increase past MAX_STOCK → 400.
+   */
+  async adjust(productId: string, delta: number): Promise<Product> {
+    const m = this.dataSource.manager;
+    const { rows } = await sql(
+      m,
+      `UPDATE products SET stock = stock + $2
+        WHERE id = $1 AND stock + $2 >= 0 AND ($2 <= 0 OR stock + $2 <= $3)
+        RETURNING *`,
+      [productId, delta, MAX_STOCK],
+    );
+    if (rows.length) return hydrate(m, Product, rows[0]);
+    const { rows: current } = await sql<{ sku: string; stock: number }>(
+      m,
+      'SELECT sku, stock FROM products WHERE id = $1',
+      [productId],
+    );
+    if (!current.length) throw notFound(`Product ${productId}`);
+    const { sku } = current[0];
+    const { stock } = current[0];
+    if (delta > 0) {
+      throw validationProblem([
+        { field: 'delta', message: `stock would exceed ${MAX_STOCK} (it is ${stock})` },
+      ]);
+    }
+    throw new ProblemError(
+      'INSUFFICIENT_STOCK',
+      `Product ${sku} has ${stock} unit(s); removing ${-delta} would go below zero. Nothing was changed.`,
+      {
+        available: stock,
+        items: [{ productId, sku, requested: -delta, available: stock }],
+      },
+    );
+  }
+}

@@ -1,0 +1,104 @@
+import { Injectable } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { DataSource, type EntityManager } from 'typeorm';
+import {
+  deleteIfVersion,
+  hydrate,
+  insert,
+  one,
+  sql,
+  updateIfVersion,
+  type WriteCondition,
+} from '../common/database/sql';
+import type { Page } from '../common/http/pagination';
+import { User } from './user.entity';
+
+/** Every column but the password hash, which only login reads. */
+const PUBLIC_COLUMNS =
+  'id, email, name, role, version, created_at, updated_at, previous_updated_at';
+
+/** Every SQL statement on `users`. */
+@Injectable()
+export class UsersRepository {
+  constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
+
+  private get m(): EntityManager {
+    return this.dataSource.manager;
+  }
+
+  findById(id: string): Promise<User | null> {
+    return one(this.m, User, `SELECT ${PUBLIC_COLUMNS} FROM users WHERE id = $1`, [id]);
+  }
+
+  /** Emails are one identity whatever their case (users_email_lower_key). */
+  findByEmail(email: string): Promise<User | null> {
+    return one(this.m, User, `SELECT ${PUBLIC_COLUMNS} FROM users WHERE lower(email) = lower($1)`, [
+      email,
+    ]);
+  }
+
+  /** For login only: the one read that includes the password hash. */
+  findCredentials(email: string): Promise<User | null> {
+    return one(this.m, User, 'SELECT * FROM users WHERE lower(email) = lower($1)', [email]);
+  }
+
+  /** The caller's current role, read on every authenticated request (demotion takes effect at once). */
+  async findRole(id: string): Promise<User['role'] | null> {
+    const { rows } = await sql<{ role: User['role'] }>(
+      this.m,
+      'SELECT role FROM users WHERE id = $1',
+      [id],
+    );
+    return rows[0]?.role ?? null;
+  }
+
+  async list(limit: number, offset: number): Promise<Page<User>> {
+    const { rows } = await sql(
+      this.m,
+      `SELECT ${PUBLIC_COLUMNS}, count(*) OVER () AS total FROM users
+        ORDER BY created_at, id LIMIT $1 OFFSET $2`,
+      [limit, offset],
+    );
+    const total = rows.length ? Number(rows[0].total) : await this.count();
+    return { items: rows.map((r) => hydrate(this.m, User, r)), total, limit, offset };
+  }
+
+  private async count(): Promise<number> {
+    const { rows } = await sql<{ n: number }>(this.m, 'SELECT count(*)::int AS n FROM users');
+    return rows[0].n;
+  }
+
+  /** The unique index on lower(email) decides, never a read before. */
+  async insert(values: Pick<User, 'email' | 'name' | 'passwordHash' | 'role'>): Promise<User> {
+    const user = (await insert(this.m, User, values))!;
+    return this.withoutHash(user);
+  }
+
+  async update(
+    id: string,
+    condition: WriteCondition,
+    changes: Partial<Pick<User, 'email' | 'name' | 'passwordHash' | 'role'>>,
+  ): Promise<User | undefined> {
+    const user = await updateIfVersion<User>(this.m, User, id, condition, changes);
+    return user && this.withoutHash(user);
+  }
+
+  delete(id: string, condition: WriteCondition): Promise<boolean> {
+    return deleteIfVersion(this.m, User, id, condition);
+  }
+
+  async countOrders(id: string): Promise<number> {
+    const { rows } = await sql<{ n: number }>(
+      this.m,
+      'SELECT count(*)::int AS n FROM orders WHERE user_id = $1',
+      [id],
+    );
+    return rows[0].n;
+  }
+
+  /** `RETURNING *` brings the hash back; it never leaves this file. */
+  private withoutHash(user: User): User {
+    delete (user as Partial<User>).passwordHash;
+    return user;
+  }
+}
