@@ -1,14 +1,14 @@
 // Lifecycle helpers for run.mjs: child processes, a last-in-first-out cleanup stack (run on success,
 // failure and Ctrl-C alike), free ports, the database (fresh per run) and the service itself.
-import { execFile as execFileCb, execFileSync, fork, spawn } from 'node:child_process';
+import { execFile as execFileCb, execFileSync, fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdtemp, readFile, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import pg from 'pg';
+import { freePort, startBuiltService } from '../scripts/service-process.mjs';
 
 const execFile = promisify(execFileCb);
 
@@ -101,18 +101,6 @@ export async function cpuTimeMs(pid) {
   // are fields 14 and 15 of the line, i.e. 11 and 12 after the `)`.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS_PER_S;
-}
-
-/** A TCP port that was free a moment ago (the OS picks it). */
-export function freePort() {
-  return new Promise((res, rej) => {
-    const server = createServer();
-    server.on('error', rej);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => res(port));
-    });
-  });
 }
 
 /**
@@ -217,40 +205,19 @@ export async function freshDatabase() {
 // ---------------------------------------------------------------------------------------------
 // Servers
 
-/** Polls `url` until it answers 200; fails early if the process exits. */
-async function waitForOk(url, proc, timeoutMs) {
-  let exited = false;
-  void proc.exited.then(() => (exited = true));
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (exited) throw new Error(`${proc.name} exited during start-up:\n${proc.output()}`);
-    const status = await fetch(url).then(
-      (r) => r.status,
-      () => 0,
-    );
-    if (status === 200) return;
-    await sleep(250);
-  }
-  throw new Error(`${proc.name} not ready after ${timeoutMs / 1000} s:\n${proc.output()}`);
-}
-
 /**
  * Starts the built service (`node dist/src/main.js`) on a free port and waits for /health/ready.
  * With `profileDir`, under `--cpu-prof` (the profile is written when it exits).
  */
 export async function startService({ databaseEnv, profileDir }) {
-  const port = await freePort();
-  const nodeFlags = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
-  const child = spawn(process.execPath, [...nodeFlags, 'dist/src/main.js'], {
-    cwd: ROOT,
+  const service = await startBuiltService({
+    name: 'service',
+    inheritEnv: true,
     detached: true,
-    stdio: ['ignore', 'pipe', 'pipe'],
+    nodeFlags: profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [],
     env: {
-      ...process.env,
       ...databaseEnv,
       NODE_ENV: 'production',
-      HOST: '127.0.0.1',
-      PORT: String(port),
       JWT_SECRET: randomBytes(24).toString('hex'),
       LOG_LEVEL: 'warn',
       // 10,000,000 per window: never reached by a run.
@@ -260,10 +227,8 @@ export async function startService({ databaseEnv, profileDir }) {
       DB_POOL_SIZE: '20',
     },
   });
-  const proc = track(child, 'service', { server: true });
-  const base = `http://127.0.0.1:${port}`;
-  await waitForOk(`${base}/health/ready`, proc, 120_000);
-  return { base, pid: child.pid, stop: () => proc.stop() };
+  const proc = track(service.process, 'service', { server: true });
+  return { base: service.url, pid: service.process.pid, stop: () => proc.stop() };
 }
 
 /** Starts reference-server.mjs on a free port against `databaseUrl`. */

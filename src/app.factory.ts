@@ -147,6 +147,8 @@ export async function createApp(options: CreateAppOptions): Promise<NestFastifyA
       new ProblemError(
         'RATE_LIMITED',
         `Too many requests: at most ${context.max} per ${context.after === '1 minute' ? 'minute' : 'window'}. Retry after ${Math.ceil(context.ttl / 1000)} s.`,
+        {},
+        { 'Retry-After': String(Math.ceil(context.ttl / 1000)) },
       ),
   });
   if (redis)

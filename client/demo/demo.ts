@@ -1,14 +1,9 @@
 /**
- * `npm run demo`: a narrated storefront session against the real service, showing each collision and
- * how the client resolves it. Starts the service on a fresh embedded database (or uses `--url URL`,
- * with the demo admin from DEMO_ADMIN_EMAIL / DEMO_ADMIN_PASSWORD). Exits 0 only if every step
- * behaved as narrated.
+ * A narrated storefront session against the real service at `--url URL`, showing each collision and
+ * how the client resolves it, with the demo admin from DEMO_ADMIN_EMAIL / DEMO_ADMIN_PASSWORD (the
+ * development seed's by default). `npm run demo` (scripts/demo.mjs) starts a service on a fresh
+ * embedded database and runs this against it. Exits 0 only if every step behaved as narrated.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { ApiProblem, MergeConflict, OrderClient, type Product } from '../src/index';
 
 const color = process.stdout.isTTY && !process.env.NO_COLOR;
@@ -63,81 +58,19 @@ function step(n: number, title: string, story: string): void {
   console.log(`\n${bold(cyan(`${n}. ${title}`))}\n   ${story}`);
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => resolve(typeof a === 'object' && a ? a.port : 0));
-    });
-  });
-}
-
-async function startService(
-  onSpawned: (stop: () => Promise<void>) => void,
-): Promise<{ url: string; stop: () => Promise<void> }> {
-  const dir = mkdtempSync(join(tmpdir(), 'order-service-demo-'));
-  chmodSync(dir, 0o755);
-  const port = await freePort();
-  const child: ChildProcess = spawn(process.execPath, ['dist/src/main.js'], {
-    env: {
-      ...process.env,
-      NODE_ENV: 'development',
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      DATABASE_URL: '',
-      EMBEDDED_PG_DIR: join(dir, 'pgdata'),
-      EMBEDDED_PG_PORT: String(await freePort()),
-      LOG_LEVEL: 'warn',
-    },
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  const stop = async (): Promise<void> => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM'); // drains, then stops its PostgreSQL
-    await exited;
-    rmSync(dir, { recursive: true, force: true });
-  };
-  onSpawned(stop);
-  const url = `http://127.0.0.1:${port}`;
-  for (let i = 0; i < 600; i++) {
-    if (child.exitCode !== null) throw new Error('The service exited during start-up');
-    if (
-      await fetch(`${url}/health/ready`).then(
-        (r) => r.ok,
-        () => false,
-      )
-    )
-      break;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return { url, stop };
-}
-
 async function main(): Promise<void> {
   const urlFlag = process.argv.indexOf('--url');
-  const given = urlFlag > 0 ? process.argv[urlFlag + 1] : undefined;
-  console.log(bold('Order service: a storefront session where everything collides'));
-  // Interrupted (Ctrl-C, or a closed pipe such as `| head`): stop the service we started, then go.
-  let stopService = (): Promise<void> => Promise.resolve();
-  let aborting = false;
-  const abort = (): void => {
-    if (aborting) return;
-    aborting = true;
-    void stopService().finally(() => process.exit(130));
-  };
-  process.on('SIGINT', abort);
-  process.on('SIGTERM', abort);
-  process.stdout.on('error', abort);
-  const service = given
-    ? { url: given, stop: () => Promise.resolve() }
-    : await startService((stop) => (stopService = stop));
-  console.log(dim(`   service at ${service.url}${given ? '' : ' (fresh embedded PostgreSQL)'}`));
-  try {
-    await run(service.url);
-  } finally {
-    await service.stop();
+  const url = urlFlag > 0 ? process.argv[urlFlag + 1] : undefined;
+  if (!url) {
+    console.error('Usage: demo.js --url http://host:port   (or: npm run demo)');
+    process.exit(2);
   }
+  console.log(bold('Order service: a storefront session where everything collides'));
+  const fresh = process.argv.includes('--fresh') ? ' (fresh embedded PostgreSQL)' : '';
+  console.log(dim(`   service at ${url}${fresh}`));
+  // A closed pipe (`| head`) ends the session quietly.
+  process.stdout.on('error', () => process.exit(130));
+  await run(url);
   console.log(
     failures
       ? red(`\n${failures} step(s) did not behave as narrated.`)

@@ -1,6 +1,6 @@
-import { Body, Controller, HttpCode, Post, Res } from '@nestjs/common';
+import { Body, Controller, HttpCode, Post } from '@nestjs/common';
 import { ApiCreatedResponse, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
-import type { FastifyReply } from 'fastify';
+import { VersionedResponse } from '../common/http/responses';
 import { ApiProblems } from '../common/problems/openapi';
 import { UserDto } from '../users/dto/user.dto';
 import { userPath, UsersService } from '../users/users.service';
@@ -28,14 +28,9 @@ export class AuthController {
     description: 'Created; `Location` names the user, `ETag` its version.',
   })
   @ApiProblems('VALIDATION_FAILED', 'EMAIL_TAKEN', 'UNSUPPORTED_MEDIA_TYPE', 'PAYLOAD_TOO_LARGE')
-  async register(
-    @Body() body: RegisterDto,
-    @Res({ passthrough: true }) reply: FastifyReply,
-  ): Promise<UserDto> {
+  async register(@Body() body: RegisterDto): Promise<VersionedResponse<UserDto>> {
     const user = await this.users.create(body);
-    const { etag } = this.users.describe(user);
-    void reply.header('Location', userPath(user.id)).header('ETag', etag);
-    return UserDto.from(user);
+    return new VersionedResponse(this.users.describe(user), { location: userPath(user.id) });
   }
 
   @Post('login')

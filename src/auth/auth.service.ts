@@ -6,7 +6,7 @@ import { ProblemError } from '../common/problems/problem.error';
 import type { User } from '../users/user.entity';
 import { UsersRepository } from '../users/users.repository';
 import type { LoginDto, TokenDto } from './dto/auth.dto';
-import { PasswordHasher } from './passwords';
+import { PasswordHasher } from '../users/passwords';
 
 export interface TokenPayload {
   sub: string;

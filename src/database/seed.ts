@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { DataSource } from 'typeorm';
-import { hashPassword } from '../auth/passwords';
+import { sql } from '../common/database/sql';
+import { hashPassword } from '../users/passwords';
 import type { Env } from '../config/env';
 
 /**
@@ -97,19 +98,22 @@ export async function seedDemo(
   const created: SeededAccount[] = [];
   for (const a of DEMO_ACCOUNTS) {
     const password = nodeEnv === 'production' ? randomBytes(18).toString('base64url') : a.password;
-    const rows: unknown[] = await dataSource.query(
+    const { rows } = await sql(
+      dataSource.manager,
       `INSERT INTO users (email, name, password_hash, role) VALUES ($1, $2, $3, $4)
        ON CONFLICT ((lower(email))) DO NOTHING RETURNING id`,
       [a.email, a.name, await hashPassword(password), a.role],
     );
     if (rows.length > 0) created.push({ email: a.email, role: a.role, password });
   }
-  const hasProducts: unknown[] = await dataSource.query(
+  const { rows: hasProducts } = await sql(
+    dataSource.manager,
     `SELECT 1 FROM information_schema.tables WHERE table_name = 'products'`,
   );
   if (hasProducts.length) {
     for (const p of DEMO_PRODUCTS) {
-      await dataSource.query(
+      await sql(
+        dataSource.manager,
         `INSERT INTO products (sku, slug, name, description, price_cents, currency, stock, active)
          VALUES ($1, $2, $3, $4, $5, 'EUR', $6, true) ON CONFLICT DO NOTHING`,
         [p.sku, p.slug, p.name, p.description, p.priceCents, p.stock],

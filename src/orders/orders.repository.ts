@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, type EntityManager } from 'typeorm';
-import { hydrate, many, one, sql } from '../common/database/sql';
+import { hydrate, many, one, pageOf, sql } from '../common/database/sql';
 import type { Page } from '../common/http/pagination';
 import type { OrderHistoryAction, OrderStatus } from './order-state';
 import { Order, OrderHistoryEntry, OrderItem } from './order.entity';
@@ -78,25 +78,14 @@ export class OrdersRepository {
     offset: number;
   }): Promise<Page<OrderWithItems>> {
     const m = this.manager;
-    const { rows } = await sql(
-      m,
-      `SELECT *, count(*) OVER () AS total FROM orders
-        WHERE ($1::uuid IS NULL OR user_id = $1) AND ($2::text IS NULL OR status = $2)
-        ORDER BY created_at, id LIMIT $3 OFFSET $4`,
-      [filter.userId ?? null, filter.status ?? null, filter.limit, filter.offset],
-    );
-    let total: number;
-    if (rows.length) total = Number(rows[0].total);
-    else {
-      const { rows: counted } = await sql<{ n: number }>(
-        m,
-        `SELECT count(*)::int AS n FROM orders
-          WHERE ($1::uuid IS NULL OR user_id = $1) AND ($2::text IS NULL OR status = $2)`,
-        [filter.userId ?? null, filter.status ?? null],
-      );
-      total = counted[0].n;
-    }
-    const orders = rows.map((r) => hydrate(m, Order, r));
+    const { items: orders, total } = await pageOf(m, Order, {
+      from: `FROM orders
+        WHERE ($1::uuid IS NULL OR user_id = $1) AND ($2::text IS NULL OR status = $2)`,
+      orderBy: 'created_at, id',
+      parameters: [filter.userId ?? null, filter.status ?? null],
+      limit: filter.limit,
+      offset: filter.offset,
+    });
     const items = orders.length
       ? await many(
           m,

@@ -2,13 +2,13 @@ import { Injectable } from '@nestjs/common';
 import type { EntityManager } from 'typeorm';
 import type { Caller } from '../common/access';
 import { missingParentProblem } from '../common/database/database-errors';
-import { computeEtag } from '../common/http/etag';
 import type { Page } from '../common/http/pagination';
 import {
   decideWrite,
   type Preconditions,
   staleWrite,
   type Versioned,
+  versioned,
 } from '../common/http/preconditions';
 import { notFound, ProblemError } from '../common/problems/problem.error';
 import { validationProblem } from '../common/problems/validation';
@@ -68,13 +68,8 @@ export class OrdersService {
   /** The representation depends on the caller (allowedTransitions), and so does the ETag. */
   describe({ order, items }: OrderWithItems, caller: Caller): Versioned<OrderDto> {
     const caps = capacities(order, caller);
-    return {
-      version: order.version,
-      etag: computeEtag('order', order.id, order.version, caps.join('+')),
-      updatedAt: order.updatedAt,
-      previousUpdatedAt: order.previousUpdatedAt,
-      representation: OrderDto.from(order, items, allowedTransitions(order.status, caps)),
-    };
+    const representation = OrderDto.from(order, items, allowedTransitions(order.status, caps));
+    return versioned('order', order, representation, caps.join('+'));
   }
 
   /**

@@ -9,8 +9,6 @@ import {
   Post,
   Put,
   Query,
-  Req,
-  Res,
 } from '@nestjs/common';
 import {
   ApiBearerAuth,
@@ -21,16 +19,14 @@ import {
   ApiOperation,
   ApiTags,
 } from '@nestjs/swagger';
-import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Public, Roles } from '../common/access';
-import { parseEtagList, weakMatch } from '../common/http/etag';
 import {
   ApiConditionalGetHeaders,
   ApiPreconditionHeaders,
   VALIDATOR_HEADERS,
 } from '../common/http/openapi-headers';
 import type { Preconditions } from '../common/http/preconditions';
-import { RequestPreconditions, VersionedResponse } from '../common/http/responses';
+import { RequestPreconditions, TaggedResponse, VersionedResponse } from '../common/http/responses';
 import { UuidPipe } from '../common/http/uuid.pipe';
 import { SkuPipe } from './sku.pipe';
 import { ApiProblems } from '../common/problems/openapi';
@@ -80,21 +76,9 @@ export class ProductsController {
   @ApiNotModifiedResponse({ description: 'If-None-Match matched.' })
   @ApiConditionalGetHeaders()
   @ApiProblems('VALIDATION_FAILED')
-  async list(
-    @Query() query: ProductQueryDto,
-    @Req() request: FastifyRequest,
-    @Res({ passthrough: true }) reply: FastifyReply,
-  ): Promise<ProductPageDto | undefined> {
+  async list(@Query() query: ProductQueryDto): Promise<TaggedResponse<ProductPageDto>> {
     const page = await this.products.list(query);
-    const body = { ...page, items: page.items.map((p) => ProductDto.from(p)) };
-    const etag = this.products.listEtag(body);
-    void reply.header('ETag', etag);
-    const ifNoneMatch = parseEtagList(request.headers['if-none-match']);
-    if (ifNoneMatch !== undefined && weakMatch(ifNoneMatch, etag)) {
-      void reply.status(304);
-      return undefined;
-    }
-    return body;
+    return new TaggedResponse({ ...page, items: page.items.map((p) => ProductDto.from(p)) });
   }
 
   @Get(':id')

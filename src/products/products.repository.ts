@@ -3,9 +3,9 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, type EntityManager } from 'typeorm';
 import {
   deleteIfVersion,
-  hydrate,
   insert,
   one,
+  pageOf,
   sql,
   updateIfVersion,
   type WriteCondition,
@@ -61,32 +61,14 @@ export class ProductsRepository {
       const p = `$${parameters.length}`;
       where.push(`(name ILIKE ${p} OR sku ILIKE ${p} OR slug ILIKE ${p})`);
     }
-    const filter = where.length ? `WHERE ${where.join(' AND ')}` : '';
-    parameters.push(query.limit, query.offset);
-    const { rows } = await sql(
-      this.m,
-      `SELECT *, count(*) OVER () AS total FROM products ${filter}
-        ORDER BY created_at, id LIMIT $${parameters.length - 1} OFFSET $${parameters.length}`,
+    const page = await pageOf(this.m, Product, {
+      from: `FROM products ${where.length ? `WHERE ${where.join(' AND ')}` : ''}`,
+      orderBy: 'created_at, id',
       parameters,
-    );
-    const total = rows.length
-      ? Number(rows[0].total)
-      : await this.count(filter, parameters.slice(0, -2));
-    return {
-      items: rows.map((r) => hydrate(this.m, Product, r)),
-      total,
       limit: query.limit,
       offset: query.offset,
-    };
-  }
-
-  private async count(filter: string, parameters: unknown[]): Promise<number> {
-    const { rows } = await sql<{ n: number }>(
-      this.m,
-      `SELECT count(*)::int AS n FROM products ${filter}`,
-      parameters,
-    );
-    return rows[0].n;
+    });
+    return { ...page, limit: query.limit, offset: query.offset };
   }
 
   /** Inserts; the unique indexes on upper(btrim(sku)) and slug decide, never a read before. */

@@ -1,7 +1,5 @@
-import { createHash } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
 import { constraintViolation } from '../common/database/database-errors';
-import { computeEtag } from '../common/http/etag';
 import type { Page } from '../common/http/pagination';
 import {
   decideWrite,
@@ -10,6 +8,7 @@ import {
   preconditionFailed,
   staleWrite,
   type Versioned,
+  versioned,
 } from '../common/http/preconditions';
 import { notFound, ProblemError } from '../common/problems/problem.error';
 import { validationProblem } from '../common/problems/validation';
@@ -51,13 +50,7 @@ export class ProductsService {
   ) {}
 
   describe(product: Product): Versioned<ProductDto> {
-    return {
-      version: product.version,
-      etag: computeEtag('product', product.id, product.version),
-      updatedAt: product.updatedAt,
-      previousUpdatedAt: product.previousUpdatedAt,
-      representation: ProductDto.from(product),
-    };
+    return versioned('product', product, ProductDto.from(product));
   }
 
   async create(input: CreateProductDto): Promise<Product> {
@@ -82,11 +75,6 @@ export class ProductsService {
 
   list(query: ProductQueryDto): Promise<Page<Product>> {
     return this.products.list(query);
-  }
-
-  /** A strong ETag for a list: a digest of exactly what the client receives. */
-  listEtag(body: unknown): string {
-    return `"${createHash('sha256').update(JSON.stringify(body)).digest('base64url').slice(0, 27)}"`;
   }
 
   async update(

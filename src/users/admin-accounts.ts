@@ -1,5 +1,6 @@
 import type { DataSource } from 'typeorm';
-import { hashPassword } from '../auth/passwords';
+import { sql } from '../common/database/sql';
+import { hashPassword } from './passwords';
 import type { User } from './user.entity';
 
 /**
@@ -22,7 +23,8 @@ export async function insertAdmin(
   dataSource: DataSource,
   input: { email: string; name: string; password: string },
 ): Promise<AccountSummary | null> {
-  const rows: AccountSummary[] = await dataSource.query(
+  const { rows } = await sql<AccountSummary>(
+    dataSource.manager,
     `INSERT INTO users (email, name, password_hash, role) VALUES ($1, $2, $3, 'admin')
      ON CONFLICT ((lower(email))) DO NOTHING
      RETURNING ${SUMMARY}`,
@@ -39,9 +41,11 @@ export async function promoteToAdmin(
   dataSource: DataSource,
   email: string,
 ): Promise<AccountSummary | null> {
-  // The version moves like any other write, so that an admin holding the old ETag gets 412.
-  const [rows]: [AccountSummary[], number] = await dataSource.query(
-    `UPDATE users SET role = 'admin', version = version + 1, updated_at = now()
+  // The version moves like any other write (touch_version), so that an admin holding the old ETag
+  // gets 412.
+  const { rows } = await sql<AccountSummary>(
+    dataSource.manager,
+    `UPDATE users SET role = 'admin'
      WHERE lower(email) = lower($1) AND role <> 'admin'
      RETURNING ${SUMMARY}`,
     [email],
@@ -54,7 +58,8 @@ export async function findAccount(
   dataSource: DataSource,
   email: string,
 ): Promise<AccountSummary | null> {
-  const rows: AccountSummary[] = await dataSource.query(
+  const { rows } = await sql<AccountSummary>(
+    dataSource.manager,
     `SELECT ${SUMMARY} FROM users WHERE lower(email) = lower($1)`,
     [email],
   );

@@ -1,5 +1,5 @@
 import { Module } from '@nestjs/common';
-import { PasswordHasher } from '../auth/passwords';
+import { PasswordHasher } from './passwords';
 import { UsersController } from './users.controller';
 import { UsersRepository } from './users.repository';
 import { UsersService } from './users.service';

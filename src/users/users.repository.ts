@@ -3,9 +3,9 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, type EntityManager } from 'typeorm';
 import {
   deleteIfVersion,
-  hydrate,
   insert,
   one,
+  pageOf,
   sql,
   updateIfVersion,
   type WriteCondition,
@@ -53,19 +53,14 @@ export class UsersRepository {
   }
 
   async list(limit: number, offset: number): Promise<Page<User>> {
-    const { rows } = await sql(
-      this.m,
-      `SELECT ${PUBLIC_COLUMNS}, count(*) OVER () AS total FROM users
-        ORDER BY created_at, id LIMIT $1 OFFSET $2`,
-      [limit, offset],
-    );
-    const total = rows.length ? Number(rows[0].total) : await this.count();
-    return { items: rows.map((r) => hydrate(this.m, User, r)), total, limit, offset };
-  }
-
-  private async count(): Promise<number> {
-    const { rows } = await sql<{ n: number }>(this.m, 'SELECT count(*)::int AS n FROM users');
-    return rows[0].n;
+    const page = await pageOf(this.m, User, {
+      columns: PUBLIC_COLUMNS,
+      from: 'FROM users',
+      orderBy: 'created_at, id',
+      limit,
+      offset,
+    });
+    return { ...page, limit, offset };
   }
 
   /** The unique index on lower(email) decides, never a read before. */

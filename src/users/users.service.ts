@@ -1,10 +1,14 @@
 import { Injectable } from '@nestjs/common';
 import type { Caller, Role } from '../common/access';
-import { PasswordHasher } from '../auth/passwords';
+import { PasswordHasher } from './passwords';
 import { constraintViolation } from '../common/database/database-errors';
-import { computeEtag } from '../common/http/etag';
 import type { Page } from '../common/http/pagination';
-import { guardedMutation, type Preconditions, type Versioned } from '../common/http/preconditions';
+import {
+  guardedMutation,
+  type Preconditions,
+  type Versioned,
+  versioned,
+} from '../common/http/preconditions';
 import { notFound, ProblemError } from '../common/problems/problem.error';
 import { type UpdateUserDto, UserDto } from './dto/user.dto';
 import type { User } from './user.entity';
@@ -20,13 +24,7 @@ export class UsersService {
   ) {}
 
   describe(user: User): Versioned<UserDto> {
-    return {
-      version: user.version,
-      etag: computeEtag('user', user.id, user.version),
-      updatedAt: user.updatedAt,
-      previousUpdatedAt: user.previousUpdatedAt,
-      representation: UserDto.from(user),
-    };
+    return versioned('user', user, UserDto.from(user));
   }
 
   /** Inserts; the unique index on lower(email) decides, and its violation becomes EMAIL_TAKEN. */

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { verifyPassword } from '../../src/auth/passwords';
+import { verifyPassword } from '../../src/users/passwords';
 import { expectProblem, login, uniqueEmail } from '../support/http';
 import { createTestApp, type TestApp } from '../support/test-app';
 

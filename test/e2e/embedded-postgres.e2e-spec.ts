@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from 'pg';
 import { startEmbeddedPostgres } from '../../src/database/embedded-postgres';
-import { freePort } from '../support/net';
+import { freePort } from '../../scripts/service-process.mjs';
 
 describe('the embedded PostgreSQL', () => {
   it('never stops a server it found running (npm run admin:create next to npm start)', async () => {

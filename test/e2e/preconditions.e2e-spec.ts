@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { jest } from '@jest/globals';
 import type { SpiedFunction } from 'jest-mock';
-import { PasswordHasher } from '../../src/auth/passwords';
+import { PasswordHasher } from '../../src/users/passwords';
 import { type Account, account, expectProblem } from '../support/http';
 import { act, createProduct, placeOrder, productRow } from '../support/fixtures';
 import { createTestApp, type TestApp } from '../support/test-app';

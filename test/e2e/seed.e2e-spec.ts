@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import type { DataSource } from 'typeorm';
-import { verifyPassword } from '../../src/auth/passwords';
+import { verifyPassword } from '../../src/users/passwords';
 import { createDataSource } from '../../src/database/data-source';
 import { DEMO_ACCOUNTS, DEMO_PRODUCTS, seedDemo } from '../../src/database/seed';
 import { call, type Instance, startInstance } from '../multi-instance/instances';

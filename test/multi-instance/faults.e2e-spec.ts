@@ -9,7 +9,7 @@ import {
   startEmbeddedPostgres,
   stopEmbeddedPostgres,
 } from '../../src/database/embedded-postgres';
-import { freePort } from '../support/net';
+import { freePort } from '../../scripts/service-process.mjs';
 import { createTestDatabase } from '../support/test-app';
 import { call, customer, type Instance, type Reply, startInstance, tally } from './instances';
 

@@ -1,39 +1,24 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { freePort } from '../support/net';
+import { type ServiceProcess, startBuiltService } from '../../scripts/service-process.mjs';
 
 export const JWT_SECRET = 'multi-instance-secret-shared-by-every-instance-0123456789';
 
-export interface Instance {
-  name: string;
-  url: string;
-  process: ChildProcess;
-  /** Lines the instance printed, for diagnosis. */
-  output: string[];
-  stop(): Promise<void>;
-  kill(): Promise<void>;
-}
+export type Instance = ServiceProcess;
 
 /**
  * Starts the built service (`node dist/src/main.js`) as a separate process, exactly as in production,
  * against the given database, and waits until it is ready. Every instance shares JWT_SECRET: the
  * service keeps no state of its own, so any instance can serve any request.
  */
-export async function startInstance(
+export function startInstance(
   name: string,
   databaseUrl: string,
   env: Record<string, string> = {},
 ): Promise<Instance> {
-  if (!existsSync('dist/src/main.js'))
-    throw new Error('Run `npm run build` first (dist/src/main.js)');
-  const port = await freePort();
-  const child = spawn(process.execPath, ['dist/src/main.js'], {
+  return startBuiltService({
+    name,
+    timeoutMs: 60_000,
     env: {
-      PATH: process.env.PATH,
       NODE_ENV: 'production',
-      HOST: '127.0.0.1',
-      PORT: String(port),
       DATABASE_URL: databaseUrl,
       JWT_SECRET,
       LOG_LEVEL: 'warn',
@@ -43,38 +28,7 @@ export async function startInstance(
       AUTH_RATE_LIMIT_MAX: '100000000',
       ...env,
     },
-    stdio: ['ignore', 'pipe', 'pipe'],
   });
-  const output: string[] = [];
-  child.stdout.on('data', (b: Buffer) => output.push(b.toString()));
-  child.stderr.on('data', (b: Buffer) => output.push(b.toString()));
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`${name} exited at start:\n${output.join('')}`);
-    const ready = await fetch(`${url}/health/ready`).then(
-      (r) => r.ok,
-      () => false,
-    );
-    if (ready) break;
-    if (Date.now() > deadline) throw new Error(`${name} did not become ready:\n${output.join('')}`);
-    await sleep(100);
-  }
-  return {
-    name,
-    url,
-    process: child,
-    output,
-    async stop() {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-      await exited;
-    },
-    async kill() {
-      child.kill('SIGKILL');
-      await exited;
-    },
-  };
 }
 
 export interface Reply {

@@ -1,10 +1,11 @@
+import 'reflect-metadata';
 import { chmod, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from 'pg';
 import { runMigrations } from '../../src/database/migrate';
 import { startEmbeddedPostgres, stopEmbeddedPostgres } from '../../src/database/embedded-postgres';
-import { freePort } from './net';
+import { freePort } from '../../scripts/service-process.mjs';
 import { setTestState, type TestState } from './test-state';
 
 function withDatabase(url: string, database: string): string {

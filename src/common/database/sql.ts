@@ -166,3 +166,34 @@ export async function insert<E extends ObjectLiteral>(
     parameters,
   );
 }
+
+/**
+ * One page of rows in a stable order, and how many match in all, in one round trip (a window count);
+ * a second query counts only when the page is past the end. `from` is `FROM … [WHERE …]`.
+ */
+export async function pageOf<E extends ObjectLiteral>(
+  manager: EntityManager,
+  target: EntityTarget<E>,
+  query: {
+    columns?: string;
+    from: string;
+    orderBy: string;
+    parameters?: unknown[];
+    limit: number;
+    offset: number;
+  },
+): Promise<{ items: E[]; total: number }> {
+  const parameters = query.parameters ?? [];
+  const n = parameters.length;
+  const { rows } = await sql(
+    manager,
+    `SELECT ${query.columns ?? '*'}, count(*) OVER () AS page_total ${query.from}
+      ORDER BY ${query.orderBy} LIMIT $${n + 1} OFFSET $${n + 2}`,
+    [...parameters, query.limit, query.offset],
+  );
+  const total = rows.length
+    ? Number(rows[0].page_total)
+    : (await sql<{ n: number }>(manager, `SELECT count(*)::int AS n ${query.from}`, parameters))
+        .rows[0].n;
+  return { items: rows.map((row) => hydrate(manager, target, row)), total };
+}

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { DataSource, EntityManager } from 'typeorm';
 import { ProblemError } from '../problems/problem.error';
-import { isDatabaseUnavailable, isRetryableConflict } from './database-errors';
+import { isDatabaseUnavailable, isRetryableConflict, isTimeout } from './database-errors';
 
 export interface TransactionOptions {
   /** How many times the whole transaction runs at most when PostgreSQL reports 40001/40P01. */
@@ -28,14 +28,7 @@ export async function inTransaction<T>(
       return await dataSource.transaction(isolation, work);
     } catch (err) {
       if (isRetryableConflict(err)) {
-        if (attempt >= attempts) {
-          throw new ProblemError(
-            'SERVICE_UNAVAILABLE',
-            'The request kept colliding with concurrent transactions; nothing was changed. Retry shortly.',
-            {},
-            { 'Retry-After': '1' },
-          );
-        }
+        if (attempt >= attempts) throw serviceUnavailable('contention');
         const cap = Math.min(MAX_DELAY_MS, BASE_DELAY_MS * 2 ** attempt);
         await sleep(Math.random() * cap);
         continue;
@@ -45,13 +38,22 @@ export async function inTransaction<T>(
   }
 }
 
-export function databaseUnavailable(err: unknown): ProblemError | undefined {
-  return isDatabaseUnavailable(err)
-    ? new ProblemError(
-        'SERVICE_UNAVAILABLE',
-        'The database is unavailable right now; nothing was changed. Retry shortly.',
-        {},
-        { 'Retry-After': '2' },
-      )
-    : undefined;
+const TRANSIENT = {
+  contention:
+    'The request kept colliding with concurrent transactions; nothing was changed. Retry shortly.',
+  unreachable: 'The database is unavailable right now; nothing was changed. Retry shortly.',
+  busy: 'The database is too busy to answer in time; nothing was changed. Retry shortly.',
+} as const;
+
+/** The one 503: what went wrong differs, what a client does (retry after Retry-After) does not. */
+export function serviceUnavailable(reason: keyof typeof TRANSIENT): ProblemError {
+  return new ProblemError('SERVICE_UNAVAILABLE', TRANSIENT[reason]);
+}
+
+/** A database failure that a later retry may not meet: 503, or undefined for anything else. */
+export function transientProblem(err: unknown): ProblemError | undefined {
+  if (isDatabaseUnavailable(err)) return serviceUnavailable('unreachable');
+  if (isTimeout(err)) return serviceUnavailable('busy');
+  if (isRetryableConflict(err)) return serviceUnavailable('contention');
+  return undefined;
 }

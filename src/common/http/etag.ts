@@ -13,6 +13,11 @@ export function computeEtag(kind: string, id: string, version: number, variant =
   return `"${digest}"`;
 }
 
+/** A strong ETag for a representation without a version (a list): a digest of its JSON. */
+export function digestEtag(body: unknown): string {
+  return `"${createHash('sha256').update(JSON.stringify(body)).digest('base64url').slice(0, 27)}"`;
+}
+
 export interface EntityTag {
   weak: boolean;
   /** The quoted opaque tag, as it appears on the wire (including the quotes). */

@@ -5,7 +5,9 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, type EntityManager } from 'typeorm';
 import type { Env } from '../../config/env';
 import { databaseErrorInfo, missingParentProblem, SQLSTATE } from '../database/database-errors';
+import { sql } from '../database/sql';
 import { inTransaction } from '../database/transaction';
+import { IdempotencyRepository } from './idempotency.repository';
 import type { ProblemCode } from '../problems/problem-catalogue';
 import { ProblemError } from '../problems/problem.error';
 import {
@@ -39,8 +41,6 @@ const keyInUse = (): ProblemError =>
   new ProblemError(
     'IDEMPOTENCY_KEY_IN_USE',
     'A request with this Idempotency-Key is still being processed. Retry after a moment with the same key to get its outcome.',
-    {},
-    { 'Retry-After': '1' },
   );
 
 /** Stable JSON: object keys sorted, so that `{a,b}` and `{b,a}` are the same request. */
@@ -94,6 +94,7 @@ export class IdempotencyService implements OnModuleInit, OnModuleDestroy {
 
   constructor(
     @InjectDataSource() private readonly dataSource: DataSource,
+    private readonly keys: IdempotencyRepository,
     config: ConfigService<Env, true>,
   ) {
     this.ttlHours = config.get('IDEMPOTENCY_TTL_HOURS', { infer: true });
@@ -115,17 +116,27 @@ export class IdempotencyService implements OnModuleInit, OnModuleDestroy {
     }
     const print = fingerprint(request.method, request.path, request.body);
     return inTransaction(this.dataSource, async (m) => {
-      await m.query(`SET LOCAL lock_timeout = '${WAIT_FOR_IN_FLIGHT}'`);
-      const claimed = await this.claim(m, request, key, print).catch((err: unknown) => {
-        // Only a lock timeout on the key itself means "the first request is still in flight"; a
-        // missing parent here is the caller's account, deleted while this request was under way.
-        if (databaseErrorInfo(err)?.sqlState === SQLSTATE.lockNotAvailable) throw keyInUse();
-        throw missingParentProblem(err) ?? err;
-      });
+      await this.keys.waitForKeysAtMost(m, WAIT_FOR_IN_FLIGHT);
+      const claimed = await this.keys
+        .claim(m, {
+          userId: request.userId,
+          key,
+          fingerprint: print,
+          method: request.method,
+          path: request.path,
+          ttlHours: this.ttlHours,
+          maxLivePerUser: this.maxKeysPerUser,
+        })
+        .catch((err: unknown) => {
+          // Only a lock timeout on the key itself means "the first request is still in flight"; a
+          // missing parent here is the caller's account, deleted while this request was under way.
+          if (databaseErrorInfo(err)?.sqlState === SQLSTATE.lockNotAvailable) throw keyInUse();
+          throw missingParentProblem(err) ?? err;
+        });
       if (!claimed) return new SerializedReply(await this.replay(m, request, key, print), true);
       // The short lock timeout was for waiting on the key only; the work waits as usual.
-      await m.query('SET LOCAL lock_timeout = DEFAULT');
-      await m.query('SAVEPOINT idempotent_work');
+      await this.keys.waitForKeysAtMost(m, 'DEFAULT');
+      await sql(m, 'SAVEPOINT idempotent_work');
       let response: SerializedResponse;
       try {
         response = await work(m);
@@ -138,44 +149,13 @@ export class IdempotencyService implements OnModuleInit, OnModuleDestroy {
         ) {
           throw err;
         }
-        await m.query('ROLLBACK TO SAVEPOINT idempotent_work');
+        await sql(m, 'ROLLBACK TO SAVEPOINT idempotent_work');
         response = serializeProblem(err, request.problemContext);
       }
       response = { ...response, requestId: request.problemContext.requestId };
-      await m.query('UPDATE idempotency_keys SET response = $3 WHERE user_id = $1 AND key = $2', [
-        request.userId,
-        key,
-        JSON.stringify(response),
-      ]);
+      await this.keys.store(m, request.userId, key, response);
       return new SerializedReply(response, false);
     });
-  }
-
-  /**
-   * Inserts the key, or re-claims an expired one; false when a live record already exists, or when
-   * the caller already holds IDEMPOTENCY_MAX_KEYS_PER_USER live keys (then nothing is inserted and
-   * replay() tells the two apart). The bound is checked in the same statement; callers racing with
-   * themselves can overshoot it by at most their number of concurrent requests.
-   */
-  private async claim(
-    m: EntityManager,
-    r: IdempotentRequest,
-    key: string,
-    print: string,
-  ): Promise<boolean> {
-    const rows: unknown[] = await m.query(
-      `INSERT INTO idempotency_keys (user_id, key, fingerprint, method, path, expires_at)
-       SELECT $1, $2, $3, $4, $5, now() + make_interval(hours => $6)
-        WHERE (SELECT count(*) FROM idempotency_keys
-                WHERE user_id = $1 AND expires_at > now()) < $7
-       ON CONFLICT (user_id, key) DO UPDATE
-         SET fingerprint = EXCLUDED.fingerprint, method = EXCLUDED.method, path = EXCLUDED.path,
-             response = NULL, created_at = now(), expires_at = EXCLUDED.expires_at
-         WHERE idempotency_keys.expires_at <= now()
-       RETURNING 1`,
-      [r.userId, key, print, r.method, r.path, this.ttlHours, this.maxKeysPerUser],
-    );
-    return rows.length > 0;
   }
 
   private async replay(
@@ -184,13 +164,17 @@ export class IdempotencyService implements OnModuleInit, OnModuleDestroy {
     key: string,
     print: string,
   ): Promise<SerializedResponse> {
-    const [stored] = await m.query<
-      { fingerprint: string; response: SerializedResponse | LegacyOutcome | null }[]
-    >('SELECT fingerprint, response FROM idempotency_keys WHERE user_id = $1 AND key = $2', [
-      r.userId,
-      key,
-    ]);
-    if (!stored) throw await this.tooManyKeys(m, r.userId);
+    const stored = await this.keys.find<SerializedResponse | LegacyOutcome>(m, r.userId, key);
+    if (!stored) {
+      // Nothing inserted and nothing stored: the caller is at its bound of live keys.
+      const wait = await this.keys.secondsUntilOldestExpires(m, r.userId);
+      throw new ProblemError(
+        'RATE_LIMITED',
+        `You hold ${this.maxKeysPerUser} live Idempotency-Keys, the most one caller may (each is kept ${this.ttlHours} h). Retry after ${wait} s, when the oldest expires.`,
+        {},
+        { 'Retry-After': String(wait) },
+      );
+    }
     if (stored.fingerprint !== print) {
       throw new ProblemError(
         'IDEMPOTENCY_KEY_REUSED',
@@ -205,35 +189,14 @@ export class IdempotencyService implements OnModuleInit, OnModuleDestroy {
       : stored.response;
   }
 
-  private async tooManyKeys(m: EntityManager, userId: string): Promise<ProblemError> {
-    const [{ seconds }] = await m.query<{ seconds: number | null }[]>(
-      `SELECT ceil(extract(epoch FROM min(expires_at) - now()))::int AS seconds
-         FROM idempotency_keys WHERE user_id = $1 AND expires_at > now()`,
-      [userId],
-    );
-    const wait = Math.max(1, seconds ?? 1);
-    return new ProblemError(
-      'RATE_LIMITED',
-      `You hold ${this.maxKeysPerUser} live Idempotency-Keys, the most one caller may (each is kept ${this.ttlHours} h). Retry after ${wait} s, when the oldest expires.`,
-      {},
-      { 'Retry-After': String(wait) },
-    );
-  }
-
   /**
-   * Deletes expired keys in batches of PURGE_BATCH, each its own short statement, so that a large
-   * backlog never holds locks or runs into the statement timeout. SKIP LOCKED lets every instance
-   * purge at once without waiting on each other.
+   * Deletes expired keys in batches, each its own short statement, so that a large backlog never
+   * holds locks for long or runs into the statement timeout.
    */
   async purgeExpired(batch = PURGE_BATCH): Promise<number> {
     let total = 0;
     for (;;) {
-      const [, count] = await this.dataSource.query<[unknown, number]>(
-        `DELETE FROM idempotency_keys WHERE (user_id, key) IN (
-           SELECT user_id, key FROM idempotency_keys WHERE expires_at <= now()
-            LIMIT $1 FOR UPDATE SKIP LOCKED)`,
-        [batch],
-      );
+      const count = await this.keys.purgeBatch(batch);
       total += count;
       if (count < batch) return total;
     }

@@ -1,6 +1,6 @@
 import type { WriteCondition } from '../database/sql';
 import { ProblemError } from '../problems/problem.error';
-import { type EtagList, parseEtagList, strongMatch, weakMatch } from './etag';
+import { computeEtag, type EtagList, parseEtagList, strongMatch, weakMatch } from './etag';
 import { parseHttpDate, truncateToSecond } from './http-date';
 
 /**
@@ -43,6 +43,25 @@ export interface Versioned<R> {
   previousUpdatedAt: Date | null;
   /** The representation as this caller would GET it: sent back on 409/412 so clients can merge. */
   representation: R;
+}
+
+/**
+ * A versioned row as the precondition machinery and the ETag see it. `variant` names what else the
+ * representation depends on (the caller's capacities, for an order).
+ */
+export function versioned<R>(
+  kind: string,
+  row: { id: string; version: number; updatedAt: Date; previousUpdatedAt: Date | null },
+  representation: R,
+  variant = '',
+): Versioned<R> {
+  return {
+    version: row.version,
+    etag: computeEtag(kind, row.id, row.version, variant),
+    updatedAt: row.updatedAt,
+    previousUpdatedAt: row.previousUpdatedAt,
+    representation,
+  };
 }
 
 export interface WriteCheck {

@@ -9,12 +9,10 @@ import { HttpAdapterHost } from '@nestjs/core';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import {
   constraintViolation,
-  isRetryableConflict,
-  isTimeout,
   isUnstorableValue,
   loggableDatabaseError,
 } from '../database/database-errors';
-import { databaseUnavailable } from '../database/transaction';
+import { transientProblem } from '../database/transaction';
 import { PROBLEMS, type ProblemCode, problemType } from '../problems/problem-catalogue';
 import { ProblemError } from '../problems/problem.error';
 
@@ -134,8 +132,8 @@ export class ProblemFilter implements ExceptionFilter {
         violation.code.endsWith('_TAKEN') ? { field: violation.field } : {},
       );
     }
-    const unavailable = databaseUnavailable(exception);
-    if (unavailable) return unavailable;
+    const transient = transientProblem(exception);
+    if (transient) return transient;
     if (isUnstorableValue(exception)) {
       return new ProblemError(
         'VALIDATION_FAILED',
@@ -143,22 +141,6 @@ export class ProblemFilter implements ExceptionFilter {
         {
           errors: [{ field: 'body', message: 'contains a value that cannot be stored' }],
         },
-      );
-    }
-    if (isTimeout(exception)) {
-      return new ProblemError(
-        'SERVICE_UNAVAILABLE',
-        'The database is too busy to answer in time; nothing was changed. Retry shortly.',
-        {},
-        { 'Retry-After': '2' },
-      );
-    }
-    if (isRetryableConflict(exception)) {
-      return new ProblemError(
-        'SERVICE_UNAVAILABLE',
-        'The request collided with concurrent transactions; nothing was changed. Retry shortly.',
-        {},
-        { 'Retry-After': '1' },
       );
     }
     const fst = fastifyError(exception);

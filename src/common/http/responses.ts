@@ -8,6 +8,7 @@ import {
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { map, type Observable } from 'rxjs';
 import type { ProblemCode } from '../problems/problem-catalogue';
+import { digestEtag, weakMatch } from './etag';
 import { toHttpDate } from './http-date';
 import { isFresh, parsePreconditions, type Preconditions, type Versioned } from './preconditions';
 
@@ -21,6 +22,14 @@ export class VersionedResponse<R> {
     readonly resource: Versioned<R>,
     readonly options: { status?: number; location?: string } = {},
   ) {}
+}
+
+/** A representation without a version (a list page): its ETag is a digest of exactly its bytes. */
+export class TaggedResponse<R> {
+  readonly etag: string;
+  constructor(readonly body: R) {
+    this.etag = digestEtag(body);
+  }
 }
 
 /**
@@ -54,6 +63,9 @@ export class ResponseInterceptor implements NestInterceptor {
           return this.versioned(context, result as VersionedResponse<unknown>);
         }
         if (result instanceof SerializedReply) return this.serialized(context, result);
+        if (result instanceof TaggedResponse) {
+          return this.tagged(context, result as TaggedResponse<unknown>);
+        }
         return result;
       }),
     );
@@ -73,6 +85,23 @@ export class ResponseInterceptor implements NestInterceptor {
       return undefined;
     }
     return resource.representation;
+  }
+
+  private tagged<R>(context: ExecutionContext, result: TaggedResponse<R>): R | undefined {
+    const http = context.switchToHttp();
+    const request = http.getRequest<FastifyRequest>();
+    const reply = http.getResponse<FastifyReply>();
+    void reply.header('ETag', result.etag);
+    const { ifNoneMatch } = parsePreconditions(request.headers);
+    if (
+      request.method === 'GET' &&
+      ifNoneMatch !== undefined &&
+      weakMatch(ifNoneMatch, result.etag)
+    ) {
+      void reply.status(304);
+      return undefined;
+    }
+    return result.body;
   }
 
   private serialized(context: ExecutionContext, { response, replayed }: SerializedReply): string {

@@ -6,7 +6,7 @@ import {
   ApiResponse,
   getSchemaPath,
 } from '@nestjs/swagger';
-import { PROBLEMS, type ProblemCode, problemType } from './problem-catalogue';
+import { problem, PROBLEMS, type ProblemCode, problemType } from './problem-catalogue';
 
 /** RFC 9457 problem details, as every error of this service is written. */
 export class ProblemDto {
@@ -90,15 +90,14 @@ export function ApiProblems(...codes: ProblemCode[]): MethodDecorator & ClassDec
     ApiResponse({
       status,
       description: group.map((c) => `\`${c}\`: ${PROBLEMS[c].title}`).join('; '),
-      headers:
-        status === 429 || status === 503 || group.includes('IDEMPOTENCY_KEY_IN_USE')
-          ? {
-              'Retry-After': {
-                description: 'Seconds to wait before retrying.',
-                schema: { type: 'integer' },
-              },
-            }
-          : undefined,
+      headers: group.some((c) => problem(c).retryAfterSeconds !== undefined)
+        ? {
+            'Retry-After': {
+              description: 'Seconds to wait before retrying.',
+              schema: { type: 'integer' },
+            },
+          }
+        : undefined,
       content: {
         'application/problem+json': {
           schema: { $ref: getSchemaPath(ProblemDto) },

@@ -4,30 +4,6 @@
  * OpenAPI schema and the problem pages are all derived from this one record; adding a code without its
  * entry does not compile.
  */
-export type ProblemCode =
-  | 'VALIDATION_FAILED'
-  | 'UNAUTHENTICATED'
-  | 'FORBIDDEN'
-  | 'NOT_FOUND'
-  | 'EMAIL_TAKEN'
-  | 'SKU_TAKEN'
-  | 'SLUG_TAKEN'
-  | 'VERSION_MISMATCH'
-  | 'ILLEGAL_STATE_TRANSITION'
-  | 'INSUFFICIENT_STOCK'
-  | 'PRODUCT_UNAVAILABLE'
-  | 'RESOURCE_IN_USE'
-  | 'IDEMPOTENCY_KEY_IN_USE'
-  | 'PRECONDITION_FAILED'
-  | 'PAYLOAD_TOO_LARGE'
-  | 'UNSUPPORTED_MEDIA_TYPE'
-  | 'IDEMPOTENCY_KEY_REUSED'
-  | 'UNKNOWN_PRODUCT'
-  | 'PRECONDITION_REQUIRED'
-  | 'RATE_LIMITED'
-  | 'INTERNAL'
-  | 'SERVICE_UNAVAILABLE';
-
 export interface ProblemDefinition {
   status: number;
   slug: string;
@@ -38,9 +14,14 @@ export interface ProblemDefinition {
   resolution: string;
   /** Extension members this problem carries, documented on its page and in OpenAPI. */
   members: readonly string[];
+  /**
+   * Set when the same request may simply be sent again later: the seconds `Retry-After` says
+   * unless the throw site knows better (a rate-limit window). Clients retry exactly these codes.
+   */
+  retryAfterSeconds?: number;
 }
 
-export const PROBLEMS: Record<ProblemCode, ProblemDefinition> = {
+export const PROBLEMS = {
   VALIDATION_FAILED: {
     status: 400,
     slug: 'validation-failed',
@@ -162,6 +143,7 @@ export const PROBLEMS: Record<ProblemCode, ProblemDefinition> = {
     resolution:
       'Wait for `Retry-After` seconds and send the same request again with the same key: you will get its stored outcome.',
     members: [],
+    retryAfterSeconds: 1,
   },
   PRECONDITION_FAILED: {
     status: 412,
@@ -222,6 +204,7 @@ export const PROBLEMS: Record<ProblemCode, ProblemDefinition> = {
     explanation: 'You sent more requests than the rate limit allows.',
     resolution: 'Wait `Retry-After` seconds before sending again.',
     members: [],
+    retryAfterSeconds: 60,
   },
   INTERNAL: {
     status: 500,
@@ -241,16 +224,42 @@ export const PROBLEMS: Record<ProblemCode, ProblemDefinition> = {
       'The database is unreachable, or the request kept colliding with concurrent transactions (serialization failures or deadlocks) beyond the retry budget. Nothing was partially written.',
     resolution: 'Retry after `Retry-After` seconds (with the same `Idempotency-Key` for POSTs).',
     members: [],
+    retryAfterSeconds: 1,
   },
-};
+} as const satisfies Record<string, ProblemDefinition>;
+
+/** Every `code` the service answers with: the keys of the catalogue, so neither can lack the other. */
+export type ProblemCode = keyof typeof PROBLEMS;
 
 export const PROBLEM_CODES = Object.keys(PROBLEMS) as ProblemCode[];
 
+export function problem(code: ProblemCode): ProblemDefinition {
+  return PROBLEMS[code];
+}
+
+/** The codes a client may retry unchanged (after `Retry-After`). */
+export const RETRYABLE_CODES = PROBLEM_CODES.filter(
+  (code) => problem(code).retryAfterSeconds !== undefined,
+);
+
+/** The README's table of codes, generated from the catalogue (a unit test keeps them identical). */
+export function catalogueTable(): string {
+  const rows = PROBLEM_CODES.map((code) => {
+    const p = problem(code);
+    const retry = p.retryAfterSeconds === undefined ? '' : `yes, \`Retry-After\``;
+    const members = p.members.map((m) => `\`${m}\``).join(', ');
+    return `| \`${code}\` | ${p.status} | ${p.title} | ${members} | ${retry} |`;
+  });
+  return ['| code | status | title | members | retry |', '|---|---|---|---|---|', ...rows].join(
+    '\n',
+  );
+}
+
 export function problemBySlug(slug: string): [ProblemCode, ProblemDefinition] | undefined {
-  const code = PROBLEM_CODES.find((c) => PROBLEMS[c].slug === slug);
-  return code ? [code, PROBLEMS[code]] : undefined;
+  const code = PROBLEM_CODES.find((c) => problem(c).slug === slug);
+  return code ? [code, problem(code)] : undefined;
 }
 
 export function problemType(code: ProblemCode): string {
-  return `/problems/${PROBLEMS[code].slug}`;
+  return `/problems/${problem(code).slug}`;
 }

@@ -1,4 +1,4 @@
-import { PROBLEMS, type ProblemCode } from './problem-catalogue';
+import { problem, type ProblemCode } from './problem-catalogue';
 
 /** Extension members and headers that travel with a problem. */
 export interface ProblemExtras {
@@ -12,15 +12,23 @@ export interface ProblemExtras {
 export class ProblemError extends Error {
   readonly status: number;
 
+  readonly headers: Record<string, string>;
+
+  /** `headers` may refine the catalogue's (a rate-limit window's own Retry-After). */
   constructor(
     readonly code: ProblemCode,
     readonly detail: string,
     readonly extras: ProblemExtras = {},
-    readonly headers: Record<string, string> = {},
+    headers: Record<string, string> = {},
   ) {
     super(detail);
     this.name = 'ProblemError';
-    this.status = PROBLEMS[code].status;
+    const def = problem(code);
+    this.status = def.status;
+    this.headers =
+      def.retryAfterSeconds === undefined
+        ? headers
+        : { 'Retry-After': String(def.retryAfterSeconds), ...headers };
   }
 }
 
