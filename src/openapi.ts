@@ -1,6 +1,6 @@
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { DocumentBuilder, type OpenAPIObject, SwaggerModule } from '@nestjs/swagger';
-import { transitionTable } from './orders/order-state';
+import { STATE_DIAGRAM, transitionTable } from './orders/order-state';
 
 export function buildOpenApiDocument(app: NestFastifyApplication): OpenAPIObject {
   const config = new DocumentBuilder()
@@ -33,9 +33,7 @@ export function buildOpenApiDocument(app: NestFastifyApplication): OpenAPIObject
         'Orders move through a state machine; every transition is one conditional write, so of two racing transitions exactly one wins and the other gets 409 `ILLEGAL_STATE_TRANSITION` with `allowedTransitions`.',
         '',
         '```',
-        'pending ──pay──▶ paid ──ship──▶ shipped ──deliver──▶ delivered',
-        '   │               │',
-        '   └──cancel──▶ cancelled ◀──cancel──┘',
+        STATE_DIAGRAM,
         '```',
         '',
         transitionTable(),

@@ -309,7 +309,11 @@ export interface paths {
         delete?: never;
         options?: never;
         head?: never;
-        patch?: never;
+        /**
+         * Edit a pending order (owner or admin)
+         * @description Replaces the order's lines with `items` (the whole new list, same limits as placement). Needs a precondition: `If-Match` (stale → 412) or `version` in the body (stale → 409); neither → 428. Only `pending` orders: otherwise 409 `ORDER_NOT_EDITABLE`. Stock moves by the difference only, in one transaction, products locked in id order: more units are reserved, fewer are returned, removed lines return all theirs. If any line is short, nothing changes and 409 `INSUFFICIENT_STOCK` lists every short line, `requested` being the units wanted beyond what the order already holds and `available` what is free. Kept products keep their price; added ones take the current price; the total is recomputed; the hold's `expiresAt` does not move; the history gets `edit`.
+         */
+        patch: operations["OrdersController_edit"];
         trace?: never;
     };
     "/api/v1/orders/{id}/history": {
@@ -351,6 +355,7 @@ export interface paths {
          *     | `ship` | `paid` | `shipped` | admin | |
          *     | `deliver` | `shipped` | `delivered` | admin | |
          *     | `cancel` | `pending`, `paid` | `cancelled` | owner, admin | returns the reserved stock |
+         *     | `expire` | `pending` | `expired` | the service | returns the reserved stock |
          */
         post: operations["OrdersController_pay"];
         delete?: never;
@@ -419,6 +424,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/orders/{id}/expire": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Expire (the service only; callers get 403)
+         * @description pending → expired; the reserved stock is returned in the same transaction.
+         */
+        post: operations["OrdersController_expire"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -450,7 +475,7 @@ export interface components {
              * @description Stable machine-readable code.
              * @enum {string}
              */
-            code: "VALIDATION_FAILED" | "UNAUTHENTICATED" | "FORBIDDEN" | "NOT_FOUND" | "EMAIL_TAKEN" | "SKU_TAKEN" | "SLUG_TAKEN" | "VERSION_MISMATCH" | "ILLEGAL_STATE_TRANSITION" | "INSUFFICIENT_STOCK" | "PRODUCT_UNAVAILABLE" | "RESOURCE_IN_USE" | "IDEMPOTENCY_KEY_IN_USE" | "PRECONDITION_FAILED" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "IDEMPOTENCY_KEY_REUSED" | "UNKNOWN_PRODUCT" | "PRECONDITION_REQUIRED" | "RATE_LIMITED" | "INTERNAL" | "SERVICE_UNAVAILABLE";
+            code: "VALIDATION_FAILED" | "UNAUTHENTICATED" | "FORBIDDEN" | "NOT_FOUND" | "EMAIL_TAKEN" | "SKU_TAKEN" | "SLUG_TAKEN" | "VERSION_MISMATCH" | "ILLEGAL_STATE_TRANSITION" | "ORDER_NOT_EDITABLE" | "INSUFFICIENT_STOCK" | "PRODUCT_UNAVAILABLE" | "RESOURCE_IN_USE" | "IDEMPOTENCY_KEY_IN_USE" | "PRECONDITION_FAILED" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "IDEMPOTENCY_KEY_REUSED" | "UNKNOWN_PRODUCT" | "PRECONDITION_REQUIRED" | "RATE_LIMITED" | "INTERNAL" | "SERVICE_UNAVAILABLE";
             /** @description Same value as the X-Request-Id response header. */
             requestId: string;
             /**
@@ -749,15 +774,15 @@ export interface components {
             /** Format: uuid */
             userId: string;
             /** @enum {string} */
-            status: "pending" | "paid" | "shipped" | "delivered" | "cancelled";
+            status: "pending" | "paid" | "shipped" | "delivered" | "cancelled" | "expired";
             /**
-             * @description The actions legal now for you.
+             * @description The actions legal now for you (never `expire`: only the service expires).
              * @example [
              *       "pay",
              *       "cancel"
              *     ]
              */
-            allowedTransitions: ("pay" | "ship" | "deliver" | "cancel")[];
+            allowedTransitions: ("pay" | "ship" | "deliver" | "cancel" | "expire")[];
             items: components["schemas"]["OrderItemDto"][];
             /**
              * @description Computed by the server from the prices at ordering.
@@ -766,6 +791,11 @@ export interface components {
             totalCents: number;
             /** @example EUR */
             currency: string;
+            /**
+             * Format: date-time
+             * @description While `pending`: when the hold on its units ends (ORDER_HOLD_SECONDS after placement; an edit does not move it). Unpaid then, the order is `expired` and its units are back on sale. `null` otherwise.
+             */
+            expiresAt: string | null;
             /** @example 1 */
             version: number;
             /** Format: date-time */
@@ -785,23 +815,35 @@ export interface components {
             offset: number;
             items: components["schemas"]["OrderDto"][];
         };
+        UpdateOrderDto: {
+            /** @description Lines for the same product are merged before stock is checked. */
+            items: components["schemas"]["OrderLineInputDto"][];
+            /**
+             * @description The version this edit is based on, when no If-Match header is sent.
+             * @example 1
+             */
+            version?: number;
+        };
         HistoryEntryDto: {
             /**
              * @description `place` for the placement, else the action performed.
              * @enum {string}
              */
-            action: "place" | "pay" | "ship" | "deliver" | "cancel";
+            action: "place" | "pay" | "ship" | "deliver" | "cancel" | "expire" | "edit";
             /**
              * @description The status the order left (null for the placement).
              * @enum {string|null}
              */
-            from: "pending" | "paid" | "shipped" | "delivered" | "cancelled" | null;
+            from: "pending" | "paid" | "shipped" | "delivered" | "cancelled" | "expired" | null;
             /** @enum {string} */
-            to: "pending" | "paid" | "shipped" | "delivered" | "cancelled";
+            to: "pending" | "paid" | "shipped" | "delivered" | "cancelled" | "expired";
             /** Format: date-time */
             at: string;
-            /** Format: uuid */
-            actorId: string;
+            /**
+             * Format: uuid
+             * @description Who did it; null for the service’s own `expire`.
+             */
+            actorId: string | null;
         };
     };
     responses: never;
@@ -2679,7 +2721,7 @@ export interface operations {
             query?: {
                 limit?: number;
                 offset?: number;
-                status?: "pending" | "paid" | "shipped" | "delivered" | "cancelled";
+                status?: "pending" | "paid" | "shipped" | "delivered" | "cancelled" | "expired";
             };
             header?: {
                 /** @description Your correlation id (1-128 of A-Z a-z 0-9 . _ : -); echoed back, else one is made. */
@@ -2981,6 +3023,169 @@ export interface operations {
                 headers: {
                     /** @description The request id; the same value as `requestId` in problem bodies. */
                     "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+        };
+    };
+    OrdersController_edit: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The ETag you read (strong comparison; lists and `*` accepted). Stale → 412. Without it, `If-Unmodified-Since` or a body `version` is required, else 428. */
+                "If-Match"?: string;
+                /** @description HTTP-date alternative to If-Match (one-second resolution). Stale → 412. */
+                "If-Unmodified-Since"?: string;
+                /** @description Your correlation id (1-128 of A-Z a-z 0-9 . _ : -); echoed back, else one is made. */
+                "X-Request-Id"?: string;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateOrderDto"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    /** @description Strong, opaque entity tag of this representation. */
+                    ETag?: string;
+                    /** @description When the resource last changed. */
+                    "Last-Modified"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OrderDto"];
+                };
+            };
+            /** @description `VALIDATION_FAILED`: The request is not valid */
+            400: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: Authentication required */
+            401: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `NOT_FOUND`: Resource not found */
+            404: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `ORDER_NOT_EDITABLE`: Order cannot be edited; `INSUFFICIENT_STOCK`: Insufficient stock; `PRODUCT_UNAVAILABLE`: Product unavailable; `VERSION_MISMATCH`: Version mismatch */
+            409: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `PRECONDITION_FAILED`: Precondition failed */
+            412: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `UNSUPPORTED_MEDIA_TYPE`: Unsupported media type */
+            415: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `UNKNOWN_PRODUCT`: Unknown product */
+            422: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `PRECONDITION_REQUIRED`: Precondition required */
+            428: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `RATE_LIMITED`: Too many requests */
+            429: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `INTERNAL`: Internal error */
+            500: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: Service unavailable */
+            503: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3493,6 +3698,141 @@ export interface operations {
         };
     };
     OrdersController_cancel: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Optional: the order ETag you read. Stale → 412 and nothing changes. A matching `If-None-Match` (or `*`) → 412. */
+                "If-Match"?: string;
+                /** @description Your correlation id (1-128 of A-Z a-z 0-9 . _ : -); echoed back, else one is made. */
+                "X-Request-Id"?: string;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    /** @description Strong, opaque entity tag of this representation. */
+                    ETag?: string;
+                    /** @description When the resource last changed. */
+                    "Last-Modified"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OrderDto"];
+                };
+            };
+            /** @description `VALIDATION_FAILED`: The request is not valid */
+            400: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: Authentication required */
+            401: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `FORBIDDEN`: Not allowed for this role */
+            403: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `NOT_FOUND`: Resource not found */
+            404: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `ILLEGAL_STATE_TRANSITION`: Illegal order state transition */
+            409: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `PRECONDITION_FAILED`: Precondition failed */
+            412: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `RATE_LIMITED`: Too many requests */
+            429: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `INTERNAL`: Internal error */
+            500: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: Service unavailable */
+            503: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+        };
+    };
+    OrdersController_expire: {
         parameters: {
             query?: never;
             header?: {

@@ -35,6 +35,7 @@ function advice(code: ProblemCode): string {
     case 'PRECONDITION_FAILED':
     case 'PRECONDITION_REQUIRED':
     case 'ILLEGAL_STATE_TRANSITION':
+    case 'ORDER_NOT_EDITABLE':
       return 'refetch and decide';
     case 'IDEMPOTENCY_KEY_IN_USE':
     case 'RATE_LIMITED':

@@ -21,6 +21,10 @@ export interface Env {
   JWT_SECRET: string;
   JWT_EXPIRES_IN_SECONDS: number;
   IDEMPOTENCY_TTL_HOURS: number;
+  /** How long a pending order holds its units (API.md §6). */
+  ORDER_HOLD_SECONDS: number;
+  /** How often each instance expires due holds (at most this late after expiresAt). */
+  ORDER_EXPIRY_SWEEP_SECONDS: number;
   /** Live Idempotency-Keys one caller may hold: bounds what one caller can make us store. */
   IDEMPOTENCY_MAX_KEYS_PER_USER: number;
   BODY_LIMIT_BYTES: number;
@@ -123,6 +127,8 @@ export function loadEnv(src: Source = process.env): Env {
     JWT_SECRET,
     JWT_EXPIRES_IN_SECONDS: int(src, 'JWT_EXPIRES_IN_SECONDS', 3600, 60, 7 * 24 * 3600),
     IDEMPOTENCY_TTL_HOURS: int(src, 'IDEMPOTENCY_TTL_HOURS', 24, 1, 24 * 365),
+    ORDER_HOLD_SECONDS: int(src, 'ORDER_HOLD_SECONDS', 1800, 1, 30 * 86_400),
+    ORDER_EXPIRY_SWEEP_SECONDS: int(src, 'ORDER_EXPIRY_SWEEP_SECONDS', 5, 1, 3600),
     IDEMPOTENCY_MAX_KEYS_PER_USER: int(src, 'IDEMPOTENCY_MAX_KEYS_PER_USER', 1000, 1, 1_000_000),
     BODY_LIMIT_BYTES: int(src, 'BODY_LIMIT_BYTES', 256 * 1024, 1024, 64 * 1024 * 1024),
     CORS_ORIGINS: (str(src, 'CORS_ORIGINS') ?? '')

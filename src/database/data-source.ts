@@ -5,6 +5,7 @@ import { CreateProducts1763790100000 } from '../../migrations/1763790100000-Crea
 import { CreateOrders1763790200000 } from '../../migrations/1763790200000-CreateOrders';
 import { ProductStockMax1763790300000 } from '../../migrations/1763790300000-ProductStockMax';
 import { Hardening1763790400000 } from '../../migrations/1763790400000-Hardening';
+import { HoldsAndEdits1763790500000 } from '../../migrations/1763790500000-HoldsAndEdits';
 import { Order, OrderHistoryEntry, OrderItem } from '../orders/order.entity';
 import { Product } from '../products/product.entity';
 import { User } from '../users/user.entity';
@@ -18,6 +19,7 @@ export const MIGRATIONS = [
   CreateOrders1763790200000,
   ProductStockMax1763790300000,
   Hardening1763790400000,
+  HoldsAndEdits1763790500000,
 ];
 
 /**

@@ -52,12 +52,30 @@ export class MetricsService {
     registers: [this.registry],
   });
 
+  private readonly holdsExpiredTotal = new Counter({
+    name: 'order_holds_expired_total',
+    help: 'Pending orders expired because their hold ended unpaid (their units went back on sale).',
+    registers: [this.registry],
+  });
+
+  /** Set by the hold sweeper: the age of the oldest overdue hold, read at each scrape. */
+  private oldestOverdue: () => Promise<number> = () => Promise.resolve(0);
+
   constructor(@InjectDataSource() dataSource: DataSource) {
     collectDefaultMetrics({ register: this.registry });
     for (const code of PROBLEM_CODES) this.conflicts.inc({ code }, 0);
     for (const reason of Object.values(STOCK_FAILURES)) this.stockFailures.inc({ reason }, 0);
     const pool = (): PgPool | undefined =>
       (dataSource.driver as unknown as { master?: PgPool }).master;
+    const oldest = (): Promise<number> => this.oldestOverdue();
+    new Gauge({
+      name: 'order_hold_oldest_overdue_seconds',
+      help: 'Seconds since the oldest still-pending hold ended (0: none overdue). Growing: the sweeper is stalled.',
+      registers: [this.registry],
+      async collect() {
+        this.set(await oldest().catch(() => 0));
+      },
+    });
     new Gauge({
       name: 'db_pool_connections',
       help: 'Database pool connections by state (in_use, idle, waiting = requests queued for one).',
@@ -71,6 +89,14 @@ export class MetricsService {
         this.set({ state: 'waiting' }, p.waitingCount);
       },
     });
+  }
+
+  holdsExpired(n: number): void {
+    this.holdsExpiredTotal.inc(n);
+  }
+
+  measureOldestOverdueHold(source: () => Promise<number>): void {
+    this.oldestOverdue = source;
   }
 
   observeResponse(r: {

@@ -1,20 +1,26 @@
 /**
- * The order state machine (API.md §2) as data. The service, `allowedTransitions`, error bodies, the
- * routes (one per action, generated), the OpenAPI description, the client's action type and the
- * README table all come from this table. Pure: no Nest, no database.
- *
- *   pending ──pay──▶ paid ──ship──▶ shipped ──deliver──▶ delivered
- *      │               │
- *      └──cancel──▶ cancelled ◀──cancel──┘
+ * The order state machine as data. The service, `allowedTransitions`, error bodies, the routes (one
+ * per action, generated), the OpenAPI description, the client's action type and the README's table
+ * and diagram all come from this file (STATE_DIAGRAM below). Pure: no Nest, no database.
  *
  * Adding a transition is one entry in TRANSITIONS (plus, for a new status, ORDER_STATUSES and a
  * migration of the CHECK constraints, which a test compares with these lists).
  */
-export const ORDER_STATUSES = ['pending', 'paid', 'shipped', 'delivered', 'cancelled'] as const;
+export const ORDER_STATUSES = [
+  'pending',
+  'paid',
+  'shipped',
+  'delivered',
+  'cancelled',
+  'expired',
+] as const;
 export type OrderStatus = (typeof ORDER_STATUSES)[number];
 
-/** How a caller relates to an order: its owner, an admin, or both. */
-export type Capacity = 'owner' | 'admin';
+/**
+ * How a caller relates to an order: its owner, an admin, or both; `system` is the service itself
+ * (the hold sweeper), which no request ever is.
+ */
+export type Capacity = 'owner' | 'admin' | 'system';
 
 /**
  * What a transition does besides moving the status, in the same transaction. Each effect is a hook
@@ -36,10 +42,22 @@ export interface Transition {
   effects: readonly TransitionEffect[];
   /** Shown in the OpenAPI operation. */
   summary: string;
+  /**
+   * `live`: only while the hold is live (the guarded write requires `expires_at > clock_timestamp()`);
+   * `over`: only once it has ended. The database's clock decides the deadline, not the sweeper.
+   */
+  hold?: 'live' | 'over';
 }
 
 export const TRANSITIONS = {
-  pay: { from: ['pending'], to: 'paid', by: ['owner'], effects: [], summary: 'Pay' },
+  pay: {
+    from: ['pending'],
+    to: 'paid',
+    by: ['owner'],
+    effects: [],
+    summary: 'Pay',
+    hold: 'live',
+  },
   ship: { from: ['paid'], to: 'shipped', by: ['admin'], effects: [], summary: 'Ship' },
   deliver: { from: ['shipped'], to: 'delivered', by: ['admin'], effects: [], summary: 'Deliver' },
   cancel: {
@@ -49,14 +67,30 @@ export const TRANSITIONS = {
     effects: ['releaseStock'],
     summary: 'Cancel',
   },
+  expire: {
+    from: ['pending'],
+    to: 'expired',
+    by: ['system'],
+    effects: ['releaseStock'],
+    summary: 'Expire',
+    hold: 'over',
+  },
 } as const satisfies Record<string, Transition>;
 
 export type OrderAction = keyof typeof TRANSITIONS;
 export const ORDER_ACTIONS = Object.keys(TRANSITIONS) as OrderAction[];
 
+/** The actions a request may perform (for the others, `expire`, every caller gets 403). */
+export const CALLER_ACTIONS = ORDER_ACTIONS.filter((a) =>
+  (TRANSITIONS[a].by as readonly Capacity[]).some((c) => c !== 'system'),
+);
+
 /** What a history entry records: placement, or one of the actions. */
-export const HISTORY_ACTIONS = ['place', ...ORDER_ACTIONS] as const;
-export type OrderHistoryAction = (typeof HISTORY_ACTIONS)[number];
+export const HISTORY_ACTIONS = ['place', ...ORDER_ACTIONS, 'edit'] as const;
+export type OrderHistoryAction = 'place' | OrderAction | 'edit';
+
+/** Only a pending order can be edited (its lines, not its status). */
+export const EDITABLE_STATUSES: readonly OrderStatus[] = ['pending'];
 
 export function transition(action: OrderAction): Transition {
   return TRANSITIONS[action];
@@ -84,12 +118,24 @@ export function allowedTransitions(
   return ORDER_ACTIONS.filter((a) => legalFrom(a, status) && mayPerform(a, capacities));
 }
 
+/**
+ * The machine drawn once, for the README and the OpenAPI description; a unit test checks that it
+ * names every status and action of the table.
+ */
+export const STATE_DIAGRAM = [
+  'pending ──pay──▶ paid ──ship──▶ shipped ──deliver──▶ delivered',
+  '   │  │            │',
+  '   │  └──cancel──▶ cancelled ◀──cancel──┘',
+  '   └──expire (the service, when the hold ends)──▶ expired',
+].join('\n');
+
 /** Markdown table of the transitions, for the OpenAPI description and the README. */
 export function transitionTable(): string {
   const rows = ORDER_ACTIONS.map((a) => {
     const t = transition(a);
     const effects = t.effects.map((e) => ` ${TRANSITION_EFFECTS[e].table}`).join(';');
-    return `| \`${a}\` | ${t.from.map((s) => `\`${s}\``).join(', ')} | \`${t.to}\` | ${t.by.join(', ')} |${effects} |`;
+    const who = t.by.map((c) => (c === 'system' ? 'the service' : c)).join(', ');
+    return `| \`${a}\` | ${t.from.map((s) => `\`${s}\``).join(', ')} | \`${t.to}\` | ${who} |${effects} |`;
   });
   return ['| action | from | to | who | effect |', '|---|---|---|---|---|', ...rows].join('\n');
 }

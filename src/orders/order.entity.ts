@@ -15,6 +15,10 @@ export class Order extends VersionedEntity {
 
   @Column({ type: 'char', length: 3 })
   currency: string;
+
+  /** While pending: when the hold on its units ends. Null otherwise. */
+  @Column({ type: 'timestamptz', name: 'expires_at', nullable: true })
+  expiresAt: Date | null;
 }
 
 /** A line, with a snapshot of the product as it was sold. */
@@ -60,8 +64,9 @@ export class OrderHistoryEntry {
   @Column({ type: 'text', name: 'to_status' })
   toStatus: OrderStatus;
 
-  @Column({ type: 'uuid', name: 'actor_id' })
-  actorId: string;
+  /** Null for the service's own actions (expire). */
+  @Column({ type: 'uuid', name: 'actor_id', nullable: true })
+  actorId: string | null;
 
   @Column({ type: 'timestamptz' })
   at: Date;

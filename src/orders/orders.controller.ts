@@ -1,4 +1,4 @@
-import { Body, Controller, Get, HttpCode, Param, Post, Query } from '@nestjs/common';
+import { Body, Controller, Get, HttpCode, Param, Patch, Post, Query } from '@nestjs/common';
 import {
   ApiBearerAuth,
   ApiCreatedResponse,
@@ -14,7 +14,11 @@ import { type Caller, CurrentUser } from '../common/access';
 import { inTransaction } from '../common/database/transaction';
 import { toHttpDate } from '../common/http/http-date';
 import { IdempotencyService, serializeJson } from '../common/http/idempotency.service';
-import { ApiConditionalGetHeaders, VALIDATOR_HEADERS } from '../common/http/openapi-headers';
+import {
+  ApiConditionalGetHeaders,
+  ApiPreconditionHeaders,
+  VALIDATOR_HEADERS,
+} from '../common/http/openapi-headers';
 import type { Preconditions } from '../common/http/preconditions';
 import { problemContextOf } from '../common/http/problem.filter';
 import {
@@ -33,6 +37,7 @@ import {
   OrderDto,
   OrderPageDto,
   OrderQueryDto,
+  UpdateOrderDto,
 } from './dto/order.dto';
 import {
   ORDER_ACTIONS,
@@ -148,6 +153,40 @@ export class OrdersController {
     );
   }
 
+  @Patch(':id')
+  @ApiOperation({
+    summary: 'Edit a pending order (owner or admin)',
+    description:
+      "Replaces the order's lines with `items` (the whole new list, same limits as placement). Needs a precondition: `If-Match` (stale → 412) or `version` in the body (stale → 409); neither → 428. Only `pending` orders: otherwise 409 `ORDER_NOT_EDITABLE`. Stock moves by the difference only, in one transaction, products locked in id order: more units are reserved, fewer are returned, removed lines return all theirs. If any line is short, nothing changes and 409 `INSUFFICIENT_STOCK` lists every short line, `requested` being the units wanted beyond what the order already holds and `available` what is free. Kept products keep their price; added ones take the current price; the total is recomputed; the hold's `expiresAt` does not move; the history gets `edit`.",
+  })
+  @ApiPreconditionHeaders()
+  @ApiOkResponse({ type: OrderDto, headers: VALIDATOR_HEADERS })
+  @ApiProblems(
+    'UNAUTHENTICATED',
+    'NOT_FOUND',
+    'VALIDATION_FAILED',
+    'ORDER_NOT_EDITABLE',
+    'INSUFFICIENT_STOCK',
+    'PRODUCT_UNAVAILABLE',
+    'UNKNOWN_PRODUCT',
+    'VERSION_MISMATCH',
+    'PRECONDITION_FAILED',
+    'PRECONDITION_REQUIRED',
+    'UNSUPPORTED_MEDIA_TYPE',
+    'SERVICE_UNAVAILABLE',
+  )
+  async edit(
+    @Param('id', UuidPipe) id: string,
+    @Body() body: UpdateOrderDto,
+    @CurrentUser() caller: Caller,
+    @RequestPreconditions() preconditions: Preconditions,
+  ): Promise<VersionedResponse<OrderDto>> {
+    const edited = await inTransaction(this.dataSource, (m) =>
+      this.orders.edit(m, id, caller, body, preconditions),
+    );
+    return new VersionedResponse(this.orders.describe(edited, caller));
+  }
+
   @Get(':id/history')
   @ApiOperation({
     summary: 'Every change of an order, oldest first',
@@ -240,7 +279,9 @@ for (const action of ORDER_ACTIONS) {
   CurrentUser()(prototype, action, 1);
   RequestPreconditions()(prototype, action, 2);
   CurrentRequest()(prototype, action, 3);
-  const who = t.by.join(' or ');
+  const who = t.by
+    .map((c) => (c === 'system' ? 'the service only; callers get 403' : c))
+    .join(' or ');
   const effects = t.effects.map((e) => `; ${TRANSITION_EFFECTS[e].inTransaction}`).join('');
   const decorators = [
     Post(`:id/${action}`),

@@ -1,6 +1,7 @@
 import { Module } from '@nestjs/common';
 import { IdempotencyModule } from '../common/http/idempotency.module';
 import { ProductsModule } from '../products/products.module';
+import { HoldSweeper } from './hold-sweeper';
 import { OrdersController } from './orders.controller';
 import { OrdersRepository } from './orders.repository';
 import { OrdersService } from './orders.service';
@@ -8,6 +9,6 @@ import { OrdersService } from './orders.service';
 @Module({
   imports: [IdempotencyModule, ProductsModule],
   controllers: [OrdersController],
-  providers: [OrdersService, OrdersRepository],
+  providers: [OrdersService, OrdersRepository, HoldSweeper],
 })
 export class OrdersModule {}

@@ -30,16 +30,25 @@ export class OrdersRepository {
 
   async insert(
     m: EntityManager,
-    order: { userId: string; totalCents: number; currency: string },
+    order: { userId: string; totalCents: number; currency: string; holdSeconds: number },
     lines: NewLine[],
   ): Promise<OrderWithItems> {
     const created = (await one(
       m,
       Order,
-      `INSERT INTO orders (user_id, status, total_cents, currency) VALUES ($1, 'pending', $2, $3)
+      `INSERT INTO orders (user_id, status, total_cents, currency, expires_at)
+       VALUES ($1, 'pending', $2, $3, clock_timestamp() + make_interval(secs => $4))
        RETURNING *`,
-      [order.userId, order.totalCents, order.currency],
+      [order.userId, order.totalCents, order.currency, order.holdSeconds],
     ))!;
+    return { order: created, items: await this.insertItems(m, created.id, lines) };
+  }
+
+  private async insertItems(
+    m: EntityManager,
+    orderId: string,
+    lines: NewLine[],
+  ): Promise<OrderItem[]> {
     const items = await many(
       m,
       OrderItem,
@@ -49,7 +58,7 @@ export class OrdersRepository {
               WITH ORDINALITY AS l(product_id, sku, name, price, qty, n)
        RETURNING *`,
       [
-        created.id,
+        orderId,
         lines.map((l) => l.productId),
         lines.map((l) => l.sku),
         lines.map((l) => l.name),
@@ -57,11 +66,95 @@ export class OrdersRepository {
         lines.map((l) => l.quantity),
       ],
     );
-    return { order: created, items: items.sort((a, b) => a.lineNo - b.lineNo) };
+    return items.sort((a, b) => a.lineNo - b.lineNo);
   }
 
-  findById(id: string, m: EntityManager = this.manager): Promise<Order | null> {
-    return one(m, Order, 'SELECT * FROM orders WHERE id = $1', [id]);
+  /**
+   * An edit's write, under the lock lockEditable() took: the new lines replace the old ones and the
+   * total moves (the touch_version trigger bumps the version once).
+   */
+  async replaceLines(
+    m: EntityManager,
+    orderId: string,
+    totalCents: number,
+    lines: NewLine[],
+  ): Promise<OrderWithItems> {
+    await sql(m, 'DELETE FROM order_items WHERE order_id = $1', [orderId]);
+    const items = await this.insertItems(m, orderId, lines);
+    const order = (await one(
+      m,
+      Order,
+      'UPDATE orders SET total_cents = $2 WHERE id = $1 RETURNING *',
+      [orderId, totalCents],
+    ))!;
+    return { order, items };
+  }
+
+  /**
+   * Locks the order for an edit if it is still editable: pending with its hold live (and at the
+   * version the client named). Null when not: the caller re-reads to say why.
+   */
+  async lockEditable(m: EntityManager, id: string, version?: number): Promise<boolean> {
+    const { rows } = await sql(
+      m,
+      `SELECT id FROM orders
+        WHERE id = $1 AND status = 'pending' AND expires_at > clock_timestamp()
+          AND ($2::int IS NULL OR version = $2)
+        FOR UPDATE`,
+      [id, version ?? null],
+    );
+    return rows.length > 0;
+  }
+
+  /**
+   * Locks pending orders whose hold is over (by the database's clock), oldest first: among `orderIds`,
+   * or among those holding any of `productIds`, or any. With `skipLocked`, rows another transaction
+   * holds are left to it (the sweeper on several instances); without, they are waited for.
+   */
+  async lockOverdue(
+    m: EntityManager,
+    filter: { orderIds?: string[]; productIds?: string[] },
+    limit: number,
+    skipLocked: boolean,
+  ): Promise<string[]> {
+    const { rows } = await sql<{ id: string }>(
+      m,
+      `SELECT id FROM orders
+        WHERE status = 'pending' AND expires_at <= clock_timestamp()
+          AND ($1::uuid[] IS NULL OR id = ANY($1::uuid[]))
+          AND ($2::uuid[] IS NULL
+               OR id IN (SELECT order_id FROM order_items WHERE product_id = ANY($2::uuid[])))
+        ORDER BY expires_at, id LIMIT $3
+        FOR UPDATE${skipLocked ? ' SKIP LOCKED' : ''}`,
+      [filter.orderIds ?? null, filter.productIds ?? null, limit],
+    );
+    return rows.map((r) => r.id);
+  }
+
+  /** Seconds since the oldest overdue hold ended (0 when none): a stalled sweeper shows here. */
+  async oldestOverdueSeconds(): Promise<number> {
+    const { rows } = await sql<{ seconds: number | null }>(
+      this.manager,
+      `SELECT extract(epoch FROM clock_timestamp() - min(expires_at))::float8 AS seconds
+         FROM orders WHERE status = 'pending' AND expires_at <= clock_timestamp()`,
+    );
+    return rows[0]?.seconds ?? 0;
+  }
+
+  /** The order, and whether it is pending with its hold over (by the database's clock). */
+  async findById(
+    id: string,
+    m: EntityManager = this.manager,
+  ): Promise<{ order: Order; overdue: boolean } | null> {
+    const { rows } = await sql(
+      m,
+      `SELECT *, (status = 'pending' AND expires_at <= clock_timestamp()) AS overdue
+         FROM orders WHERE id = $1`,
+      [id],
+    );
+    return rows.length
+      ? { order: hydrate(m, Order, rows[0]), overdue: rows[0].overdue === true }
+      : null;
   }
 
   items(orderId: string, m: EntityManager = this.manager): Promise<OrderItem[]> {
@@ -112,26 +205,32 @@ export class OrdersRepository {
   }
 
   /**
-   * One guarded status change: `WHERE status = ANY(from)` (and the version, when the client named
-   * one). The row is locked first, so the status it left is read from the row it changed, also when
-   * another transition committed just before: the history never records a `from` the row did not have.
-   * Null when the guard did not match.
+   * One guarded status change: `status = ANY(from)` (and the version, when the client named one, and
+   * the hold: live for `pay`, over for `expire`, by the database's clock). The row is locked by the
+   * inner SELECT only if it still matches after any concurrent writer committed, so the status it
+   * left is read from the row it changed, also when another transition won just before: the history
+   * never records a `from` the row did not have. On no match nothing stays locked; null.
    */
   async moveStatus(
     m: EntityManager,
     id: string,
-    to: OrderStatus,
-    from: readonly OrderStatus[],
+    move: { to: OrderStatus; from: readonly OrderStatus[]; hold?: 'live' | 'over' },
     version?: number,
   ): Promise<{ order: Order; left: OrderStatus } | null> {
     const { rows } = await sql(
       m,
-      `UPDATE orders o SET status = $2
-         FROM (SELECT id, status FROM orders WHERE id = $1 FOR UPDATE) AS before
-        WHERE o.id = before.id AND before.status = ANY($3::text[])
-          AND ($4::int IS NULL OR o.version = $4)
+      `UPDATE orders o
+          SET status = $2, expires_at = CASE WHEN $2 = 'pending' THEN o.expires_at END
+         FROM (SELECT id, status FROM orders
+                WHERE id = $1 AND status = ANY($3::text[])
+                  AND ($4::int IS NULL OR version = $4)
+                  AND ($5::text IS NULL
+                       OR ($5 = 'live' AND expires_at > clock_timestamp())
+                       OR ($5 = 'over' AND expires_at <= clock_timestamp()))
+                FOR UPDATE) AS before
+        WHERE o.id = before.id
         RETURNING o.*, before.status AS left_status`,
-      [id, to, from, version ?? null],
+      [id, move.to, move.from, version ?? null, move.hold ?? null],
     );
     if (!rows.length) return null;
     return { order: hydrate(m, Order, rows[0]), left: rows[0].left_status as OrderStatus };
@@ -144,7 +243,8 @@ export class OrdersRepository {
       action: OrderHistoryAction;
       from: OrderStatus | null;
       to: OrderStatus;
-      actorId: string;
+      /** Null for the service's own actions. */
+      actorId: string | null;
     },
   ): Promise<void> {
     await sql(

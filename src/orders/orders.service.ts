@@ -1,7 +1,11 @@
 import { Injectable } from '@nestjs/common';
-import type { EntityManager } from 'typeorm';
+import { ConfigService } from '@nestjs/config';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { DataSource, type EntityManager } from 'typeorm';
 import type { Caller } from '../common/access';
 import { missingParentProblem } from '../common/database/database-errors';
+import { sql } from '../common/database/sql';
+import { inTransaction } from '../common/database/transaction';
 import type { Page } from '../common/http/pagination';
 import {
   decideWrite,
@@ -10,21 +14,29 @@ import {
   type Versioned,
   versioned,
 } from '../common/http/preconditions';
-import { notFound, ProblemError } from '../common/problems/problem.error';
+import { afterCommit, notFound, ProblemError } from '../common/problems/problem.error';
 import { validationProblem } from '../common/problems/validation';
-import { StockRepository } from '../products/stock.repository';
-import { type CreateOrderDto, OrderDto, type OrderQueryDto } from './dto/order.dto';
+import type { Env } from '../config/env';
+import { MetricsService } from '../observability/metrics.service';
+import { type StockRow, StockRepository } from '../products/stock.repository';
+import {
+  type CreateOrderDto,
+  OrderDto,
+  type OrderQueryDto,
+  type UpdateOrderDto,
+} from './dto/order.dto';
 import {
   allowedTransitions,
   type Capacity,
+  EDITABLE_STATUSES,
   legalFrom,
   mayPerform,
   type OrderAction,
   transition,
   type TransitionEffect,
 } from './order-state';
-import type { Order, OrderHistoryEntry } from './order.entity';
-import { OrdersRepository, type OrderWithItems } from './orders.repository';
+import type { Order, OrderHistoryEntry, OrderItem } from './order.entity';
+import { type NewLine, OrdersRepository, type OrderWithItems } from './orders.repository';
 
 export type { OrderWithItems } from './orders.repository';
 
@@ -37,7 +49,7 @@ export function capacities(order: Order, caller: Caller): Capacity[] {
   return c;
 }
 
-/** Units per product, lines for the same product merged. */
+/** Units per product, lines for the same product merged (first appearance keeps its place). */
 function unitsOf(items: readonly { productId: string; quantity: number }[]): Map<string, number> {
   const units = new Map<string, number>();
   for (const { productId, quantity } of items) {
@@ -47,12 +59,27 @@ function unitsOf(items: readonly { productId: string; quantity: number }[]): Map
   return units;
 }
 
+/** An order read for a decision, and whether reading it just expired it (see findVisible). */
+interface Current extends OrderWithItems {
+  expiredNow: boolean;
+}
+
+/** How many overdue holds one sweep transaction expires. */
+const SWEEP_BATCH = 50;
+
 @Injectable()
 export class OrdersService {
+  private readonly holdSeconds: number;
+
   constructor(
     private readonly orders: OrdersRepository,
     private readonly stock: StockRepository,
-  ) {}
+    private readonly metrics: MetricsService,
+    @InjectDataSource() private readonly dataSource: DataSource,
+    config: ConfigService<Env, true>,
+  ) {
+    this.holdSeconds = config.get('ORDER_HOLD_SECONDS', { infer: true });
+  }
 
   /**
    * The hooks behind the table's effects, run in the transition's transaction after the guarded
@@ -75,53 +102,31 @@ export class OrdersService {
   /**
    * Places an order inside the caller's transaction. Lines are merged per product; the products are
    * locked in id order (so concurrent orders over the same products cannot deadlock) and checked all
-   * at once; the stock owner then decrements conditionally. If any line fails, the transaction rolls
-   * back and nothing is reserved; the problem lists every failing line.
+   * at once; the stock owner then decrements conditionally. A placement that is short first expires
+   * the overdue holds on exactly its products and decides again: nobody is refused while expired
+   * holds sit on the stock. If any line still fails, nothing is reserved; the problem lists every
+   * failing line.
    */
   async place(m: EntityManager, caller: Caller, dto: CreateOrderDto): Promise<OrderWithItems> {
     const wanted = unitsOf(dto.items);
     const ids = [...wanted.keys()];
-    const locked = await this.stock.lock(m, ids);
-    const byId = new Map(locked.map((p) => [p.id, p]));
-
-    const unknown = [...ids].sort().filter((id) => !byId.has(id));
-    if (unknown.length) {
-      throw new ProblemError(
-        'UNKNOWN_PRODUCT',
-        `${unknown.length} product(s) in the order do not exist: ${unknown.join(', ')}. Nothing was reserved.`,
-        { items: unknown.map((productId) => ({ productId })) },
-      );
+    // Rolling back to here releases the product locks, so that overdue orders can be locked before
+    // their products, in the order every other path takes (orders, then products).
+    await sql(m, 'SAVEPOINT placement');
+    let locked = await this.vetProducts(m, ids, dto);
+    let released = 0;
+    if (this.isShort(locked, wanted)) {
+      await sql(m, 'ROLLBACK TO SAVEPOINT placement');
+      released = await this.expireOverdue(m, { productIds: ids }, { limit: 1000 });
+      if (released) locked = await this.vetProducts(m, ids, dto);
     }
-    const inactive = locked.filter((p) => !p.active);
-    if (inactive.length) {
-      throw new ProblemError(
-        'PRODUCT_UNAVAILABLE',
-        `Not for sale: ${inactive.map((p) => p.sku).join(', ')}. Remove them and resubmit; nothing was reserved.`,
-        { items: inactive.map((p) => ({ productId: p.id, sku: p.sku })) },
-      );
-    }
-    const currencies = new Set(locked.map((p) => p.currency));
-    if (currencies.size > 1) {
-      throw validationProblem(
-        dto.items.map((_, i) => ({
-          field: `items[${i}].productId`,
-          message: `an order has one currency; these products are priced in ${[...currencies].join(' and ')}`,
-        })),
-      );
-    }
-    await this.stock.reserve(m, locked, wanted);
-
-    // Lines keep the client's order (first appearance of each product).
-    const lines = ids.map((id) => {
-      const p = byId.get(id)!;
-      return {
-        productId: p.id,
-        sku: p.sku,
-        name: p.name,
-        unitPriceCents: p.priceCents,
-        quantity: wanted.get(id)!,
-      };
+    await this.stock.reserve(m, locked, wanted).catch((err: unknown) => {
+      // Still short: refused, but the holds expired on the way stay expired.
+      throw released && err instanceof ProblemError ? afterCommit(err) : err;
     });
+
+    const byId = new Map(locked.map((p) => [p.id, p]));
+    const lines = ids.map((id) => this.line(byId.get(id)!, wanted.get(id)!));
     const placed = await this.orders
       .insert(
         m,
@@ -129,6 +134,7 @@ export class OrdersService {
           userId: caller.id,
           totalCents: lines.reduce((sum, l) => sum + l.unitPriceCents * l.quantity, 0),
           currency: locked[0].currency,
+          holdSeconds: this.holdSeconds,
         },
         lines,
       )
@@ -146,25 +152,96 @@ export class OrdersService {
     return placed;
   }
 
-  /** Customers see their own orders only: anyone else's is 404. */
-  async findVisible(
-    id: string,
-    caller: Caller,
-    m: EntityManager = this.orders.manager,
-  ): Promise<OrderWithItems> {
-    const order = await this.orders.findById(id, m);
-    if (!order || (caller.role !== 'admin' && order.userId !== caller.id))
-      throw notFound(`Order ${id}`);
-    return { order, items: await this.orders.items(id, m) };
+  private line(p: StockRow, quantity: number, unitPriceCents = p.priceCents): NewLine {
+    return { productId: p.id, sku: p.sku, name: p.name, unitPriceCents, quantity };
   }
 
-  list(caller: Caller, query: OrderQueryDto): Promise<Page<OrderWithItems>> {
-    return this.orders.list({
+  private isShort(locked: StockRow[], wanted: Map<string, number>): boolean {
+    return locked.some((p) => (wanted.get(p.id) ?? 0) > p.stock);
+  }
+
+  /** Locks the products in id order: 422 for unknown ones, 409 for inactive, 400 for mixed currency. */
+  private async vetProducts(
+    m: EntityManager,
+    ids: string[],
+    dto: CreateOrderDto,
+    currency?: string,
+  ): Promise<StockRow[]> {
+    const locked = await this.stock.lock(m, ids);
+    const known = new Set(locked.map((p) => p.id));
+    const unknown = [...ids].sort().filter((id) => !known.has(id));
+    if (unknown.length) {
+      throw new ProblemError(
+        'UNKNOWN_PRODUCT',
+        `${unknown.length} product(s) in the order do not exist: ${unknown.join(', ')}. Nothing was reserved.`,
+        { items: unknown.map((productId) => ({ productId })) },
+      );
+    }
+    const inactive = locked.filter((p) => !p.active);
+    if (inactive.length) {
+      throw new ProblemError(
+        'PRODUCT_UNAVAILABLE',
+        `Not for sale: ${inactive.map((p) => p.sku).join(', ')}. Remove them and resubmit; nothing was reserved.`,
+        { items: inactive.map((p) => ({ productId: p.id, sku: p.sku })) },
+      );
+    }
+    const currencies = new Set([...(currency ? [currency] : []), ...locked.map((p) => p.currency)]);
+    if (currencies.size > 1) {
+      throw validationProblem(
+        dto.items.map((_, i) => ({
+          field: `items[${i}].productId`,
+          message: `an order has one currency; these products are priced in ${[...currencies].join(' and ')}`,
+        })),
+      );
+    }
+    return locked;
+  }
+
+  /**
+   * Customers see their own orders only: anyone else's is 404. A pending order whose hold is over
+   * (by the database's clock) is expired on the way, so no answer ever shows it pending: inside the
+   * caller's transaction when there is one, else in a transaction of its own.
+   */
+  async findVisible(id: string, caller: Caller, m?: EntityManager): Promise<Current> {
+    const read = async (manager: EntityManager) => {
+      const found = await this.orders.findById(id, manager);
+      if (!found || (caller.role !== 'admin' && found.order.userId !== caller.id)) {
+        throw notFound(`Order ${id}`);
+      }
+      return found;
+    };
+    let found = await read(m ?? this.orders.manager);
+    let expiredNow = false;
+    if (found.overdue) {
+      expiredNow =
+        (m
+          ? await this.expireOverdue(m, { orderIds: [id] })
+          : await inTransaction(this.dataSource, (t) =>
+              this.expireOverdue(t, { orderIds: [id] }),
+            )) > 0;
+      found = await read(m ?? this.orders.manager);
+    }
+    return { order: found.order, items: await this.orders.items(id, m), expiredNow };
+  }
+
+  async list(caller: Caller, query: OrderQueryDto): Promise<Page<OrderWithItems>> {
+    const filter = {
       userId: caller.role === 'admin' ? undefined : caller.id,
       status: query.status,
       limit: query.limit,
       offset: query.offset,
-    });
+    };
+    const page = await this.orders.list(filter);
+    // No page shows an order pending past its hold: expire those on it, then read the page again.
+    const due = page.items.filter(
+      ({ order }) => order.status === 'pending' && order.expiresAt! <= new Date(),
+    );
+    if (!due.length) return page;
+    const orderIds = due.map(({ order }) => order.id);
+    const expired = await inTransaction(this.dataSource, (m) =>
+      this.expireOverdue(m, { orderIds }),
+    );
+    return expired ? this.orders.list(filter) : page;
   }
 
   async history(id: string, caller: Caller): Promise<OrderHistoryEntry[]> {
@@ -175,9 +252,9 @@ export class OrdersService {
   /**
    * One transition inside the caller's transaction: 404 → 403 (role may never) → 412 (a stated
    * precondition fails) → 409 (illegal from the current status), then one conditional write guarded
-   * by the allowed source states (and the version, when If-Match named one), then the transition's
-   * effects and its history entry. Two racing transitions never both win: the loser's UPDATE
-   * matches no row and it answers from the fresh state.
+   * by the allowed source states (and the version, when If-Match named one, and the hold), then the
+   * transition's effects and its history entry. Two racing transitions never both win: the loser's
+   * UPDATE matches no row and it answers from the fresh state.
    */
   async transition(
     m: EntityManager,
@@ -190,7 +267,8 @@ export class OrdersService {
     const caps = capacities(current.order, caller);
     const t = transition(action);
     if (!mayPerform(action, caps)) {
-      throw new ProblemError('FORBIDDEN', `Only ${t.by.join(' or ')} may ${action} an order.`);
+      const who = t.by.map((c) => (c === 'system' ? 'the service' : c)).join(' or ');
+      throw new ProblemError('FORBIDDEN', `Only ${who} may ${action} an order.`);
     }
     const resourceName = `order ${id}`;
     const condition = decideWrite(preconditions, this.describe(current, caller), {
@@ -198,40 +276,228 @@ export class OrdersService {
       acceptsBodyVersion: false,
       required: false,
     });
-    if (!legalFrom(action, current.order.status)) throw this.illegal(current.order, action, caps);
-
-    const version = condition?.kind === 'version' ? condition.version : undefined;
-    const moved = await this.orders.moveStatus(m, id, t.to, t.from, version);
-    if (!moved) {
-      const fresh = await this.findVisible(id, caller, m);
-      if (
-        condition &&
-        fresh.order.version !== current.order.version &&
-        legalFrom(action, fresh.order.status)
-      ) {
-        throw staleWrite(condition, this.describe(fresh, caller), resourceName);
-      }
-      throw this.illegal(fresh.order, action, caps);
+    if (!legalFrom(action, current.order.status)) {
+      throw this.illegal(current.order, action, caps, current.expiredNow);
     }
+    const version = condition?.kind === 'version' ? condition.version : undefined;
+    const moved = await this.apply(m, current, action, caller.id, version);
+    if (moved) return moved;
+    // Lost a race, or (pay) reached the deadline: the fresh state says which.
+    const fresh = await this.findVisible(id, caller, m);
+    if (
+      condition &&
+      fresh.order.version !== current.order.version &&
+      legalFrom(action, fresh.order.status)
+    ) {
+      throw staleWrite(condition, this.describe(fresh, caller), resourceName);
+    }
+    throw this.illegal(fresh.order, action, caps, fresh.expiredNow);
+  }
+
+  /** The guarded status write, the action's effects and its history entry; null if the guard failed. */
+  private async apply(
+    m: EntityManager,
+    current: OrderWithItems,
+    action: OrderAction,
+    actorId: string | null,
+    version?: number,
+  ): Promise<OrderWithItems | null> {
+    const t = transition(action);
+    const moved = await this.orders.moveStatus(m, current.order.id, t, version);
+    if (!moved) return null;
     const result = { order: moved.order, items: current.items };
     for (const effect of t.effects) await this.effects[effect](m, result);
     await this.orders.recordHistory(m, {
-      orderId: id,
+      orderId: current.order.id,
       action,
       from: moved.left,
       to: t.to,
-      actorId: caller.id,
+      actorId,
     });
     return result;
   }
 
-  private illegal(order: Order, action: OrderAction, caps: Capacity[]): ProblemError {
+  /**
+   * Expires pending orders whose hold is over, each one exactly once whoever races for it (the
+   * sweeper on every instance, a read, a pay, a placement short of stock): the rows are locked
+   * first (`skipLocked` for the sweeper, which leaves them to whoever holds them), and the status
+   * write is guarded by the hold being over. Returns how many it expired.
+   */
+  async expireOverdue(
+    m: EntityManager,
+    filter: { orderIds?: string[]; productIds?: string[] },
+    { limit = SWEEP_BATCH, skipLocked = false }: { limit?: number; skipLocked?: boolean } = {},
+  ): Promise<number> {
+    const ids = await this.orders.lockOverdue(m, filter, limit, skipLocked);
+    let expired = 0;
+    for (const id of ids) {
+      const found = await this.orders.findById(id, m);
+      if (!found) continue;
+      const current = { order: found.order, items: await this.orders.items(id, m) };
+      if (await this.apply(m, current, 'expire', null)) expired++;
+    }
+    if (expired) this.metrics.holdsExpired(expired);
+    return expired;
+  }
+
+  /** One sweep: batches of overdue holds until none is left that no one else holds. */
+  async sweep(): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const n = await inTransaction(this.dataSource, (m) =>
+        this.expireOverdue(m, {}, { skipLocked: true }),
+      );
+      total += n;
+      if (n < SWEEP_BATCH) return total;
+    }
+  }
+
+  oldestOverdueSeconds(): Promise<number> {
+    return this.orders.oldestOverdueSeconds();
+  }
+
+  /**
+   * Replaces a pending order's lines (API.md §7): 404 → 428/412/409 (preconditions) → 409
+   * ORDER_NOT_EDITABLE, then, under the order's row lock and the products' (ids in order), stock moves
+   * by the difference only: more units are reserved, fewer returned, removed lines return all theirs.
+   * Kept products keep their price, added ones take today's. Short lines → 409 INSUFFICIENT_STOCK
+   * listing each, `requested` and `available` both counting beyond what this order already holds;
+   * nothing changes. The hold's expiresAt does not move.
+   */
+  async edit(
+    m: EntityManager,
+    id: string,
+    caller: Caller,
+    dto: UpdateOrderDto,
+    preconditions: Preconditions,
+  ): Promise<OrderWithItems> {
+    const current = await this.findVisible(id, caller, m);
+    const resourceName = `order ${id}`;
+    const condition = decideWrite(preconditions, this.describe(current, caller), {
+      resourceName,
+      bodyVersion: dto.version,
+    })!;
+    if (!EDITABLE_STATUSES.includes(current.order.status)) {
+      throw this.notEditable(current.order, current.expiredNow);
+    }
+    const version = condition.kind === 'version' ? condition.version : undefined;
+    if (!(await this.orders.lockEditable(m, id, version))) {
+      const fresh = await this.findVisible(id, caller, m);
+      if (!EDITABLE_STATUSES.includes(fresh.order.status)) {
+        throw this.notEditable(fresh.order, fresh.expiredNow);
+      }
+      throw staleWrite(condition, this.describe(fresh, caller), resourceName);
+    }
+
+    const wanted = unitsOf(dto.items);
+    const held = unitsOf(current.items);
+    const added = [...wanted.keys()].filter((pid) => !held.has(pid));
+    const all = [...new Set([...held.keys(), ...wanted.keys()])];
+    const locked = await this.stock.lock(m, all);
+    // Only the products the edit adds must exist, be for sale and share the order's currency.
+    const addedRows = this.vetAdded(locked, added, dto, current.order.currency);
+    const more = new Map<string, number>();
+    const fewer = new Map<string, number>();
+    for (const pid of all) {
+      const delta = (wanted.get(pid) ?? 0) - (held.get(pid) ?? 0);
+      if (delta > 0) more.set(pid, delta);
+      if (delta < 0) fewer.set(pid, -delta);
+    }
+    await this.stock.reserve(m, locked, more);
+    await this.stock.release(m, fewer);
+
+    const kept = new Map(current.items.map((i) => [i.productId, i]));
+    const byId = new Map(locked.map((p) => [p.id, p]));
+    const lines = [...wanted.keys()].map((pid) => {
+      const before = kept.get(pid);
+      return before
+        ? this.keptLine(before, wanted.get(pid)!)
+        : this.line(addedRows.get(pid) ?? byId.get(pid)!, wanted.get(pid)!);
+    });
+    const total = lines.reduce((sum, l) => sum + l.unitPriceCents * l.quantity, 0);
+    const edited = await this.orders.replaceLines(m, id, total, lines);
+    await this.orders.recordHistory(m, {
+      orderId: id,
+      action: 'edit',
+      from: 'pending',
+      to: 'pending',
+      actorId: caller.id,
+    });
+    return edited;
+  }
+
+  private keptLine(item: OrderItem, quantity: number): NewLine {
+    return {
+      productId: item.productId,
+      sku: item.sku,
+      name: item.name,
+      unitPriceCents: item.unitPriceCents,
+      quantity,
+    };
+  }
+
+  private vetAdded(
+    locked: StockRow[],
+    added: string[],
+    dto: UpdateOrderDto,
+    currency: string,
+  ): Map<string, StockRow> {
+    const rows = locked.filter((p) => added.includes(p.id));
+    const known = new Set(rows.map((p) => p.id));
+    const unknown = added.filter((pid) => !known.has(pid)).sort();
+    if (unknown.length) {
+      throw new ProblemError(
+        'UNKNOWN_PRODUCT',
+        `${unknown.length} product(s) added to the order do not exist: ${unknown.join(', ')}. Nothing was changed.`,
+        { items: unknown.map((productId) => ({ productId })) },
+      );
+    }
+    const inactive = rows.filter((p) => !p.active);
+    if (inactive.length) {
+      throw new ProblemError(
+        'PRODUCT_UNAVAILABLE',
+        `Not for sale: ${inactive.map((p) => p.sku).join(', ')}. Remove them and resubmit; nothing was changed.`,
+        { items: inactive.map((p) => ({ productId: p.id, sku: p.sku })) },
+      );
+    }
+    const foreign = rows.filter((p) => p.currency !== currency);
+    if (foreign.length) {
+      throw validationProblem(
+        dto.items
+          .map((line, i) => ({ line, i }))
+          .filter(({ line }) => foreign.some((p) => p.id === line.productId.toLowerCase()))
+          .map(({ i }) => ({
+            field: `items[${i}].productId`,
+            message: `the order is in ${currency}; this product is priced in another currency`,
+          })),
+      );
+    }
+    return new Map(rows.map((p) => [p.id, p]));
+  }
+
+  private notEditable(order: Order, expiredNow: boolean): ProblemError {
+    const problem = new ProblemError(
+      'ORDER_NOT_EDITABLE',
+      `Order ${order.id} is ${order.status}; only a pending order can be edited. Nothing was changed.`,
+      { currentStatus: order.status },
+    );
+    return expiredNow ? afterCommit(problem) : problem;
+  }
+
+  private illegal(
+    order: Order,
+    action: OrderAction,
+    caps: Capacity[],
+    expiredNow = false,
+  ): ProblemError {
     const allowed = allowedTransitions(order.status, caps);
     const to = transition(action).to;
-    return new ProblemError(
+    const problem = new ProblemError(
       'ILLEGAL_STATE_TRANSITION',
       `Order ${order.id} is ${order.status}; it cannot be ${to === 'cancelled' ? 'cancelled' : `moved to ${to}`} now.${allowed.length ? ` Allowed now: ${allowed.join(', ')}.` : ''}`,
       { currentStatus: order.status, attemptedTransition: action, allowedTransitions: allowed },
     );
+    // An order found overdue was expired on the way: that stands, whatever this request's fate.
+    return expiredNow ? afterCommit(problem) : problem;
   }
 }

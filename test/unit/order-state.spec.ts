@@ -9,6 +9,7 @@ import {
   ORDER_ACTIONS,
   ORDER_STATUSES,
   type OrderAction,
+  STATE_DIAGRAM,
   type OrderStatus,
   TRANSITIONS,
   transitionTable,
@@ -16,11 +17,12 @@ import {
 
 /** The expected machine, written out by hand: every (status, action) pair and where it leads. */
 const EXPECTED: Record<OrderStatus, Partial<Record<OrderAction, OrderStatus>>> = {
-  pending: { pay: 'paid', cancel: 'cancelled' },
+  pending: { pay: 'paid', cancel: 'cancelled', expire: 'expired' },
   paid: { ship: 'shipped', cancel: 'cancelled' },
   shipped: { deliver: 'delivered' },
   delivered: {},
   cancelled: {},
+  expired: {},
 };
 
 describe('the order state machine', () => {
@@ -32,8 +34,16 @@ describe('the order state machine', () => {
     if (target) expect(TRANSITIONS[action].to).toBe(target);
   });
 
-  it('has delivered and cancelled as its only final states', () => {
-    expect(ORDER_STATUSES.filter(isFinal)).toEqual(['delivered', 'cancelled']);
+  it('has delivered, cancelled and expired as its only final states', () => {
+    expect(ORDER_STATUSES.filter(isFinal)).toEqual(['delivered', 'cancelled', 'expired']);
+  });
+
+  it('lets only the service expire, and never lists expire for a caller', () => {
+    expect(mayPerform('expire', ['owner', 'admin'])).toBe(false);
+    expect(mayPerform('expire', ['system'])).toBe(true);
+    for (const status of ORDER_STATUSES) {
+      expect(allowedTransitions(status, ['owner', 'admin'])).not.toContain('expire');
+    }
   });
 
   it.each<[OrderAction, Capacity[], boolean]>([
@@ -60,16 +70,30 @@ describe('the order state machine', () => {
     expect(allowedTransitions('delivered', ['owner', 'admin'])).toEqual([]);
   });
 
-  it('restocks on cancel only', () => {
+  it('returns the stock on cancel and expire only', () => {
     expect(
       ORDER_ACTIONS.filter((a) =>
         (TRANSITIONS[a].effects as readonly string[]).includes('releaseStock'),
       ),
-    ).toEqual(['cancel']);
+    ).toEqual(['cancel', 'expire']);
+  });
+});
+
+describe('the state diagram', () => {
+  it('names every status and every action of the table', () => {
+    for (const name of [...ORDER_STATUSES, ...ORDER_ACTIONS]) expect(STATE_DIAGRAM).toContain(name);
   });
 });
 
 describe('the README', () => {
+  it('shows the state diagram of the code', () => {
+    const readme = readFileSync(join(process.cwd(), 'README.md'), 'utf8');
+    const section = /<!-- diagram:start -->\s*```\n([\s\S]*?)\n```\s*<!-- diagram:end -->/.exec(
+      readme,
+    );
+    expect(section?.[1]).toBe(STATE_DIAGRAM);
+  });
+
   it('shows the transition table generated from the code', () => {
     const readme = readFileSync(join(process.cwd(), 'README.md'), 'utf8');
     const section = /<!-- prettier-ignore-start -->\n([\s\S]*?)\n<!-- prettier-ignore-end -->/.exec(

@@ -47,6 +47,7 @@ export const CONSTRAINTS = {
     missingParent: 'UNAUTHENTICATED',
   },
   orders_status_check: { code: 'INTERNAL', field: 'status' },
+  orders_expires_at_while_pending: { code: 'INTERNAL', field: 'expiresAt' },
   orders_total_nonnegative: { code: 'INTERNAL', field: 'totalCents' },
   orders_version_positive: { code: 'INTERNAL', field: 'version' },
   order_items_pkey: { code: 'INTERNAL', field: 'items' },

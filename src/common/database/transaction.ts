@@ -24,9 +24,22 @@ export async function inTransaction<T>(
   { attempts = 5, isolation = 'READ COMMITTED' }: TransactionOptions = {},
 ): Promise<T> {
   for (let attempt = 1; ; attempt++) {
+    let deferred: ProblemError | undefined;
     try {
-      return await dataSource.transaction(isolation, work);
+      const result = await dataSource.transaction(isolation, async (m) => {
+        try {
+          return await work(m);
+        } catch (err) {
+          // Commit what was done, then answer (see ProblemError.keepsEffects).
+          if (err instanceof ProblemError && err.keepsEffects) deferred = err;
+          else throw err;
+          return undefined as T;
+        }
+      });
+      if (deferred) throw deferred;
+      return result;
     } catch (err) {
+      if (err === deferred) throw err;
       if (isRetryableConflict(err)) {
         if (attempt >= attempts) throw serviceUnavailable('contention');
         const cap = Math.min(MAX_DELAY_MS, BASE_DELAY_MS * 2 ** attempt);

@@ -149,7 +149,8 @@ export class IdempotencyService implements OnModuleInit, OnModuleDestroy {
         ) {
           throw err;
         }
-        await sql(m, 'ROLLBACK TO SAVEPOINT idempotent_work');
+        // A business problem undoes the work, unless its writes so far must stand (keepsEffects).
+        if (!err.keepsEffects) await sql(m, 'ROLLBACK TO SAVEPOINT idempotent_work');
         response = serializeProblem(err, request.problemContext);
       }
       response = { ...response, requestId: request.problemContext.requestId };

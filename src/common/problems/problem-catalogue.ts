@@ -107,6 +107,16 @@ export const PROBLEMS = {
       'Read `currentStatus` and `allowedTransitions` (the actions legal now for you) and decide again. Retrying the same action will fail the same way.',
     members: ['currentStatus', 'attemptedTransition', 'allowedTransitions'],
   },
+  ORDER_NOT_EDITABLE: {
+    status: 409,
+    slug: 'order-not-editable',
+    title: 'Order cannot be edited',
+    explanation:
+      'Only a `pending` order can be edited; this one has moved on (paid, shipped, cancelled or expired), possibly just before your edit. Nothing was changed.',
+    resolution:
+      'Read `currentStatus`. A paid order can be cancelled and placed again; an expired one must be placed again.',
+    members: ['currentStatus'],
+  },
   INSUFFICIENT_STOCK: {
     status: 409,
     slug: 'insufficient-stock',

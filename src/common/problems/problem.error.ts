@@ -13,6 +13,11 @@ export class ProblemError extends Error {
   readonly status: number;
 
   readonly headers: Record<string, string>;
+  /**
+   * The writes made before the problem still commit (an order found overdue is expired on the way
+   * to refusing a pay or an edit): the transaction helpers commit first, then answer the problem.
+   */
+  keepsEffects = false;
 
   /** `headers` may refine the catalogue's (a rate-limit window's own Retry-After). */
   constructor(
@@ -30,6 +35,12 @@ export class ProblemError extends Error {
         ? headers
         : { 'Retry-After': String(def.retryAfterSeconds), ...headers };
   }
+}
+
+/** The same problem, answered after its transaction's writes so far commit. */
+export function afterCommit(problem: ProblemError): ProblemError {
+  problem.keepsEffects = true;
+  return problem;
 }
 
 export const notFound = (what: string): ProblemError =>

@@ -56,6 +56,18 @@ export class CreateOrderDto {
   items: OrderLineInputDto[];
 }
 
+/** `PATCH /orders/{id}`: the order's whole new list of lines (same limits as placement). */
+export class UpdateOrderDto extends CreateOrderDto {
+  @ApiPropertyOptional({
+    example: 1,
+    description: 'The version this edit is based on, when no If-Match header is sent.',
+  })
+  @Omittable()
+  @IsInt()
+  @Min(1)
+  version?: number;
+}
+
 export class OrderItemDto {
   @ApiProperty({ format: 'uuid' }) productId: string;
   @ApiProperty({ example: 'TSHIRT-RED-M', description: 'As it was when ordered.' }) sku: string;
@@ -83,7 +95,7 @@ export class OrderDto {
     enum: ORDER_ACTIONS,
     isArray: true,
     example: ['pay', 'cancel'],
-    description: 'The actions legal now for you.',
+    description: 'The actions legal now for you (never `expire`: only the service expires).',
   })
   allowedTransitions: OrderAction[];
   @ApiProperty({ type: [OrderItemDto] }) items: OrderItemDto[];
@@ -93,6 +105,14 @@ export class OrderDto {
   })
   totalCents: number;
   @ApiProperty({ example: 'EUR' }) currency: string;
+  @ApiProperty({
+    format: 'date-time',
+    nullable: true,
+    type: String,
+    description:
+      'While `pending`: when the hold on its units ends (ORDER_HOLD_SECONDS after placement; an edit does not move it). Unpaid then, the order is `expired` and its units are back on sale. `null` otherwise.',
+  })
+  expiresAt: string | null;
   @ApiProperty({ example: 1 }) version: number;
   @ApiProperty({ format: 'date-time' }) createdAt: string;
   @ApiProperty({ format: 'date-time' }) updatedAt: string;
@@ -106,6 +126,7 @@ export class OrderDto {
       items: items.map((i) => OrderItemDto.from(i)),
       totalCents: o.totalCents,
       currency: o.currency,
+      expiresAt: o.expiresAt?.toISOString() ?? null,
       version: o.version,
       createdAt: o.createdAt.toISOString(),
       updatedAt: o.updatedAt.toISOString(),
@@ -138,7 +159,13 @@ export class HistoryEntryDto {
   from: OrderStatus | null;
   @ApiProperty({ enum: ORDER_STATUSES }) to: OrderStatus;
   @ApiProperty({ format: 'date-time' }) at: string;
-  @ApiProperty({ format: 'uuid' }) actorId: string;
+  @ApiProperty({
+    format: 'uuid',
+    nullable: true,
+    type: String,
+    description: 'Who did it; null for the service’s own `expire`.',
+  })
+  actorId: string | null;
 
   static from(e: OrderHistoryEntry): HistoryEntryDto {
     return {
