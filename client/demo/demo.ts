@@ -4,7 +4,13 @@
  * development seed's by default). `npm run demo` (scripts/demo.mjs) starts a service on a fresh
  * embedded database and runs this against it. Exits 0 only if every step behaved as narrated.
  */
-import { ApiProblem, MergeConflict, OrderClient, type Product } from '../src/index';
+import {
+  ApiProblem,
+  holdRemainingMs,
+  MergeConflict,
+  OrderClient,
+  type Product,
+} from '../src/index';
 
 const color = process.stdout.isTTY && !process.env.NO_COLOR;
 const paint = (code: string) => (s: string) => (color ? `\x1b[${code}m${s}\x1b[0m` : s);
@@ -13,6 +19,7 @@ const dim = paint('2');
 const green = paint('32');
 const red = paint('31');
 const cyan = paint('36');
+const yellow = paint('33');
 
 let failures = 0;
 function check(condition: boolean, what: string): void {
@@ -243,6 +250,99 @@ async function run(baseUrl: string): Promise<void> {
   );
   if (refused instanceof ApiProblem)
     console.log(`     dependents: ${JSON.stringify(refused.body.dependents)}`);
+
+  await abandonedCheckout({ alice, ada, grace, tag });
+}
+
+/**
+ * The longest hold the demo waits out. `npm run demo` starts its service with a 3 s hold; a service
+ * given with --url may hold for the default 30 minutes, and a demo must not sit that long.
+ */
+const MAX_HOLD_WAIT_MS = 20_000;
+/** How long after the hold ends the sweeper gets to put the units back (it runs every few seconds). */
+const SWEEP_GRACE_MS = 10_000;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, Math.max(0, ms)));
+const seconds = (ms: number) => `${Math.round(ms / 100) / 10} s`;
+
+async function abandonedCheckout({
+  alice,
+  ada,
+  grace,
+  tag,
+}: {
+  alice: OrderClient;
+  ada: OrderClient;
+  grace: OrderClient;
+  tag: string;
+}): Promise<void> {
+  step(
+    7,
+    'An abandoned checkout’s units go back on sale',
+    'Ada takes the last 2 festival tickets and walks away without paying; Grace wants them too.',
+  );
+  const { value: tickets } = await alice.createProduct({
+    sku: `TICKET-${tag}`,
+    slug: `ticket-${tag}`,
+    name: 'Festival ticket',
+    priceCents: 8900,
+    currency: 'EUR',
+    stock: 2,
+  });
+  const { order: abandoned } = await ada.placeOrder([{ productId: tickets.id, quantity: 2 }]);
+  const placedAt = Date.now();
+  // The hold as the server set it (expiresAt − createdAt, both by its clock): our clock's skew
+  // from the server's does not enter, so the wait below is measured from when the answer arrived.
+  const holdMs = holdRemainingMs(abandoned, Date.parse(abandoned.createdAt)) ?? 0;
+  // Looked at quietly (no narration): the narrator's own glances at the shop, not the story's requests.
+  const quiet = alice.clone({ fetch });
+  const held = (await quiet.getProduct(tickets.id)).value.stock;
+  console.log(
+    `     expiresAt ${abandoned.expiresAt}: held for Ada for ${seconds(holdMs)}, unpaid; stock ${held} meanwhile`,
+  );
+  if (holdMs > MAX_HOLD_WAIT_MS) {
+    console.log(
+      `   ${yellow('–')} skipped: this service holds an order for ${seconds(holdMs)} (its ORDER_HOLD_SECONDS), the demo waits at most ${seconds(MAX_HOLD_WAIT_MS)}`,
+    );
+    console.log(
+      '     (npm run demo without --url holds for 3 s.) Ada cancels, so the tickets are not held for nothing.',
+    );
+    await ada.transition(abandoned.id, 'cancel');
+    return;
+  }
+
+  console.log(dim(`     … Ada is gone; waiting ${seconds(holdMs)} for the hold to end`));
+  await sleep(placedAt + holdMs - Date.now());
+  // Polled every 250 ms until the sweeper has run, bounded: a few seconds past the hold's end.
+  let stock = (await quiet.getProduct(tickets.id)).value.stock;
+  while (stock < 2 && Date.now() < placedAt + holdMs + SWEEP_GRACE_MS) {
+    await sleep(250);
+    stock = (await quiet.getProduct(tickets.id)).value.stock;
+  }
+  console.log(
+    stock === 2
+      ? `     ${seconds(Date.now() - placedAt)} after the placement the sweeper has expired her order: stock back to ${stock}`
+      : `     not swept yet (stock ${stock}); a placement short of stock releases expired holds itself`,
+  );
+
+  // A refusal is narrated by its exchange above; here it only fails the check.
+  const bought = await grace.placeOrder([{ productId: tickets.id, quantity: 2 }]).then(
+    ({ replayed }) => !replayed,
+    () => false,
+  );
+  check(bought, '201: Grace buys the 2 tickets; they went back on sale when Ada’s hold ended');
+  const late = await ada.transition(abandoned.id, 'pay').catch((e: unknown) => e);
+  check(
+    late instanceof ApiProblem &&
+      late.code === 'ILLEGAL_STATE_TRANSITION' &&
+      late.body.currentStatus === 'expired',
+    'Ada comes back to pay: 409 ILLEGAL_STATE_TRANSITION, currentStatus "expired"; nothing is charged for tickets sold to Grace',
+  );
+  const { value: gone } = await ada.getOrder(abandoned.id);
+  check(
+    gone.status === 'expired' && gone.expiresAt === null && gone.allowedTransitions.length === 0,
+    'her order is expired for good: no hold (expiresAt null), no action left',
+  );
 }
 
 /** Lets a client read, then holds its PATCH until released: makes "at the same moment" repeatable. */

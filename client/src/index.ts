@@ -1,13 +1,20 @@
 import { randomUUID } from 'node:crypto';
 import createFetchClient, { type Client } from 'openapi-fetch';
-import { MergeConflict, type Snapshot, threeWayMerge } from './merge';
+import { type Lines, MergeConflict, mergeLines, type Snapshot, threeWayMerge } from './merge';
 import { ApiProblem, isProblemBody } from './problem';
 import { retry, type RetryOptions } from './retry';
 import type { components, paths } from './schema';
 
 export { ApiProblem, isProblemBody, type ProblemBody, type ProblemCode } from './problem';
 export { isNetworkError, retry, RETRYABLE, type RetryOptions } from './retry';
-export { changedFields, type FieldConflict, MergeConflict, threeWayMerge } from './merge';
+export {
+  changedFields,
+  type FieldConflict,
+  type Lines,
+  MergeConflict,
+  mergeLines,
+  threeWayMerge,
+} from './merge';
 export type { components, paths } from './schema';
 
 export type Product = components['schemas']['ProductDto'];
@@ -42,6 +49,25 @@ const CREDENTIAL_ROUTES: ReadonlySet<string> = new Set([
   '/api/v1/auth/login',
   '/api/v1/auth/register',
 ]);
+
+/** An order's lines as `editOrder` hands them to its change: productId → quantity. */
+export function linesOf(order: Pick<Order, 'items'>): Lines {
+  const lines: Lines = {};
+  for (const item of order.items)
+    lines[item.productId] = (lines[item.productId] ?? 0) + item.quantity;
+  return lines;
+}
+
+/**
+ * How long a pending order still holds its units (never negative), or null when it holds none (any
+ * other status). `now` is this machine's clock: against another host's service, allow for skew.
+ */
+export function holdRemainingMs(
+  order: Pick<Order, 'expiresAt'>,
+  now: number = Date.now(),
+): number | null {
+  return order.expiresAt === null ? null : Math.max(0, Date.parse(order.expiresAt) - now);
+}
 
 /** Throws the problem as an ApiProblem; returns the data of a success. */
 function unwrap<T>(result: { data?: T; error?: unknown; response: Response }): T {
@@ -140,6 +166,58 @@ export class OrderClient {
       },
       { ...this.options.retry, retryNetworkErrors: true, ...retryOptions },
     );
+  }
+
+  async getOrder(id: string): Promise<Tagged<Order>> {
+    const result = await this.api.GET('/api/v1/orders/{id}', { params: { path: { id } } });
+    return { value: unwrap(result), etag: result.response.headers.get('etag') ?? '' };
+  }
+
+  /**
+   * `update` for an order's lines: read the order, `change` its lines (productId → quantity; return
+   * the whole new list, a product absent or at 0 being removed), write with If-Match. On 412, merge
+   * per product against the order the 412 carries: a product only I changed takes mine, one only they
+   * changed keeps theirs, one we both changed to different quantities is a MergeConflict (keyed by
+   * productId, with base, mine and theirs; 0 = not in the order). Bounded attempts. Prices are the
+   * server's: kept products keep theirs, added ones take today's, the total is recomputed.
+   */
+  async editOrder(
+    orderId: string,
+    change: (lines: Lines, order: Order) => Lines,
+    { attempts = 5 }: { attempts?: number } = {},
+  ): Promise<Order> {
+    const read = await this.getOrder(orderId);
+    const base = linesOf(read.value);
+    // 0 is how a change says "remove"; the server's minimum quantity is 1, so it is sent as no line.
+    const mine = Object.fromEntries(
+      Object.entries(change({ ...base }, structuredClone(read.value))).filter(([, q]) => q !== 0),
+    );
+    let theirs = read.value;
+    let etag = read.etag;
+    for (let attempt = 1; attempt <= attempts; attempt++) {
+      const merged = mergeLines(base, mine, linesOf(theirs));
+      // An order that is no longer pending cannot take any edit: the server's ORDER_NOT_EDITABLE
+      // (with its status) says more than a conflict of lines would, so let it answer.
+      if (!merged.ok && theirs.status === 'pending') {
+        throw new MergeConflict(`orders/${orderId}`, merged.conflicts, theirs, etag);
+      }
+      const lines = merged.ok ? merged.lines : mine;
+      const items = Object.entries(lines).map(([productId, quantity]) => ({ productId, quantity }));
+      try {
+        return unwrap(
+          await this.api.PATCH('/api/v1/orders/{id}', {
+            params: { path: { id: orderId } },
+            headers: { 'If-Match': etag },
+            body: { items },
+          }),
+        );
+      } catch (error) {
+        if (!(error instanceof ApiProblem) || error.code !== 'PRECONDITION_FAILED') throw error;
+        theirs = error.body.current as Order;
+        etag = error.body.currentEtag as string;
+      }
+    }
+    throw new Error(`Gave up editing orders/${orderId} after ${attempts} attempts`);
   }
 
   /** Any action of the table; ILLEGAL_STATE_TRANSITION carries what is allowed now. */

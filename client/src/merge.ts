@@ -50,3 +50,29 @@ export function threeWayMerge(base: Snapshot, mine: Snapshot, theirs: Snapshot):
   if (Object.keys(conflicts).length) return { ok: false, conflicts };
   return { ok: true, patch: Object.fromEntries(myFields.map((f) => [f, mine[f]])) };
 }
+
+/**
+ * An order's lines as the client edits them: productId → quantity. A product that is absent (or 0)
+ * is not in the order, so adding and removing a product are quantity changes like any other.
+ */
+export type Lines = Record<string, number>;
+
+export type LinesMergeResult =
+  { ok: true; lines: Lines } | { ok: false; conflicts: Record<string, FieldConflict> };
+
+/**
+ * Three-way merge of an order's lines, one product at a time: a product whose quantity only I changed
+ * takes mine, one only they changed keeps theirs, and one we both changed to different quantities is a
+ * conflict (base, mine, theirs; 0 meaning "not in the order"). The result is the whole list to send,
+ * since an order edit replaces every line.
+ */
+export function mergeLines(base: Lines, mine: Lines, theirs: Lines): LinesMergeResult {
+  // Every product any side mentions, absent as 0: threeWayMerge compares only the keys it is given.
+  const ids = [...new Set([...Object.keys(theirs), ...Object.keys(base), ...Object.keys(mine)])];
+  const padded = (lines: Lines): Snapshot =>
+    Object.fromEntries(ids.map((id) => [id, lines[id] ?? 0]));
+  const merged = threeWayMerge(padded(base), padded(mine), padded(theirs));
+  if (!merged.ok) return merged;
+  const lines: Lines = { ...theirs, ...(merged.patch as Lines) };
+  return { ok: true, lines: Object.fromEntries(Object.entries(lines).filter(([, q]) => q !== 0)) };
+}

@@ -1,6 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { JwtService } from '@nestjs/jwt';
-import { ApiProblem, MergeConflict, OrderClient, type ProblemCode, retry } from '../src/index';
+import {
+  ApiProblem,
+  holdRemainingMs,
+  MergeConflict,
+  OrderClient,
+  type ProblemCode,
+  retry,
+} from '../src/index';
 import type { ProblemCode as ServerProblemCode } from '../../src/common/problems/problem-catalogue';
 import { account } from '../../test/support/http';
 import { createTestApp, type TestApp } from '../../test/support/test-app';
@@ -180,6 +187,185 @@ describe('the typed client against the real service', () => {
     });
     const now = await alice.getProduct(p.id);
     expect(now.value.name).toBe('Alice’s name');
+  });
+
+  describe('editing an order', () => {
+    const asShopper = async (options: { fetch?: typeof fetch } = {}): Promise<OrderClient> => {
+      const c = client(options);
+      const email = `editor-${randomBytes(4).toString('hex')}@example.com`;
+      await c.register(email, 'long enough password', 'Editor');
+      await c.login(email, 'long enough password');
+      return c;
+    };
+    /**
+     * Holds this client's PATCHes until `release` resolves and counts them; `read` resolves once its
+     * GET has been answered: the other writer then goes first, with no timing guess.
+     */
+    const readThenHold = (release: Promise<unknown>) => {
+      let markRead!: () => void;
+      const read = new Promise<void>((r) => (markRead = r));
+      const patches: number[] = [];
+      const held = (async (input: Request | string | URL, init?: RequestInit) => {
+        if (input instanceof Request && input.method === 'PATCH') await release;
+        const response = await fetch(input, init);
+        if (input instanceof Request && input.method === 'PATCH') patches.push(response.status);
+        if (input instanceof Request && input.method === 'GET') markRead();
+        return response;
+      }) as typeof fetch;
+      return { fetch: held, read, patches };
+    };
+    const products = async (admin: OrderClient, ...prices: number[]) =>
+      Promise.all(
+        prices.map(
+          async (priceCents) => (await admin.createProduct({ ...newProduct(), priceCents })).value,
+        ),
+      );
+
+    it('replaces the lines, keeps the prices and recomputes the total', async () => {
+      const admin = await asAdmin();
+      const [a, b] = await products(admin, 500, 700);
+      const shopper = await asShopper();
+      const { order } = await shopper.placeOrder([{ productId: a.id, quantity: 1 }]);
+      await admin.update('products', a.id, () => ({ priceCents: 999 })); // not this order's price
+      const edited = await shopper.editOrder(order.id, (lines) => ({
+        ...lines,
+        [a.id]: 3,
+        [b.id]: 2,
+      }));
+      expect(edited.items.map((i) => [i.productId, i.quantity, i.unitPriceCents])).toEqual(
+        expect.arrayContaining([
+          [a.id, 3, 500],
+          [b.id, 2, 700],
+        ]),
+      );
+      expect(edited.items).toHaveLength(2);
+      expect(edited).toMatchObject({
+        totalCents: 3 * 500 + 2 * 700,
+        status: 'pending',
+        version: order.version + 1,
+        expiresAt: order.expiresAt, // an edit does not extend the hold
+      });
+      expect((await admin.getProduct(a.id)).value.stock).toBe(7);
+      expect((await admin.getProduct(b.id)).value.stock).toBe(8);
+    });
+
+    it('merges an admin’s and the owner’s concurrent edits of different products after a 412', async () => {
+      const admin = await asAdmin();
+      const [a, b, c] = await products(admin, 100, 200, 300);
+      let done!: () => void;
+      const adminDone = new Promise<void>((r) => (done = r));
+      const held = readThenHold(adminDone);
+      const owner = await asShopper({ fetch: held.fetch });
+      const { order } = await owner.placeOrder([
+        { productId: a.id, quantity: 1 },
+        { productId: b.id, quantity: 1 },
+      ]);
+      const ownerEdit = owner.editOrder(order.id, (lines) => ({ ...lines, [a.id]: 2 }));
+      await held.read; // the owner has read version 1
+      // The admin removes b and adds c (b at 0: removed).
+      await admin.editOrder(order.id, (lines) => ({ ...lines, [b.id]: 0, [c.id]: 3 }));
+      done();
+      const final = await ownerEdit;
+      expect(held.patches).toEqual([412, 200]);
+      expect(Object.fromEntries(final.items.map((i) => [i.productId, i.quantity]))).toEqual({
+        [a.id]: 2,
+        [c.id]: 3,
+      });
+      expect(final).toMatchObject({ totalCents: 2 * 100 + 3 * 300, version: 3 });
+      const stock = await Promise.all(
+        [a, b, c].map(async (p) => (await admin.getProduct(p.id)).value.stock),
+      );
+      expect(stock).toEqual([8, 10, 7]);
+    });
+
+    it('rejects concurrent changes of one product’s quantity with a MergeConflict', async () => {
+      const admin = await asAdmin();
+      const [a, b] = await products(admin, 100, 200);
+      let done!: () => void;
+      const adminDone = new Promise<void>((r) => (done = r));
+      const held = readThenHold(adminDone);
+      const owner = await asShopper({ fetch: held.fetch });
+      const { order } = await owner.placeOrder([
+        { productId: a.id, quantity: 1 },
+        { productId: b.id, quantity: 1 },
+      ]);
+      const ownerEdit = owner
+        .editOrder(order.id, (lines) => ({ ...lines, [a.id]: 2 }))
+        .catch((e: unknown) => e);
+      await held.read;
+      await admin.editOrder(order.id, (lines) => ({ ...lines, [a.id]: 3 }));
+      done();
+      const conflict = await ownerEdit;
+      expect(conflict).toBeInstanceOf(MergeConflict);
+      expect((conflict as MergeConflict).fields).toEqual({
+        [a.id]: { base: 1, mine: 2, theirs: 3 },
+      });
+      expect((conflict as MergeConflict).current).toMatchObject({ id: order.id, version: 2 });
+      expect(held.patches).toEqual([412]); // nothing was written for the owner
+      // The ETag is the owner's: an order's representation (its allowedTransitions) is per caller.
+      const now = await owner.clone({ fetch }).getOrder(order.id);
+      expect(now.etag).toBe((conflict as MergeConflict).currentEtag);
+      expect(now.value.items.find((i) => i.productId === a.id)?.quantity).toBe(3);
+    });
+
+    it('refuses to edit a paid order: ORDER_NOT_EDITABLE with the current status', async () => {
+      const admin = await asAdmin();
+      const [a] = await products(admin, 100);
+      const shopper = await asShopper();
+      const { order } = await shopper.placeOrder([{ productId: a.id, quantity: 1 }]);
+      await shopper.transition(order.id, 'pay');
+      const error = await shopper
+        .editOrder(order.id, (lines) => ({ ...lines, [a.id]: 2 }))
+        .catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(ApiProblem);
+      expect(error).toMatchObject({
+        code: 'ORDER_NOT_EDITABLE',
+        status: 409,
+        body: { currentStatus: 'paid' },
+      });
+    });
+
+    it('answers ORDER_NOT_EDITABLE, not a conflict, when the order was paid after the read', async () => {
+      const admin = await asAdmin();
+      const [a] = await products(admin, 100);
+      let done!: () => void;
+      const paid = new Promise<void>((r) => (done = r));
+      const held = readThenHold(paid);
+      const owner = await asShopper({ fetch: held.fetch });
+      const { order } = await owner.placeOrder([{ productId: a.id, quantity: 1 }]);
+      const ownerEdit = owner
+        .editOrder(order.id, (lines) => ({ ...lines, [a.id]: 2 }))
+        .catch((e: unknown) => e);
+      await held.read;
+      await owner.clone({ fetch }).transition(order.id, 'pay');
+      done();
+      const error = await ownerEdit;
+      expect(held.patches).toEqual([412, 409]);
+      expect(error).toMatchObject({ code: 'ORDER_NOT_EDITABLE', body: { currentStatus: 'paid' } });
+    });
+
+    it('shows when a pending order’s hold ends, and no hold once it is paid', async () => {
+      const admin = await asAdmin();
+      const [a] = await products(admin, 100);
+      const shopper = await asShopper();
+      const before = Date.now();
+      const { order } = await shopper.placeOrder([{ productId: a.id, quantity: 1 }]);
+      expect(order.expiresAt).toEqual(expect.any(String));
+      const ends = Date.parse(order.expiresAt!);
+      expect(new Date(ends).toISOString()).toBe(order.expiresAt);
+      expect(ends).toBeGreaterThan(Date.now());
+      // The default hold (ORDER_HOLD_SECONDS 1800), counted from the placement.
+      const hold = ends - Date.parse(order.createdAt);
+      expect(Math.abs(hold - 1800 * 1000)).toBeLessThan(1000);
+      expect(holdRemainingMs(order)).toBeGreaterThan(1790 * 1000);
+      expect(holdRemainingMs(order, before + 1800 * 1000 + 60_000)).toBe(0);
+      const { value: read } = await shopper.getOrder(order.id);
+      expect(read.expiresAt).toBe(order.expiresAt);
+      const paid = await shopper.transition(order.id, 'pay');
+      expect(paid).toMatchObject({ status: 'paid', expiresAt: null });
+      expect(holdRemainingMs(paid)).toBeNull();
+      expect((await shopper.getOrder(order.id)).value.expiresAt).toBeNull();
+    });
   });
 
   it('returns the same order when the first checkout attempt is cut off after the server committed', async () => {

@@ -1,0 +1,139 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { OrdersService } from '../../src/orders/orders.service';
+import { type Account, account } from '../support/http';
+import { act, createProduct, placeOrder, stockOf } from '../support/fixtures';
+import { createTestApp, type TestApp } from '../support/test-app';
+
+/** Units held by orders that still hold them (pending or paid or later, not cancelled or expired). */
+async function held(t: TestApp, productId: string): Promise<number> {
+  const [{ n }] = await t.db.query(
+    `SELECT coalesce(sum(i.quantity), 0)::int AS n FROM order_items i JOIN orders o ON o.id = i.order_id
+      WHERE i.product_id = $1 AND o.status NOT IN ('cancelled', 'expired')`,
+    [productId],
+  );
+  return n as number;
+}
+
+const tally = (values: string[]): Record<string, number> =>
+  values.reduce<Record<string, number>>((acc, v) => ({ ...acc, [v]: (acc[v] ?? 0) + 1 }), {});
+
+describe('races on holds and edits (real parallel requests, real PostgreSQL)', () => {
+  let t: TestApp;
+  let admin: Account;
+  let buyer: Account;
+  beforeAll(async () => {
+    // A 2 s hold; the test drives the expiries itself (the sweeper would run every hour).
+    t = await createTestApp({ ORDER_HOLD_SECONDS: '2', ORDER_EXPIRY_SWEEP_SECONDS: '3600' });
+    admin = await account(t, 'admin');
+    buyer = await account(t);
+  });
+  afterAll(() => t.close());
+
+  it('lets exactly one of pay and expiry win for each of 50 orders at the deadline; units come back only for the expired', async () => {
+    const p = await createProduct(t, admin, { stock: 100 });
+    const orders = await Promise.all(
+      Array.from({ length: 50 }, () => placeOrder(t, buyer, [{ productId: p.id, quantity: 2 }])),
+    );
+    // Each order's pay lands within ±60 ms of its own deadline, while sweeps run back to back.
+    const deadlines = orders.map((o) => Date.parse(o.body.expiresAt as string));
+    await sleep(Math.max(0, Math.min(...deadlines) - Date.now() - 100));
+    const service = t.app.get(OrdersService);
+    let sweeping = true;
+    const sweeps = (async () => {
+      let expired = 0;
+      while (sweeping) expired += await service.sweep();
+      return expired;
+    })();
+    const pays = await Promise.all(
+      orders.map(async (o, i) => {
+        const offset = -60 + (i * 120) / orders.length;
+        await sleep(Math.max(0, deadlines[i] + offset - Date.now()));
+        return act(t, buyer, o.body.id as string, 'pay');
+      }),
+    );
+    await sleep(100);
+    sweeping = false;
+    await sweeps;
+    await service.sweep(); // whatever the racing sweeps left
+    const statuses: string[] = [];
+    for (const [i, o] of orders.entries()) {
+      const [row] = await t.db.query('SELECT status FROM orders WHERE id = $1', [o.body.id]);
+      const actions = (
+        await t.db.query('SELECT action FROM order_history WHERE order_id = $1 ORDER BY id', [
+          o.body.id,
+        ])
+      ).map((e: { action: string }) => e.action);
+      statuses.push(row.status as string);
+      if (row.status === 'paid') {
+        expect(pays[i].status).toBe(200);
+        expect(actions).toEqual(['place', 'pay']);
+      } else {
+        expect(row.status).toBe('expired');
+        expect(pays[i].status).toBe(409);
+        expect(pays[i].body.currentStatus).toBe('expired');
+        expect(actions).toEqual(['place', 'expire']);
+      }
+    }
+    const counts = tally(statuses);
+    console.log(`pay vs expiry at the deadline, 50 orders: ${JSON.stringify(counts)}`);
+    expect((counts.paid ?? 0) + (counts.expired ?? 0)).toBe(50);
+    expect(await stockOf(t, p.id)).toBe(100 - 2 * (counts.paid ?? 0));
+    expect((await stockOf(t, p.id)) + (await held(t, p.id))).toBe(100);
+  });
+
+  describe.each([
+    ['pay', 'paid'],
+    ['cancel', 'cancelled'],
+    ['edit', 'pending'],
+  ] as const)('an edit racing a %s on the same version, 20 times', (rival, rivalStatus) => {
+    it('has exactly one winner each time, and stock arithmetic stays exact', async () => {
+      const a = await createProduct(t, admin, { stock: 1000 });
+      const b = await createProduct(t, admin, { stock: 1000 });
+      const outcomes: string[] = [];
+      for (let i = 0; i < 20; i++) {
+        const placed = await placeOrder(t, buyer, [{ productId: a.id, quantity: 2 }]).expect(201);
+        const etag = placed.headers.etag;
+        const editTo = (qtyA: number, qtyB: number) =>
+          t
+            .http()
+            .patch(`/api/v1/orders/${placed.body.id}`)
+            .set(buyer.auth)
+            .set('If-Match', etag)
+            .send({
+              items: [
+                { productId: a.id, quantity: qtyA },
+                { productId: b.id, quantity: qtyB },
+              ],
+            });
+        const other =
+          rival === 'edit'
+            ? editTo(1, 5)
+            : t
+                .http()
+                .post(`/api/v1/orders/${placed.body.id}/${rival}`)
+                .set(buyer.auth)
+                .set('If-Match', etag)
+                .send();
+        const [edited, rivalled] = await Promise.all([editTo(4, 3), other]);
+        const winners = [edited, rivalled].filter((r) => r.status === 200);
+        expect(winners).toHaveLength(1);
+        for (const loser of [edited, rivalled].filter((r) => r.status !== 200)) {
+          expect([409, 412]).toContain(loser.status);
+        }
+        const [row] = await t.db.query('SELECT status, version FROM orders WHERE id = $1', [
+          placed.body.id,
+        ]);
+        expect(row.version).toBe(2);
+        if (edited.status === 200) {
+          expect(row.status).toBe('pending');
+          outcomes.push('edit');
+        } else {
+          expect(row.status).toBe(rivalStatus);
+          outcomes.push(rival === 'edit' ? 'other edit' : rival);
+        }
+      }
+      console.log(`edit vs ${rival}: ${JSON.stringify(tally(outcomes))}`);
+      for (const p of [a, b]) expect((await stockOf(t, p.id)) + (await held(t, p.id))).toBe(1000);
+    });
+  });
+});
