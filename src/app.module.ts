@@ -12,6 +12,7 @@ import { ObservabilityModule } from './observability/observability.module';
 import { OrdersModule } from './orders/orders.module';
 import { ProductsModule } from './products/products.module';
 import { UsersModule } from './users/users.module';
+import { WebhooksModule } from './webhooks/webhooks.module';
 
 export interface AppOptions {
   env: Env;
@@ -48,6 +49,7 @@ export class AppModule {
         UsersModule,
         ProductsModule,
         OrdersModule,
+        WebhooksModule,
       ],
       controllers: [ProblemsController],
     };

@@ -24,6 +24,10 @@ export function buildOpenApiDocument(app: NestFastifyApplication): OpenAPIObject
       'The catalogue. SKU and slug are unique; writes need a precondition; stock moves by atomic adjustments.',
     )
     .addTag(
+      'webhooks',
+      'Order events pushed to your endpoints (Standard Webhooks), from a transactional outbox: an event exists if and only if its change committed.',
+    )
+    .addTag(
       'operations',
       'Health checks and Prometheus metrics (outside /api/v1, never rate-limited).',
     )

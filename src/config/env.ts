@@ -18,6 +18,16 @@ export interface Env {
   /** Seed the demo catalogue and accounts. Default: only on the embedded database. */
   SEED_DEMO: boolean | undefined;
   REDIS_URL: string | undefined;
+  /** With it, order events are also published to NATS JetStream (`orders.events.<type>`). */
+  NATS_URL: string | undefined;
+  /** Wait before webhook attempt n+1: base × 2^(n−1), ±25% jitter, capped at 6 h. */
+  WEBHOOK_BACKOFF_BASE_SECONDS: number;
+  /** After this many attempts a delivery is `failed` (until redelivered). */
+  WEBHOOK_MAX_ATTEMPTS: number;
+  /** How long a relay holds a claimed delivery; a crashed relay's claims come back after it. */
+  WEBHOOK_LEASE_SECONDS: number;
+  /** Accept webhook URLs on loopback, private or link-local addresses outside development/test. */
+  WEBHOOK_ALLOW_PRIVATE_URLS: boolean;
   JWT_SECRET: string;
   JWT_EXPIRES_IN_SECONDS: number;
   IDEMPOTENCY_TTL_HOURS: number;
@@ -124,6 +134,12 @@ export function loadEnv(src: Source = process.env): Env {
     DB_STATEMENT_TIMEOUT_MS: int(src, 'DB_STATEMENT_TIMEOUT_MS', 15_000, 100, 600_000),
     SEED_DEMO: bool(src, 'SEED_DEMO'),
     REDIS_URL: url(src, 'REDIS_URL', ['redis:', 'rediss:']),
+    NATS_URL: url(src, 'NATS_URL', ['nats:', 'tls:', 'ws:', 'wss:']),
+    WEBHOOK_BACKOFF_BASE_SECONDS: int(src, 'WEBHOOK_BACKOFF_BASE_SECONDS', 30, 1, 21_600),
+    WEBHOOK_MAX_ATTEMPTS: int(src, 'WEBHOOK_MAX_ATTEMPTS', 8, 1, 100),
+    // Longer than the 10 s an attempt may take, so a live relay never loses its claim mid-attempt.
+    WEBHOOK_LEASE_SECONDS: int(src, 'WEBHOOK_LEASE_SECONDS', 30, 12, 3600),
+    WEBHOOK_ALLOW_PRIVATE_URLS: bool(src, 'WEBHOOK_ALLOW_PRIVATE_URLS') ?? false,
     JWT_SECRET,
     JWT_EXPIRES_IN_SECONDS: int(src, 'JWT_EXPIRES_IN_SECONDS', 3600, 60, 7 * 24 * 3600),
     IDEMPOTENCY_TTL_HOURS: int(src, 'IDEMPOTENCY_TTL_HOURS', 24, 1, 24 * 365),

@@ -6,6 +6,7 @@ import { CreateOrders1763790200000 } from '../../migrations/1763790200000-Create
 import { ProductStockMax1763790300000 } from '../../migrations/1763790300000-ProductStockMax';
 import { Hardening1763790400000 } from '../../migrations/1763790400000-Hardening';
 import { HoldsAndEdits1763790500000 } from '../../migrations/1763790500000-HoldsAndEdits';
+import { Outbox1763790600000 } from '../../migrations/1763790600000-Outbox';
 import { Order, OrderHistoryEntry, OrderItem } from '../orders/order.entity';
 import { Product } from '../products/product.entity';
 import { User } from '../users/user.entity';
@@ -20,6 +21,7 @@ export const MIGRATIONS = [
   ProductStockMax1763790300000,
   Hardening1763790400000,
   HoldsAndEdits1763790500000,
+  Outbox1763790600000,
 ];
 
 /**

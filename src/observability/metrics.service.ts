@@ -58,6 +58,16 @@ export class MetricsService {
     registers: [this.registry],
   });
 
+  private readonly webhookDeliveries = new Counter({
+    name: 'webhook_deliveries_total',
+    help: 'Webhook delivery attempts by outcome: delivered, retry (will be tried again), failed (gave up).',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+
+  /** Set by the webhook relay: the age of the oldest event with a delivery pending. */
+  private outboxLag: () => Promise<number> = () => Promise.resolve(0);
+
   /** Set by the hold sweeper: the age of the oldest overdue hold, read at each scrape. */
   private oldestOverdue: () => Promise<number> = () => Promise.resolve(0);
 
@@ -67,6 +77,17 @@ export class MetricsService {
     for (const reason of Object.values(STOCK_FAILURES)) this.stockFailures.inc({ reason }, 0);
     const pool = (): PgPool | undefined =>
       (dataSource.driver as unknown as { master?: PgPool }).master;
+    for (const outcome of ['delivered', 'retry', 'failed'])
+      this.webhookDeliveries.inc({ outcome }, 0);
+    const lag = (): Promise<number> => this.outboxLag();
+    new Gauge({
+      name: 'outbox_lag_seconds',
+      help: 'Age of the oldest order event whose webhook delivery is still pending (0: none).',
+      registers: [this.registry],
+      async collect() {
+        this.set(await lag().catch(() => 0));
+      },
+    });
     const oldest = (): Promise<number> => this.oldestOverdue();
     new Gauge({
       name: 'order_hold_oldest_overdue_seconds',
@@ -89,6 +110,14 @@ export class MetricsService {
         this.set({ state: 'waiting' }, p.waitingCount);
       },
     });
+  }
+
+  webhookDelivery(outcome: 'delivered' | 'retry' | 'failed'): void {
+    this.webhookDeliveries.inc({ outcome });
+  }
+
+  measureOutboxLag(source: () => Promise<number>): void {
+    this.outboxLag = source;
   }
 
   holdsExpired(n: number): void {

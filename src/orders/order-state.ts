@@ -1,3 +1,5 @@
+import type { OrderEventType } from './order-events';
+
 /**
  * The order state machine as data. The service, `allowedTransitions`, error bodies, the routes (one
  * per action, generated), the OpenAPI description, the client's action type and the README's table
@@ -42,6 +44,8 @@ export interface Transition {
   effects: readonly TransitionEffect[];
   /** Shown in the OpenAPI operation. */
   summary: string;
+  /** The event the change emits (through the outbox, in its transaction). */
+  event: OrderEventType;
   /**
    * `live`: only while the hold is live (the guarded write requires `expires_at > clock_timestamp()`);
    * `over`: only once it has ended. The database's clock decides the deadline, not the sweeper.
@@ -57,15 +61,31 @@ export const TRANSITIONS = {
     effects: [],
     summary: 'Pay',
     hold: 'live',
+    event: 'order.paid',
   },
-  ship: { from: ['paid'], to: 'shipped', by: ['admin'], effects: [], summary: 'Ship' },
-  deliver: { from: ['shipped'], to: 'delivered', by: ['admin'], effects: [], summary: 'Deliver' },
+  ship: {
+    from: ['paid'],
+    to: 'shipped',
+    by: ['admin'],
+    effects: [],
+    summary: 'Ship',
+    event: 'order.shipped',
+  },
+  deliver: {
+    from: ['shipped'],
+    to: 'delivered',
+    by: ['admin'],
+    effects: [],
+    summary: 'Deliver',
+    event: 'order.delivered',
+  },
   cancel: {
     from: ['pending', 'paid'],
     to: 'cancelled',
     by: ['owner', 'admin'],
     effects: ['releaseStock'],
     summary: 'Cancel',
+    event: 'order.cancelled',
   },
   expire: {
     from: ['pending'],
@@ -74,6 +94,7 @@ export const TRANSITIONS = {
     effects: ['releaseStock'],
     summary: 'Expire',
     hold: 'over',
+    event: 'order.expired',
   },
 } as const satisfies Record<string, Transition>;
 
@@ -88,6 +109,13 @@ export const CALLER_ACTIONS = ORDER_ACTIONS.filter((a) =>
 /** What a history entry records: placement, or one of the actions. */
 export const HISTORY_ACTIONS = ['place', ...ORDER_ACTIONS, 'edit'] as const;
 export type OrderHistoryAction = 'place' | OrderAction | 'edit';
+
+/** The event every recorded change emits. */
+export function eventOf(action: OrderHistoryAction): OrderEventType {
+  if (action === 'place') return 'order.created';
+  if (action === 'edit') return 'order.edited';
+  return transition(action).event;
+}
 
 /** Only a pending order can be edited (its lines, not its status). */
 export const EDITABLE_STATUSES: readonly OrderStatus[] = ['pending'];

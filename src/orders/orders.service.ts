@@ -17,6 +17,7 @@ import {
 import { afterCommit, notFound, ProblemError } from '../common/problems/problem.error';
 import { validationProblem } from '../common/problems/validation';
 import type { Env } from '../config/env';
+import { OutboxRepository } from '../events/outbox.repository';
 import { MetricsService } from '../observability/metrics.service';
 import { type StockRow, StockRepository } from '../products/stock.repository';
 import {
@@ -29,12 +30,16 @@ import {
   allowedTransitions,
   type Capacity,
   EDITABLE_STATUSES,
+  eventOf,
   legalFrom,
   mayPerform,
   type OrderAction,
+  type OrderHistoryAction,
+  type OrderStatus,
   transition,
   type TransitionEffect,
 } from './order-state';
+import { orderEvent } from './order-events';
 import type { Order, OrderHistoryEntry, OrderItem } from './order.entity';
 import { type NewLine, OrdersRepository, type OrderWithItems } from './orders.repository';
 
@@ -75,6 +80,7 @@ export class OrdersService {
     private readonly orders: OrdersRepository,
     private readonly stock: StockRepository,
     private readonly metrics: MetricsService,
+    private readonly outbox: OutboxRepository,
     @InjectDataSource() private readonly dataSource: DataSource,
     config: ConfigService<Env, true>,
   ) {
@@ -142,13 +148,7 @@ export class OrdersService {
       .catch((err: unknown) => {
         throw missingParentProblem(err) ?? err;
       });
-    await this.orders.recordHistory(m, {
-      orderId: placed.order.id,
-      action: 'place',
-      from: null,
-      to: 'pending',
-      actorId: caller.id,
-    });
+    await this.recordChange(m, placed, { action: 'place', from: null, actorId: caller.id });
     return placed;
   }
 
@@ -294,6 +294,37 @@ export class OrdersService {
     throw this.illegal(fresh.order, action, caps, fresh.expiredNow);
   }
 
+  /**
+   * What every change of an order records, in its own transaction: the history entry, and the event
+   * (the order at this version, as its owner sees it) in the outbox, with a delivery for every
+   * matching webhook subscription. An event exists if and only if the change committed.
+   */
+  private async recordChange(
+    m: EntityManager,
+    { order, items }: OrderWithItems,
+    change: { action: OrderHistoryAction; from: OrderStatus | null; actorId: string | null },
+  ): Promise<void> {
+    await this.orders.recordHistory(m, {
+      orderId: order.id,
+      action: change.action,
+      from: change.from,
+      to: order.status,
+      actorId: change.actorId,
+    });
+    const event = orderEvent(
+      eventOf(change.action),
+      OrderDto.from(order, items, allowedTransitions(order.status, ['owner'])),
+    );
+    await this.outbox.append(m, {
+      id: event.id,
+      type: event.type,
+      orderId: order.id,
+      orderVersion: order.version,
+      occurredAt: event.occurredAt,
+      body: JSON.stringify(event),
+    });
+  }
+
   /** The guarded status write, the action's effects and its history entry; null if the guard failed. */
   private async apply(
     m: EntityManager,
@@ -307,13 +338,7 @@ export class OrdersService {
     if (!moved) return null;
     const result = { order: moved.order, items: current.items };
     for (const effect of t.effects) await this.effects[effect](m, result);
-    await this.orders.recordHistory(m, {
-      orderId: current.order.id,
-      action,
-      from: moved.left,
-      to: t.to,
-      actorId,
-    });
+    await this.recordChange(m, result, { action, from: moved.left, actorId });
     return result;
   }
 
@@ -416,13 +441,7 @@ export class OrdersService {
     });
     const total = lines.reduce((sum, l) => sum + l.unitPriceCents * l.quantity, 0);
     const edited = await this.orders.replaceLines(m, id, total, lines);
-    await this.orders.recordHistory(m, {
-      orderId: id,
-      action: 'edit',
-      from: 'pending',
-      to: 'pending',
-      actorId: caller.id,
-    });
+    await this.recordChange(m, edited, { action: 'edit', from: 'pending', actorId: caller.id });
     return edited;
   }
 

@@ -63,6 +63,18 @@ export const CONSTRAINTS = {
   order_history_pkey: { code: 'INTERNAL', field: 'id' },
   order_history_order_id_fkey: { code: 'INTERNAL', field: 'orderId' },
   order_history_action_check: { code: 'INTERNAL', field: 'action' },
+  // the outbox and webhooks
+  outbox_events_pkey: { code: 'INTERNAL', field: 'id' },
+  outbox_events_order_id_fkey: { code: 'INTERNAL', field: 'orderId' },
+  outbox_events_type_check: { code: 'INTERNAL', field: 'type' },
+  webhook_subscriptions_pkey: { code: 'INTERNAL', field: 'id' },
+  webhook_subscriptions_events_nonempty: { code: 'VALIDATION_FAILED', field: 'events' },
+  webhook_deliveries_pkey: { code: 'INTERNAL', field: 'id' },
+  webhook_deliveries_subscription_id_fkey: { code: 'INTERNAL', field: 'subscriptionId' },
+  webhook_deliveries_event_id_fkey: { code: 'INTERNAL', field: 'eventId' },
+  webhook_deliveries_once_per_subscription: { code: 'INTERNAL', field: 'eventId' },
+  webhook_deliveries_status_check: { code: 'INTERNAL', field: 'status' },
+  webhook_deliveries_attempts_nonnegative: { code: 'INTERNAL', field: 'attempts' },
   // idempotency keys
   idempotency_keys_pkey: { code: 'INTERNAL', field: 'key' },
   idempotency_keys_user_id_fkey: {

@@ -61,6 +61,7 @@ const MEMBER_EXAMPLES: Record<string, unknown> = {
     },
   ],
   dependents: { orders: 12 },
+  deliveryStatus: 'delivered',
 };
 
 export function problemExample(code: ProblemCode): Record<string, unknown> {

@@ -155,6 +155,15 @@ export const PROBLEMS = {
     members: [],
     retryAfterSeconds: 1,
   },
+  DELIVERY_NOT_FAILED: {
+    status: 409,
+    slug: 'delivery-not-failed',
+    title: 'Delivery has not failed',
+    explanation:
+      'Only a `failed` webhook delivery can be redelivered; this one is still `pending` (it will be retried on its own) or already `delivered`.',
+    resolution: 'Read `deliveryStatus`; there is nothing to redeliver.',
+    members: ['deliveryStatus'],
+  },
   PRECONDITION_FAILED: {
     status: 412,
     slug: 'precondition-failed',

@@ -1,0 +1,69 @@
+import { ApiProperty } from '@nestjs/swagger';
+import { ArrayMaxSize, ArrayMinSize, IsArray, IsIn, IsString, MaxLength } from 'class-validator';
+import { ORDER_EVENT_TYPES, type OrderEventType } from '../../orders/order-events';
+
+const EVENT_CHOICES = ['*', ...ORDER_EVENT_TYPES] as const;
+
+export class CreateWebhookDto {
+  @ApiProperty({
+    example: 'https://shop.example.com/hooks/orders',
+    description:
+      'http(s). Outside development and test, a URL that resolves to a loopback, private or link-local address is refused unless WEBHOOK_ALLOW_PRIVATE_URLS=true.',
+  })
+  @IsString()
+  @MaxLength(2000)
+  url: string;
+
+  @ApiProperty({
+    enum: EVENT_CHOICES,
+    isArray: true,
+    example: ['order.paid', 'order.cancelled'],
+    description: 'The event types to receive, or `["*"]` for every one.',
+  })
+  @IsArray()
+  @ArrayMinSize(1)
+  @ArrayMaxSize(EVENT_CHOICES.length)
+  @IsIn(EVENT_CHOICES, { each: true })
+  events: (OrderEventType | '*')[];
+}
+
+export class WebhookDto {
+  @ApiProperty({ format: 'uuid' }) id: string;
+  @ApiProperty({ example: 'https://shop.example.com/hooks/orders' }) url: string;
+  @ApiProperty({ enum: EVENT_CHOICES, isArray: true }) events: string[];
+  @ApiProperty({ format: 'date-time' }) createdAt: string;
+}
+
+export class CreatedWebhookDto extends WebhookDto {
+  @ApiProperty({
+    example: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw',
+    description:
+      'The signing secret (Standard Webhooks), shown only in this response: keep it to verify `webhook-signature`.',
+  })
+  secret: string;
+}
+
+export class DeliveryDto {
+  @ApiProperty({ format: 'uuid' }) id: string;
+  @ApiProperty({ format: 'uuid', description: 'The event id (also `webhook-id`).' })
+  eventId: string;
+  @ApiProperty({ enum: ORDER_EVENT_TYPES }) type: string;
+  @ApiProperty({ format: 'uuid' }) orderId: string;
+  @ApiProperty({ enum: ['pending', 'delivered', 'failed'] }) status: string;
+  @ApiProperty({ example: 1, description: 'Attempts made so far.' }) attempts: number;
+  @ApiProperty({
+    nullable: true,
+    type: Number,
+    example: 500,
+    description: 'HTTP status of the last attempt.',
+  })
+  lastStatus: number | null;
+  @ApiProperty({ nullable: true, type: String, example: 'HTTP 500' }) lastError: string | null;
+  @ApiProperty({
+    nullable: true,
+    type: String,
+    format: 'date-time',
+    description: 'When the next attempt is due (pending only).',
+  })
+  nextAttemptAt: string | null;
+}

@@ -1,0 +1,247 @@
+import { randomUUID } from 'node:crypto';
+import { refuseWebhookUrl } from '../../src/webhooks/webhook-url';
+import { backoffSeconds } from '../../src/webhooks/webhook-relay';
+import { type Account, account, expectProblem } from '../support/http';
+import { act, createProduct, placeOrder } from '../support/fixtures';
+import { createTestApp, type TestApp } from '../support/test-app';
+import { WebhookReceiver } from '../support/webhook-receiver';
+
+/** Order events through the outbox, to signed Standard Webhooks. */
+describe('webhooks', () => {
+  let t: TestApp;
+  let admin: Account;
+  let alice: Account;
+  const receiver = new WebhookReceiver();
+  let base: string;
+  beforeAll(async () => {
+    base = await receiver.start();
+    // Backoff of 1 s × 2^(n−1), three attempts: the retry path takes a few seconds, not hours.
+    t = await createTestApp({ WEBHOOK_BACKOFF_BASE_SECONDS: '1', WEBHOOK_MAX_ATTEMPTS: '3' });
+    admin = await account(t, 'admin');
+    alice = await account(t);
+  });
+  afterAll(async () => {
+    await t.close();
+    await receiver.stop();
+  });
+
+  const subscribe = async (path: string, events: string[]) => {
+    const res = await t
+      .http()
+      .post('/api/v1/webhooks')
+      .set(admin.auth)
+      .send({ url: `${base}${path}`, events })
+      .expect(201);
+    receiver.trust(res.body.secret as string);
+    return res.body as { id: string; secret: string };
+  };
+  const unsubscribe = (id: string) =>
+    t.http().delete(`/api/v1/webhooks/${id}`).set(admin.auth).expect(204);
+
+  describe('subscriptions', () => {
+    it('creates one with a whsec_ secret shown once, lists and reads it without, deletes it', async () => {
+      const res = await t
+        .http()
+        .post('/api/v1/webhooks')
+        .set(admin.auth)
+        .send({ url: `${base}/crud`, events: ['order.paid'] })
+        .expect(201);
+      expect(res.body).toMatchObject({ url: `${base}/crud`, events: ['order.paid'] });
+      expect(res.body.secret).toMatch(/^whsec_[A-Za-z0-9+/]{32}$/);
+      const one = await t.http().get(`/api/v1/webhooks/${res.body.id}`).set(admin.auth).expect(200);
+      expect(one.body.secret).toBeUndefined();
+      const all = await t.http().get('/api/v1/webhooks').set(admin.auth).expect(200);
+      expect(all.body.some((w: { id: string; secret?: string }) => w.id === res.body.id)).toBe(
+        true,
+      );
+      expect(JSON.stringify(all.body)).not.toContain(res.body.secret);
+      await unsubscribe(res.body.id);
+      expectProblem(
+        await t.http().get(`/api/v1/webhooks/${res.body.id}`).set(admin.auth),
+        'NOT_FOUND',
+      );
+    });
+
+    it('is for admins only, and validates the URL and the event types', async () => {
+      expectProblem(
+        await t
+          .http()
+          .post('/api/v1/webhooks')
+          .set(alice.auth)
+          .send({ url: `${base}/x`, events: ['*'] }),
+        'FORBIDDEN',
+      );
+      for (const body of [
+        { url: 'ftp://example.com/x', events: ['*'] },
+        { url: 'not a url', events: ['*'] },
+        { url: `${base}/x`, events: [] },
+        { url: `${base}/x`, events: ['order.refunded'] },
+        { url: null, events: ['*'] },
+      ]) {
+        expectProblem(
+          await t.http().post('/api/v1/webhooks').set(admin.auth).send(body),
+          'VALIDATION_FAILED',
+        );
+      }
+    });
+
+    it('refuses loopback, private and link-local targets outside development and test', async () => {
+      const strict = { allowPrivate: false };
+      for (const url of [
+        'http://127.0.0.1:8080/x',
+        'http://localhost/x',
+        'http://10.1.2.3/x',
+        'http://192.168.0.10/x',
+        'http://169.254.169.254/latest/meta-data',
+        'http://[::1]/x',
+        'http://[::ffff:127.0.0.1]/x',
+        'http://0.0.0.0/x',
+      ]) {
+        expect(await refuseWebhookUrl(url, strict)).toMatch(/resolves to/);
+      }
+      expect(await refuseWebhookUrl('https://93.184.216.34/hook', strict)).toBeUndefined();
+      expect(await refuseWebhookUrl('http://127.0.0.1/x', { allowPrivate: true })).toBeUndefined();
+      const production = await createTestApp({ NODE_ENV: 'production' });
+      try {
+        const root = await account(production, 'admin');
+        const res = await production
+          .http()
+          .post('/api/v1/webhooks')
+          .set(root.auth)
+          .send({ url: `${base}/x`, events: ['*'] });
+        expectProblem(res, 'VALIDATION_FAILED');
+        expect(res.body.errors[0]).toMatchObject({ field: 'url' });
+      } finally {
+        await production.close();
+      }
+    });
+  });
+
+  it('delivers each event once per subscription, in version order per order, every signature valid; a refused change emits nothing', async () => {
+    const everything = await subscribe(`/all-${randomUUID()}`, ['*']);
+    const money = await subscribe(`/money-${randomUUID()}`, ['order.paid', 'order.cancelled']);
+    const p = await createProduct(t, admin, { stock: 5 });
+    const first = await placeOrder(t, alice, [{ productId: p.id, quantity: 1 }]).expect(201);
+    await act(t, alice, first.body.id, 'pay').expect(200);
+    await act(t, admin, first.body.id, 'ship').expect(200);
+    await act(t, admin, first.body.id, 'deliver').expect(200);
+    const second = await placeOrder(t, alice, [{ productId: p.id, quantity: 1 }]).expect(201);
+    await act(t, alice, second.body.id, 'cancel').expect(200);
+    // Refused for stock: rolled back, so no event.
+    const refused = await placeOrder(t, alice, [{ productId: p.id, quantity: 99 }]);
+    expect(refused.status).toBe(409);
+
+    const at = (prefix: string) => receiver.received.filter((r) => r.path.startsWith(prefix));
+    const allPath = `/all-`;
+    await receiver.waitFor(() => at(allPath).length >= 6 && at('/money-').length >= 2);
+    await new Promise((r) => setTimeout(r, 1500)); // nothing more may arrive
+    const all = at(allPath);
+    expect(all.every((r) => r.signatureValid)).toBe(true);
+    // In arrival order, per order: orders may interleave, an order's own events may not.
+    const arrivals = (orderId: string) =>
+      all.filter((r) => r.orderId === orderId).map((r) => [r.type, r.version]);
+    expect(all).toHaveLength(6);
+    expect(arrivals(first.body.id)).toEqual([
+      ['order.created', 1],
+      ['order.paid', 2],
+      ['order.shipped', 3],
+      ['order.delivered', 4],
+    ]);
+    expect(arrivals(second.body.id)).toEqual([
+      ['order.created', 1],
+      ['order.cancelled', 2],
+    ]);
+    expect(new Set(all.map((r) => r.webhookId)).size).toBe(6);
+    expect(at('/money-').map((r) => r.type)).toEqual(['order.paid', 'order.cancelled']);
+    const [{ n }] = await t.db.query(
+      'SELECT count(*)::int AS n FROM outbox_events WHERE order_id NOT IN ($1, $2)',
+      [first.body.id, second.body.id],
+    );
+    expect(n).toBe(0);
+    const listed = await t
+      .http()
+      .get(`/api/v1/webhooks/${everything.id}/deliveries`)
+      .set(admin.auth)
+      .expect(200);
+    expect(listed.body.items).toHaveLength(6);
+    expect(listed.body.items.find((d: { type: string }) => d.type === 'order.paid')).toMatchObject({
+      orderId: first.body.id,
+      status: 'delivered',
+    });
+    expect(listed.body.items[0]).toMatchObject({
+      type: 'order.created',
+      orderId: first.body.id,
+      status: 'delivered',
+      attempts: 1,
+      lastStatus: 204,
+      lastError: null,
+      nextAttemptAt: null,
+    });
+    await unsubscribe(everything.id);
+    await unsubscribe(money.id);
+  });
+
+  it('retries a failing receiver with backoff, delivers on attempt N+1, fails after the last attempt, and redelivers on request', async () => {
+    const flaky = await subscribe(`/flaky-${randomUUID()}`, ['order.created']);
+    const p = await createProduct(t, admin, { stock: 5 });
+    // Two 500s, then 200: delivered on attempt 3, after waits of ~1 s and ~2 s.
+    receiver.answer = (_, attempt) => (attempt <= 2 ? 500 : 200);
+    const placed = await placeOrder(t, alice, [{ productId: p.id, quantity: 1 }]).expect(201);
+    const flakyPath = (r: { path: string }) => r.path.startsWith('/flaky-');
+    await receiver.waitFor(() => receiver.received.filter(flakyPath).length >= 3, 15_000);
+    const attempts = receiver.received.filter(flakyPath);
+    expect(attempts.map((a) => a.answered)).toEqual([500, 500, 200]);
+    expect(new Set(attempts.map((a) => a.webhookId)).size).toBe(1);
+    expect(attempts[1].at - attempts[0].at).toBeGreaterThanOrEqual(700); // 1 s − 25%
+    expect(attempts[2].at - attempts[1].at).toBeGreaterThanOrEqual(1400); // 2 s − 25%
+    expect(attempts[0].orderId).toBe(placed.body.id);
+
+    // Always 500: after WEBHOOK_MAX_ATTEMPTS (3) it is failed, and listed so.
+    receiver.answer = () => 500;
+    await placeOrder(t, alice, [{ productId: p.id, quantity: 1 }]).expect(201);
+    const deliveriesOf = async () =>
+      (await t.http().get(`/api/v1/webhooks/${flaky.id}/deliveries`).set(admin.auth).expect(200))
+        .body.items as { id: string; status: string; attempts: number; lastStatus: number }[];
+    const deadline = Date.now() + 15_000;
+    let last = (await deliveriesOf())[1];
+    while (last?.status !== 'failed' && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 200));
+      last = (await deliveriesOf())[1];
+    }
+    expect(last).toMatchObject({ status: 'failed', attempts: 3, lastStatus: 500 });
+    expect((await deliveriesOf())[0]).toMatchObject({ status: 'delivered', attempts: 3 });
+
+    // Not failed → 409; failed → 202, then delivered.
+    const notFailed = await t
+      .http()
+      .post(`/api/v1/webhooks/${flaky.id}/deliveries/${(await deliveriesOf())[0].id}/redeliver`)
+      .set(admin.auth);
+    expectProblem(notFailed, 'DELIVERY_NOT_FAILED');
+    expect(notFailed.body.deliveryStatus).toBe('delivered');
+    receiver.answer = () => 204;
+    await t
+      .http()
+      .post(`/api/v1/webhooks/${flaky.id}/deliveries/${last.id}/redeliver`)
+      .set(admin.auth)
+      .expect(202);
+    const until = Date.now() + 10_000;
+    while ((await deliveriesOf())[1].status !== 'delivered' && Date.now() < until) {
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    expect((await deliveriesOf())[1]).toMatchObject({ status: 'delivered', attempts: 1 });
+    const metrics = (await t.http().get('/metrics').expect(200)).text;
+    expect(metrics).toMatch(/^webhook_deliveries_total\{outcome="failed"\} [1-9]/m);
+    expect(metrics).toMatch(/^webhook_deliveries_total\{outcome="retry"\} [1-9]/m);
+    expect(metrics).toMatch(/^outbox_lag_seconds /m);
+    await unsubscribe(flaky.id);
+  });
+
+  it('backs off exponentially with ±25% jitter, capped at 6 h', () => {
+    expect(backoffSeconds(30, 1, () => 0.5)).toBe(30);
+    expect(backoffSeconds(30, 2, () => 0.5)).toBe(60);
+    expect(backoffSeconds(30, 4, () => 0.5)).toBe(240);
+    expect(backoffSeconds(30, 1, () => 0)).toBe(22.5);
+    expect(backoffSeconds(30, 1, () => 1)).toBe(37.5);
+    expect(backoffSeconds(30, 20, () => 1)).toBe(6 * 3600);
+  });
+});
