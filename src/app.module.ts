@@ -7,6 +7,7 @@ import { AuthModule } from './auth/auth.module';
 import { ProblemsController } from './common/problems/problems.controller';
 import type { Env } from './config/env';
 import { dataSourceOptions } from './database/data-source';
+import { NatsModule } from './events/nats/nats.module';
 import { HealthModule } from './health/health.module';
 import { ObservabilityModule } from './observability/observability.module';
 import { OrdersModule } from './orders/orders.module';
@@ -50,6 +51,7 @@ export class AppModule {
         ProductsModule,
         OrdersModule,
         WebhooksModule,
+        NatsModule,
       ],
       controllers: [ProblemsController],
     };

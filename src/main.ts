@@ -1,3 +1,5 @@
+// First: tracing must patch http, pg and Nest before they load (see tracing-start.ts).
+import { tracingSdk } from './observability/tracing-start';
 import 'reflect-metadata';
 import { DataSource } from 'typeorm';
 import { API_PREFIX, createApp } from './app.factory';
@@ -43,6 +45,8 @@ async function bootstrap(): Promise<void> {
         }
       } finally {
         await parts.db?.embedded?.stop();
+        // Spans of the last requests are exported before the process goes.
+        await tracingSdk?.shutdown().catch(() => undefined);
       }
       logger.log('Stopped cleanly');
       process.exit(0);

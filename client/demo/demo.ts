@@ -3,11 +3,17 @@
  * how the client resolves it, with the demo admin from DEMO_ADMIN_EMAIL / DEMO_ADMIN_PASSWORD (the
  * development seed's by default). `npm run demo` (scripts/demo.mjs) starts a service on a fresh
  * embedded database and runs this against it. Exits 0 only if every step behaved as narrated.
+ * Throughout, a webhook receiver on 127.0.0.1 prints each order event as it arrives.
  */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Webhook } from 'standardwebhooks';
 import {
   ApiProblem,
+  type components,
   holdRemainingMs,
   MergeConflict,
+  type Order,
   OrderClient,
   type Product,
 } from '../src/index';
@@ -110,6 +116,34 @@ async function run(baseUrl: string): Promise<void> {
   const bob = client('bob');
   await alice.login(adminEmail, adminPassword);
   await bob.login(adminEmail, adminPassword);
+  const shop = await listenForOrderEvents(baseUrl, alice);
+  try {
+    await session({ baseUrl, client, ada, adaEmail, alice, bob, tag, shop });
+  } finally {
+    await shop.close();
+  }
+}
+
+/** Steps 2 to 8, while the shop's webhook receiver listens. */
+async function session({
+  baseUrl,
+  client,
+  ada,
+  adaEmail,
+  alice,
+  bob,
+  tag,
+  shop,
+}: {
+  baseUrl: string;
+  client: (who: string) => OrderClient;
+  ada: OrderClient;
+  adaEmail: string;
+  alice: OrderClient;
+  bob: OrderClient;
+  tag: string;
+  shop: ShopReceiver;
+}): Promise<void> {
   const { value: mug } = await alice.createProduct({
     sku: `MUG-${tag}`,
     slug: `mug-${tag}`,
@@ -252,6 +286,7 @@ async function run(baseUrl: string): Promise<void> {
     console.log(`     dependents: ${JSON.stringify(refused.body.dependents)}`);
 
   await abandonedCheckout({ alice, ada, grace, tag });
+  await webhooksHeard(shop, toShip);
 }
 
 /**
@@ -343,6 +378,167 @@ async function abandonedCheckout({
     gone.status === 'expired' && gone.expiresAt === null && gone.allowedTransitions.length === 0,
     'her order is expired for good: no hold (expiresAt null), no action left',
   );
+}
+
+/** The body of every webhook delivery, as the OpenAPI document describes it. */
+type OrderEvent = components['schemas']['OrderEventDto'];
+
+interface Heard {
+  webhookId: string;
+  event: OrderEvent;
+}
+
+/**
+ * The shop's side of the webhooks: a receiver on 127.0.0.1 subscribed to every order event. Each
+ * delivery is verified with the Standard Webhooks library over its raw body, answered 204 at once,
+ * and printed as one line as it arrives. `skipped` says why there is none.
+ */
+interface ShopReceiver {
+  heard: Heard[];
+  /** Deliveries whose signature did not verify (answered 401). */
+  refused: number;
+  skipped?: string;
+  close(): Promise<void>;
+}
+
+/** How long the last step waits for deliveries (the relay looks for due ones twice a second). */
+const DELIVERY_WAIT_MS = 15_000;
+
+const LOOPBACK = /^(localhost|127(\.\d+){3}|\[::1\])$/;
+
+async function listenForOrderEvents(baseUrl: string, admin: OrderClient): Promise<ShopReceiver> {
+  const shop: ShopReceiver = { heard: [], refused: 0, close: () => Promise.resolve() };
+  const host = new URL(baseUrl).hostname;
+  if (!LOOPBACK.test(host)) {
+    shop.skipped = `the service at ${host} cannot reach a receiver on this machine's 127.0.0.1`;
+    console.log(`   ${yellow('–')} no webhook receiver: ${shop.skipped}`);
+    return shop;
+  }
+  /** The subscription's signing key, once its 201 has arrived. */
+  const signing: { webhook?: Webhook } = {};
+  const server = createServer((req, res) => void receive(req, res).catch(() => res.destroy()));
+  async function receive(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) chunks.push(chunk as Buffer);
+    const rawBody = Buffer.concat(chunks).toString('utf8');
+    const header = (name: string) => String(req.headers[name] ?? '');
+    const headers = {
+      'webhook-id': header('webhook-id'),
+      'webhook-timestamp': header('webhook-timestamp'),
+      'webhook-signature': header('webhook-signature'),
+    };
+    // Before the subscription's 201 there is no secret yet: "not now", and the service retries.
+    if (!signing.webhook) {
+      res.writeHead(503).end();
+      return;
+    }
+    let event: OrderEvent;
+    try {
+      event = signing.webhook.verify(rawBody, headers) as OrderEvent;
+    } catch {
+      shop.refused++;
+      console.log(red(`   ⚡ webhook  ${headers['webhook-id']}: signature invalid, refused (401)`));
+      res.writeHead(401).end();
+      return;
+    }
+    shop.heard.push({ webhookId: headers['webhook-id'], event });
+    // Answered at once: a shop stores the event and works on it afterwards.
+    res.writeHead(204).end();
+    const { order } = event.data;
+    console.log(
+      yellow(
+        `   ⚡ webhook  ${event.type.padEnd(15)} order ${order.id.slice(0, 8)}… v${order.version} (signature ok)`,
+      ),
+    );
+  }
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks/orders`;
+  const stop = () => stopServer(server);
+
+  // Quietly (its 201 carries the signing secret): narrated by the lines below instead.
+  const quiet = admin.clone({ fetch });
+  const result = await quiet.api.POST('/api/v1/webhooks', { body: { url, events: ['*'] } });
+  console.log(dim(`   alice  → POST /api/v1/webhooks  {"url":"${url}","events":["*"]}`));
+  if (!result.data) {
+    const problem = result.error as { code?: string; errors?: { message: string }[] } | undefined;
+    await stop();
+    if (result.response.status !== 400) {
+      throw new Error(`subscribing failed: ${result.response.status} ${JSON.stringify(problem)}`);
+    }
+    // A production service refuses a private receiver (WEBHOOK_ALLOW_PRIVATE_URLS is off).
+    shop.skipped = `this service posts only to public addresses (400 ${problem?.code}: ${problem?.errors?.[0]?.message ?? 'a private address'})`;
+    console.log(dim(`   alice  ← 400 ${problem?.code}`));
+    console.log(`   ${yellow('–')} no webhook receiver: ${shop.skipped}`);
+    return shop;
+  }
+  const { id } = result.data;
+  signing.webhook = new Webhook(result.data.secret);
+  console.log(
+    dim(`   alice  ← 201 webhook ${id.slice(0, 8)}…, secret whsec_… (kept by the receiver only)`),
+  );
+  console.log(
+    `   ${yellow('⚡')} a webhook receiver on ${url} now hears every order event (lines marked ⚡)`,
+  );
+  shop.close = async () => {
+    shop.close = () => Promise.resolve();
+    try {
+      console.log(dim(`   alice  → DELETE /api/v1/webhooks/${id.slice(0, 8)}…`));
+      const gone = await quiet.api.DELETE('/api/v1/webhooks/{id}', { params: { path: { id } } });
+      console.log(dim(`   alice  ← ${gone.response.status} unsubscribed`));
+    } finally {
+      await stop();
+    }
+  };
+  return shop;
+}
+
+function stopServer(server: Server): Promise<void> {
+  server.closeAllConnections();
+  return new Promise((resolve) => server.close(() => resolve()));
+}
+
+/**
+ * The last step: every change of Ada's shipped order (step 5) reached the receiver exactly once,
+ * verified, in version order; the refused cancel sent nothing.
+ */
+async function webhooksHeard(shop: ShopReceiver, order: Order): Promise<void> {
+  step(
+    8,
+    'The shop heard every change, once and in order',
+    shop.skipped
+      ? 'A shop’s webhook receiver would have verified and printed each order event as it arrived.'
+      : 'All along, a webhook receiver has verified and printed each order event as it arrived (⚡). Ada’s shipped order from step 5:',
+  );
+  if (shop.skipped) {
+    console.log(`   ${yellow('–')} skipped: ${shop.skipped}`);
+    console.log(
+      '     (npm run demo without --url runs its service in development, which allows it.)',
+    );
+    await shop.close();
+    return;
+  }
+  const expected = ['order.created', 'order.paid', 'order.shipped'];
+  const ofOrder = () => shop.heard.filter((h) => h.event.data.order.id === order.id);
+  const deadline = Date.now() + DELIVERY_WAIT_MS;
+  while (ofOrder().length < expected.length && Date.now() < deadline) await sleep(100);
+  // A moment more: a duplicate or a late event would show up now.
+  await sleep(600);
+  const heard = ofOrder();
+  console.log(
+    `     ${heard.map((h) => `${h.event.type} v${h.event.data.order.version}`).join(' → ') || 'nothing'}`,
+  );
+  const ids = new Set(heard.map((h) => h.webhookId));
+  check(
+    heard.map((h) => h.event.type).join() === expected.join() &&
+      heard.every((h, i) => h.event.data.order.version === i + 1) &&
+      ids.size === heard.length,
+    `${expected.join(', ')}: each exactly once (${ids.size} distinct webhook-id), in version order 1, 2, 3; the refused cancel sent nothing`,
+  );
+  check(
+    shop.refused === 0 && heard.every((h) => h.webhookId === h.event.id),
+    `every delivery verified with standardwebhooks (${shop.heard.length} events heard in the session, none refused); webhook-id is the event id`,
+  );
+  await shop.close();
 }
 
 /** Lets a client read, then holds its PATCH until released: makes "at the same moment" repeatable. */

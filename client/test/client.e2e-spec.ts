@@ -43,6 +43,7 @@ function advice(code: ProblemCode): string {
     case 'PRECONDITION_REQUIRED':
     case 'ILLEGAL_STATE_TRANSITION':
     case 'ORDER_NOT_EDITABLE':
+    case 'DELIVERY_NOT_FAILED':
       return 'refetch and decide';
     case 'IDEMPOTENCY_KEY_IN_USE':
     case 'RATE_LIMITED':

@@ -134,7 +134,8 @@ export function loadEnv(src: Source = process.env): Env {
     DB_STATEMENT_TIMEOUT_MS: int(src, 'DB_STATEMENT_TIMEOUT_MS', 15_000, 100, 600_000),
     SEED_DEMO: bool(src, 'SEED_DEMO'),
     REDIS_URL: url(src, 'REDIS_URL', ['redis:', 'rediss:']),
-    NATS_URL: url(src, 'NATS_URL', ['nats:', 'tls:', 'ws:', 'wss:']),
+    // The Node client speaks the NATS protocol over TCP (and TLS), not WebSockets.
+    NATS_URL: url(src, 'NATS_URL', ['nats:', 'tls:']),
     WEBHOOK_BACKOFF_BASE_SECONDS: int(src, 'WEBHOOK_BACKOFF_BASE_SECONDS', 30, 1, 21_600),
     WEBHOOK_MAX_ATTEMPTS: int(src, 'WEBHOOK_MAX_ATTEMPTS', 8, 1, 100),
     // Longer than the 10 s an attempt may take, so a live relay never loses its claim mid-attempt.

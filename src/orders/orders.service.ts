@@ -1,4 +1,5 @@
 import { Injectable } from '@nestjs/common';
+import { context, propagation } from '@opentelemetry/api';
 import { ConfigService } from '@nestjs/config';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, type EntityManager } from 'typeorm';
@@ -315,6 +316,9 @@ export class OrdersService {
       eventOf(change.action),
       OrderDto.from(order, items, allowedTransitions(order.status, ['owner'])),
     );
+    // The trace of the request that caused the change goes with the event to its deliveries.
+    const carrier: Record<string, string> = {};
+    propagation.inject(context.active(), carrier);
     await this.outbox.append(m, {
       id: event.id,
       type: event.type,
@@ -322,6 +326,7 @@ export class OrdersService {
       orderVersion: order.version,
       occurredAt: event.occurredAt,
       body: JSON.stringify(event),
+      traceparent: carrier.traceparent,
     });
   }
 

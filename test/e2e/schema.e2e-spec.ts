@@ -1,3 +1,4 @@
+import { ORDER_EVENT_TYPES } from '../../src/orders/order-events';
 import { HISTORY_ACTIONS, ORDER_STATUSES } from '../../src/orders/order-state';
 import { createTestApp, type TestApp } from '../support/test-app';
 
@@ -23,6 +24,10 @@ describe('the schema and the transition table', () => {
 
   it('allows exactly ORDER_STATUSES in orders.status', async () => {
     expect(await allowedBy('orders_status_check')).toEqual([...ORDER_STATUSES].sort());
+  });
+
+  it('allows exactly the event types of the table in the outbox', async () => {
+    expect(await allowedBy('outbox_events_type_check')).toEqual([...ORDER_EVENT_TYPES].sort());
   });
 
   it('allows exactly the history actions (place and every action of the table)', async () => {

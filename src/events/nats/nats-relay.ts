@@ -89,6 +89,8 @@ export class NatsRelay implements OnApplicationBootstrap, OnApplicationShutdown 
   private stopping = false;
   /** Set while NATS (or its stream) is unavailable: the outage has been logged. */
   private outage = false;
+  /** Set while batches fail in the database: the first failure has been logged. */
+  private databaseFailing = false;
   private timer?: NodeJS.Timeout;
   private running?: Promise<BatchOutcome>;
   private starting?: Promise<void>;
@@ -136,6 +138,7 @@ export class NatsRelay implements OnApplicationBootstrap, OnApplicationShutdown 
   publishOnce(): Promise<BatchOutcome> {
     this.running ??= this.batch()
       .then((outcome) => {
+        this.databaseFailing = false;
         this.published += outcome.acked - outcome.duplicates;
         this.duplicates += outcome.duplicates;
         if (outcome.error) this.unavailable(outcome.error);
@@ -144,8 +147,10 @@ export class NatsRelay implements OnApplicationBootstrap, OnApplicationShutdown 
       })
       .catch((err: unknown): BatchOutcome => {
         // The database failed (the claim or the commit): the events stay unpublished, and what was
-        // published is published again later, as a duplicate JetStream drops.
-        this.logger.warn(`Outbox claim for NATS failed: ${String(err)}`);
+        // published is published again later, as a duplicate JetStream drops. Logged once a streak.
+        if (!this.databaseFailing)
+          this.logger.warn(`NATS relay: the outbox batch failed (${String(err)}); retrying`);
+        this.databaseFailing = true;
         return { claimed: 0, acked: 0, duplicates: 0, error: err };
       })
       .finally(() => (this.running = undefined));
@@ -304,7 +309,9 @@ export class NatsRelay implements OnApplicationBootstrap, OnApplicationShutdown 
         this.logger.log(`Created JetStream stream ${STREAM} (${SUBJECT_PREFIX}>)`);
       } catch (addErr) {
         // Another instance created it first: fine if it is there now.
-        config = (await jsm.streams.info(STREAM).catch(() => Promise.reject(addErr))).config;
+        const existing = await jsm.streams.info(STREAM).catch(() => undefined);
+        if (!existing) throw addErr;
+        config = existing.config;
       }
     }
     if (!this.warnedWindow && millis(config.duplicate_window) < MIN_DUPLICATE_WINDOW_MS) {

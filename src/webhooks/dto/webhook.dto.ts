@@ -1,8 +1,12 @@
 import { ApiProperty } from '@nestjs/swagger';
 import { ArrayMaxSize, ArrayMinSize, IsArray, IsIn, IsString, MaxLength } from 'class-validator';
-import { ORDER_EVENT_TYPES, type OrderEventType } from '../../orders/order-events';
+import { OrderDto } from '../../orders/dto/order.dto';
+import { ORDER_EVENT_TYPES, type OrderEvent, type OrderEventType } from '../../orders/order-events';
 
 const EVENT_CHOICES = ['*', ...ORDER_EVENT_TYPES] as const;
+
+/** The secret the document's examples show (and sign the `x-webhooks` examples with). */
+export const EXAMPLE_WEBHOOK_SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
 
 export class CreateWebhookDto {
   @ApiProperty({
@@ -36,7 +40,7 @@ export class WebhookDto {
 
 export class CreatedWebhookDto extends WebhookDto {
   @ApiProperty({
-    example: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw',
+    example: EXAMPLE_WEBHOOK_SECRET,
     description:
       'The signing secret (Standard Webhooks), shown only in this response: keep it to verify `webhook-signature`.',
   })
@@ -66,4 +70,38 @@ export class DeliveryDto {
     description: 'When the next attempt is due (pending only).',
   })
   nextAttemptAt: string | null;
+}
+
+/** `data` of an order event. */
+export class OrderEventDataDto {
+  @ApiProperty({
+    type: OrderDto,
+    description:
+      'The order at this version, as its owner sees it (its `allowedTransitions` are the owner’s). Per subscription and order, events arrive in `version` order.',
+  })
+  order: OrderDto;
+}
+
+/**
+ * The body of every webhook delivery (`OrderEvent`), for the OpenAPI document: src/openapi.ts
+ * registers it as an extra model and describes the delivery of each event type under `x-webhooks`.
+ */
+export class OrderEventDto implements OrderEvent {
+  @ApiProperty({
+    format: 'uuid',
+    description:
+      'The event id, also sent as the `webhook-id` header. The same on every attempt and redelivery: deduplicate on it.',
+  })
+  id: string;
+
+  @ApiProperty({ enum: ORDER_EVENT_TYPES, example: 'order.paid' })
+  type: OrderEventType;
+
+  @ApiProperty({
+    format: 'date-time',
+    description: 'When the change was made (the service’s clock).',
+  })
+  occurredAt: string;
+
+  @ApiProperty({ type: OrderEventDataDto }) data: OrderEventDataDto;
 }

@@ -1,0 +1,91 @@
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { promisify } from 'node:util';
+import { createTestDatabase } from '../support/test-app';
+
+const run = promisify(execFile);
+
+interface Probe {
+  statuses: number[];
+  body: { code: string; requestId: string };
+  spans: {
+    name: string;
+    kind: number;
+    traceId: string;
+    spanId: string;
+    parentSpanId?: string;
+    attributes: Record<string, unknown>;
+  }[];
+  logs: string[];
+}
+
+const SERVER = 1; // SpanKind.SERVER
+const CLIENT = 2; // SpanKind.CLIENT
+
+/**
+ * Tracing with the real OpenTelemetry SDK and its in-memory exporter, in a process of its own
+ * (test/support/trace-probe.mjs): the instrumentations patch modules as Node loads them, which only a
+ * plain Node process started like main.ts shows faithfully.
+ */
+const built = existsSync('dist/src/observability/tracing.js');
+if (!built) console.log('tracing test skipped: dist/ is absent (npm run build)');
+
+(built ? describe : describe.skip)('tracing (OpenTelemetry)', () => {
+  let probe: Probe;
+  const traceId = '4bf92f3577b34da6a3ce929d0e0e4736';
+  beforeAll(async () => {
+    const db = await createTestDatabase();
+    try {
+      const { stdout } = await run(process.execPath, ['test/support/trace-probe.mjs'], {
+        env: {
+          PATH: process.env.PATH,
+          DATABASE_URL: db.url,
+          PROBE_TRACEPARENT: `00-${traceId}-00f067aa0ba902b7-01`,
+        },
+        maxBuffer: 64 * 1024 * 1024,
+      });
+      probe = JSON.parse(stdout) as Probe;
+    } finally {
+      await db.drop();
+    }
+  }, 60_000);
+
+  it('continues the incoming traceparent and marks the server span of a conflict with its problem code', () => {
+    expect(probe.statuses).toEqual([201, 409]);
+    const servers = probe.spans.filter((s) => s.kind === SERVER);
+    expect(servers).toHaveLength(2);
+    for (const span of servers) expect(span.traceId).toBe(traceId);
+    const conflict = servers.find((s) => s.attributes['problem.code'] === 'EMAIL_TAKEN');
+    expect(conflict).toBeDefined();
+    expect(
+      conflict!.attributes['http.response.status_code'] ?? conflict!.attributes['http.status_code'],
+    ).toBe(409);
+    expect(conflict!.attributes['http.route']).toBe('/api/v1/auth/register');
+    expect(conflict!.attributes['request.id']).toBe(probe.body.requestId);
+  });
+
+  it('has a child span per SQL statement of the request, in the same trace', () => {
+    const conflict = probe.spans.find((s) => s.attributes['problem.code'] === 'EMAIL_TAKEN')!;
+    const inTrace = probe.spans.filter((s) => s.traceId === traceId);
+    // pg's spans: one per statement (pg.query:…), besides taking a pooled connection.
+    const sql = inTrace.filter(
+      (s) => s.kind === CLIENT && s.name.startsWith('pg.query') && s.attributes['db.query.text'],
+    );
+    expect(sql.length).toBeGreaterThanOrEqual(2); // the failed INSERT and the lookup explaining it
+    const descends = (span: { parentSpanId?: string }): boolean => {
+      let parent = span.parentSpanId;
+      for (let hops = 0; parent && hops < 20; hops++) {
+        if (parent === conflict.spanId) return true;
+        parent = inTrace.find((s) => s.spanId === parent)?.parentSpanId;
+      }
+      return false;
+    };
+    expect(sql.filter(descends).length).toBeGreaterThanOrEqual(2);
+  });
+
+  it('writes the trace id into the request log line', () => {
+    const lines = probe.logs.map((l) => JSON.parse(l) as Record<string, unknown>);
+    const conflictLine = lines.find((l) => l.msg === 'request' && l.code === 'EMAIL_TAKEN');
+    expect(conflictLine).toMatchObject({ traceId, requestId: probe.body.requestId, status: 409 });
+  });
+});

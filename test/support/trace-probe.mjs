@@ -1,0 +1,84 @@
+// Run as a child process by test/e2e/tracing.e2e-spec.ts, against the built service: the real
+// OpenTelemetry SDK with an in-memory exporter, started before the app loads (as main.ts does), a
+// conflicting request that carries the caller's trace, and the spans and log lines as JSON.
+import { createRequire } from 'node:module';
+import { connect } from 'node:net';
+import { Writable } from 'node:stream';
+import { ROOT } from '../../scripts/service-process.mjs';
+
+const require = createRequire(`${ROOT}/package.json`);
+const { InMemorySpanExporter, SimpleSpanProcessor } = require('@opentelemetry/sdk-trace');
+const { startTracing } = require('./dist/src/observability/tracing.js');
+
+const exporter = new InMemorySpanExporter();
+const sdk = startTracing({ spanProcessors: [new SimpleSpanProcessor({ exporter })] });
+// Only now the app, so that http, pg and Nest load instrumented.
+const { createApp } = require('./dist/src/app.factory.js');
+const { loadEnv } = require('./dist/src/config/env.js');
+
+const lines = [];
+const logs = new Writable({
+  write(chunk, _, done) {
+    lines.push(...chunk.toString().split('\n').filter(Boolean));
+    done();
+  },
+});
+const env = loadEnv({
+  NODE_ENV: 'test',
+  JWT_SECRET: 'trace-probe-secret-that-is-long-enough-0123456789',
+  LOG_LEVEL: 'info',
+  ORDER_EXPIRY_SWEEP_SECONDS: '3600',
+});
+const app = await createApp({ env, databaseUrl: process.env.DATABASE_URL, logStream: logs });
+await app.listen({ port: 0, host: '127.0.0.1' });
+const { port } = app.getHttpServer().address();
+const traceparent = process.env.PROBE_TRACEPARENT;
+
+// A raw HTTP/1.1 request over a socket, which no instrumentation touches: the service sees exactly
+// the caller's traceparent (an instrumented client would add its own span's to it).
+function post(path, body) {
+  return new Promise((resolve, reject) => {
+    const payload = JSON.stringify(body);
+    const socket = connect(port, '127.0.0.1', () =>
+      socket.write(
+        `POST ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n` +
+          `Content-Length: ${Buffer.byteLength(payload)}\r\ntraceparent: ${traceparent}\r\n` +
+          `Connection: close\r\n\r\n${payload}`,
+      ),
+    );
+    let raw = '';
+    socket.on('data', (chunk) => (raw += chunk.toString()));
+    socket.on('error', reject);
+    socket.on('end', () => {
+      const [head, ...rest] = raw.split('\r\n\r\n');
+      resolve({ status: Number(head.split(' ')[1]), text: rest.join('\r\n\r\n') });
+    });
+  });
+}
+const register = () =>
+  post('/api/v1/auth/register', {
+    email: 'twice@example.com',
+    password: 'a long password',
+    name: 'Twice',
+  });
+
+const first = await register();
+const second = await register();
+await app.close();
+const spans = exporter.getFinishedSpans().map((s) => ({
+  name: s.name,
+  kind: s.kind,
+  traceId: s.spanContext().traceId,
+  spanId: s.spanContext().spanId,
+  parentSpanId: s.parentSpanContext?.spanId,
+  attributes: s.attributes,
+}));
+await sdk.shutdown();
+process.stdout.write(
+  JSON.stringify({
+    statuses: [first.status, second.status],
+    body: JSON.parse(second.text),
+    spans,
+    logs: lines,
+  }),
+);
