@@ -3,6 +3,7 @@
 import { execFile as execFileCb, execFileSync, fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -209,7 +210,7 @@ export async function freshDatabase() {
  * Starts the built service (`node dist/src/main.js`) on a free port and waits for /health/ready.
  * With `profileDir`, under `--cpu-prof` (the profile is written when it exits).
  */
-export async function startService({ databaseEnv, profileDir }) {
+export async function startService({ databaseEnv, profileDir, extraEnv = {} }) {
   const service = await startBuiltService({
     name: 'service',
     inheritEnv: true,
@@ -225,10 +226,33 @@ export async function startService({ databaseEnv, profileDir }) {
       AUTH_RATE_LIMIT_MAX: '10000000',
       SEED_DEMO: 'false',
       DB_POOL_SIZE: '20',
+      ...extraEnv,
     },
   });
   const proc = track(service.process, 'service', { server: true });
   return { base: service.url, pid: service.process.pid, stop: () => proc.stop() };
+}
+
+/**
+ * An OTLP/HTTP endpoint that accepts and discards traces, so that a traced service pays the whole
+ * cost of tracing (spans, batching, serialising, sending) without a collector on the machine.
+ */
+export async function startOtlpSink() {
+  let exports = 0;
+  let bytes = 0;
+  const server = createServer((req, res) => {
+    req.on('data', (chunk) => (bytes += chunk.length));
+    req.on('end', () => {
+      exports++;
+      res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end();
+    });
+  });
+  await new Promise((res) => server.listen(0, '127.0.0.1', res));
+  onCleanup(() => new Promise((res) => server.close(() => res())));
+  return {
+    url: `http://127.0.0.1:${server.address().port}`,
+    received: () => ({ exports, bytes }),
+  };
 }
 
 /** Starts reference-server.mjs on a free port against `databaseUrl`. */

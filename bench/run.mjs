@@ -22,6 +22,7 @@ import {
   ROOT,
   runLoad,
   startReference,
+  startOtlpSink,
   startService,
 } from './harness.mjs';
 import { aggregateProfile, formatSummary } from './profile-summary.mjs';
@@ -440,6 +441,22 @@ function ratioLine(runs) {
   );
 }
 
+function tracingLine(runs, exported) {
+  const result = (key) => runs.find((r) => r.scenario.key === key).result;
+  const part = (key) => {
+    const [off, on] = [result(key), result(`${key}-otel`)];
+    return (
+      `${key}: ${fmt(off.rps)} → ${fmt(on.rps)} req/s (**${fmt(on.rps / off.rps, 2)}×**), ` +
+      `CPU ${fmt(off.cpuUsPerRequest)} → ${fmt(on.cpuUsPerRequest)} µs/req`
+    );
+  };
+  return (
+    `**Tracing on vs off** (OpenTelemetry SDK with the http, undici, pg and Nest instrumentations, ` +
+    `OTLP/HTTP to a local sink that received ${exported.exports} exports, ${fmt(exported.bytes / 1024)} kB): ` +
+    `${part('a')}; ${part('d')}. Off (no OTEL_* variables) the SDK is not started at all.`
+  );
+}
+
 function invariantsSection(runs) {
   return runs.flatMap(({ scenario, checks }) => [
     `- **${scenario.key}**: ` + checks.map((c) => `${c.ok ? '✓' : '✗'} ${c.text}`).join('; '),
@@ -473,15 +490,32 @@ async function benchmark(opts, { service, sql, url, seeded, m }) {
   const etag = fromService.headers.get('etag');
 
   const runs = [];
-  for (const scenario of scenarios({ sql, seeded, etag, referenceBody })) {
+  const all = scenarios({ sql, seeded, etag, referenceBody });
+  for (const scenario of all) {
     runs.push(await runScenario(scenario, { service, reference }, opts));
   }
+
+  // The cost of tracing: a second service on the same database with OpenTelemetry on, exporting to
+  // a local OTLP sink, running the read and the order scenarios again.
+  const sink = await startOtlpSink();
+  const traced = await startService({
+    databaseEnv: { DATABASE_URL: url },
+    extraEnv: { OTEL_EXPORTER_OTLP_ENDPOINT: sink.url, OTEL_SERVICE_NAME: 'order-service-bench' },
+  });
+  for (const key of ['a', 'd']) {
+    const plain = all.find((s) => s.key === key);
+    const scenario = { ...plain, key: `${key}-otel`, title: `${plain.title}, tracing on` };
+    runs.push(await runScenario(scenario, { service: traced }, opts));
+  }
+  const exported = sink.received();
 
   const report = [
     ...header(`Order service benchmark, ${new Date().toISOString().slice(0, 10)}`, m, opts),
     ...resultsTable(runs, opts),
     '',
     ratioLine(runs),
+    '',
+    tracingLine(runs, exported),
     '',
     '## Invariants',
     '',

@@ -77,6 +77,20 @@ export class MetricsService {
     for (const reason of Object.values(STOCK_FAILURES)) this.stockFailures.inc({ reason }, 0);
     const pool = (): PgPool | undefined =>
       (dataSource.driver as unknown as { master?: PgPool }).master;
+    // First: read before the gauges below queue their own queries on the pool at each scrape.
+    new Gauge({
+      name: 'db_pool_connections',
+      help: 'Database pool connections by state (in_use, idle, waiting = requests queued for one).',
+      labelNames: ['state'] as const,
+      registers: [this.registry],
+      collect() {
+        const p = pool();
+        if (!p) return;
+        this.set({ state: 'in_use' }, p.totalCount - p.idleCount);
+        this.set({ state: 'idle' }, p.idleCount);
+        this.set({ state: 'waiting' }, p.waitingCount);
+      },
+    });
     for (const outcome of ['delivered', 'retry', 'failed'])
       this.webhookDeliveries.inc({ outcome }, 0);
     const lag = (): Promise<number> => this.outboxLag();
@@ -95,19 +109,6 @@ export class MetricsService {
       registers: [this.registry],
       async collect() {
         this.set(await oldest().catch(() => 0));
-      },
-    });
-    new Gauge({
-      name: 'db_pool_connections',
-      help: 'Database pool connections by state (in_use, idle, waiting = requests queued for one).',
-      labelNames: ['state'] as const,
-      registers: [this.registry],
-      collect() {
-        const p = pool();
-        if (!p) return;
-        this.set({ state: 'in_use' }, p.totalCount - p.idleCount);
-        this.set({ state: 'idle' }, p.idleCount);
-        this.set({ state: 'waiting' }, p.waitingCount);
       },
     });
   }
