@@ -206,6 +206,9 @@ export async function freshDatabase() {
 // ---------------------------------------------------------------------------------------------
 // Servers
 
+/** One secret per bench run: every service it starts accepts the tokens of the others. */
+const JWT_SECRET = randomBytes(24).toString('hex');
+
 /**
  * Starts the built service (`node dist/src/main.js`) on a free port and waits for /health/ready.
  * With `profileDir`, under `--cpu-prof` (the profile is written when it exits).
@@ -219,7 +222,7 @@ export async function startService({ databaseEnv, profileDir, extraEnv = {} }) {
     env: {
       ...databaseEnv,
       NODE_ENV: 'production',
-      JWT_SECRET: randomBytes(24).toString('hex'),
+      JWT_SECRET,
       LOG_LEVEL: 'warn',
       // 10,000,000 per window: never reached by a run.
       RATE_LIMIT_MAX: '10000000',

@@ -50,7 +50,8 @@ app.get('/api/v1/products/:id', async (request, reply) => {
     description: r.Product_description,
     priceCents: r.Product_price_cents,
     currency: r.Product_currency,
-    stock: r.Product_stock,
+    // bigint: pg answers a string; the service parses it (far below 2^53), and so does this.
+    stock: Number(r.Product_stock),
     active: r.Product_active,
     version: r.Product_version,
     createdAt: r.Product_created_at.toISOString(),
