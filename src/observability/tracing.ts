@@ -22,6 +22,14 @@ export function tracingRequested(env: NodeJS.ProcessEnv = process.env): boolean 
   );
 }
 
+/**
+ * A webhook delivery already names its trace: the `traceparent` of the request that caused its event
+ * (see WebhookRelay). The instrumentation would append a second one of its own, and a receiver
+ * cannot continue a header holding two.
+ */
+const carriesItsTrace = (request: { headers: string | (string | string[])[] }): boolean =>
+  String(request.headers).toLowerCase().includes('traceparent');
+
 /** Health checks and scrapes are not traced: they would drown the traces that matter. */
 const untraced = (request: IncomingMessage): boolean =>
   request.url === '/metrics' || (request.url ?? '').startsWith('/health');
@@ -42,7 +50,7 @@ export function startTracing(
     logRecordProcessors: [],
     instrumentations: [
       new HttpInstrumentation({ ignoreIncomingRequestHook: untraced }),
-      new UndiciInstrumentation(),
+      new UndiciInstrumentation({ ignoreRequestHook: carriesItsTrace }),
       new PgInstrumentation(),
       new NestInstrumentation(),
     ],

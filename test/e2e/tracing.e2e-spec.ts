@@ -17,6 +17,7 @@ interface Probe {
     attributes: Record<string, unknown>;
   }[];
   logs: string[];
+  webhookTraceparent?: string;
 }
 
 const SERVER = 1; // SpanKind.SERVER
@@ -33,6 +34,7 @@ if (!built) console.log('tracing test skipped: dist/ is absent (npm run build)')
 (built ? describe : describe.skip)('tracing (OpenTelemetry)', () => {
   let probe: Probe;
   const traceId = '4bf92f3577b34da6a3ce929d0e0e4736';
+  const orderTraceId = '0af7651916cd43dd8448eb211c80319c';
   beforeAll(async () => {
     const db = await createTestDatabase();
     try {
@@ -41,6 +43,7 @@ if (!built) console.log('tracing test skipped: dist/ is absent (npm run build)')
           PATH: process.env.PATH,
           DATABASE_URL: db.url,
           PROBE_TRACEPARENT: `00-${traceId}-00f067aa0ba902b7-01`,
+          PROBE_ORDER_TRACEPARENT: `00-${orderTraceId}-00f067aa0ba902b7-01`,
         },
         maxBuffer: 64 * 1024 * 1024,
       });
@@ -52,7 +55,9 @@ if (!built) console.log('tracing test skipped: dist/ is absent (npm run build)')
 
   it('continues the incoming traceparent and marks the server span of a conflict with its problem code', () => {
     expect(probe.statuses).toEqual([201, 409]);
-    const servers = probe.spans.filter((s) => s.kind === SERVER);
+    const servers = probe.spans.filter(
+      (s) => s.kind === SERVER && s.attributes['http.route'] === '/api/v1/auth/register',
+    );
     expect(servers).toHaveLength(2);
     for (const span of servers) expect(span.traceId).toBe(traceId);
     const conflict = servers.find((s) => s.attributes['problem.code'] === 'EMAIL_TAKEN');
@@ -81,6 +86,10 @@ if (!built) console.log('tracing test skipped: dist/ is absent (npm run build)')
       return false;
     };
     expect(sql.filter(descends).length).toBeGreaterThanOrEqual(2);
+  });
+
+  it('carries the trace of the request that caused an event to its webhook delivery', () => {
+    expect(probe.webhookTraceparent).toMatch(new RegExp(`^00-${orderTraceId}-[0-9a-f]{16}-0[01]$`));
   });
 
   it('writes the trace id into the request log line', () => {

@@ -2,6 +2,7 @@
 // OpenTelemetry SDK with an in-memory exporter, started before the app loads (as main.ts does), a
 // conflicting request that carries the caller's trace, and the spans and log lines as JSON.
 import { createRequire } from 'node:module';
+import { createServer } from 'node:http';
 import { connect } from 'node:net';
 import { Writable } from 'node:stream';
 import { ROOT } from '../../scripts/service-process.mjs';
@@ -36,13 +37,14 @@ const traceparent = process.env.PROBE_TRACEPARENT;
 
 // A raw HTTP/1.1 request over a socket, which no instrumentation touches: the service sees exactly
 // the caller's traceparent (an instrumented client would add its own span's to it).
-function post(path, body) {
+function post(path, body, { token, trace = traceparent } = {}) {
   return new Promise((resolve, reject) => {
     const payload = JSON.stringify(body);
+    const auth = token ? `Authorization: Bearer ${token}\r\n` : '';
     const socket = connect(port, '127.0.0.1', () =>
       socket.write(
-        `POST ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n` +
-          `Content-Length: ${Buffer.byteLength(payload)}\r\ntraceparent: ${traceparent}\r\n` +
+        `POST ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n${auth}` +
+          `Content-Length: ${Buffer.byteLength(payload)}\r\ntraceparent: ${trace}\r\n` +
           `Connection: close\r\n\r\n${payload}`,
       ),
     );
@@ -64,6 +66,41 @@ const register = () =>
 
 const first = await register();
 const second = await register();
+
+// A change that emits an event, in a trace of its own: its webhook delivery must carry that trace.
+const { Client } = require('pg');
+const db = new Client({ connectionString: process.env.DATABASE_URL });
+await db.connect();
+await db.query(`UPDATE users SET role = 'admin' WHERE email = 'twice@example.com'`);
+await db.end();
+const login = await post('/api/v1/auth/login', {
+  email: 'twice@example.com',
+  password: 'a long password',
+});
+const token = JSON.parse(login.text).accessToken;
+let delivered;
+const receiver = createServer((req, res) => {
+  delivered ??= req.headers.traceparent;
+  res.writeHead(204).end();
+});
+await new Promise((r) => receiver.listen(0, '127.0.0.1', r));
+await post(
+  '/api/v1/webhooks',
+  { url: `http://127.0.0.1:${receiver.address().port}/hook`, events: ['order.created'] },
+  { token },
+);
+const product = await post(
+  '/api/v1/products',
+  { sku: 'TRACE-1', slug: 'trace-1', name: 'Traced', priceCents: 100, currency: 'EUR', stock: 5 },
+  { token },
+);
+await post(
+  '/api/v1/orders',
+  { items: [{ productId: JSON.parse(product.text).id, quantity: 1 }] },
+  { token, trace: process.env.PROBE_ORDER_TRACEPARENT },
+);
+for (let i = 0; i < 100 && !delivered; i++) await new Promise((r) => setTimeout(r, 50));
+receiver.close();
 await app.close();
 const spans = exporter.getFinishedSpans().map((s) => ({
   name: s.name,
@@ -78,6 +115,7 @@ process.stdout.write(
   JSON.stringify({
     statuses: [first.status, second.status],
     body: JSON.parse(second.text),
+    webhookTraceparent: delivered,
     spans,
     logs: lines,
   }),
