@@ -14,6 +14,7 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import type { ConfigService } from '@nestjs/config';
 import { Client } from 'pg';
 import type { DataSource } from 'typeorm';
+import { ORDER_EVENT_TYPES } from '../../src/orders/order-events';
 import { createApp } from '../../src/app.factory';
 import { loadEnv, type Env } from '../../src/config/env';
 import { NatsRelay, STREAM } from '../../src/events/nats/nats-relay';
@@ -31,15 +32,7 @@ const describeWithNats = describeWithService({
   defaultPort: 4222,
 });
 
-const TYPES = [
-  'order.created',
-  'order.edited',
-  'order.paid',
-  'order.shipped',
-  'order.delivered',
-  'order.cancelled',
-  'order.expired',
-] as const;
+const TYPES = ORDER_EVENT_TYPES;
 
 interface Ev {
   id: string;
