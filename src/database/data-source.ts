@@ -7,6 +7,7 @@ import { ProductStockMax1763790300000 } from '../../migrations/1763790300000-Pro
 import { Hardening1763790400000 } from '../../migrations/1763790400000-Hardening';
 import { HoldsAndEdits1763790500000 } from '../../migrations/1763790500000-HoldsAndEdits';
 import { Outbox1763790600000 } from '../../migrations/1763790600000-Outbox';
+import { PlaceOrderAtOnce1763790700000 } from '../../migrations/1763790700000-PlaceOrderAtOnce';
 import { Order, OrderHistoryEntry, OrderItem } from '../orders/order.entity';
 import { Product } from '../products/product.entity';
 import { User } from '../users/user.entity';
@@ -22,6 +23,7 @@ export const MIGRATIONS = [
   Hardening1763790400000,
   HoldsAndEdits1763790500000,
   Outbox1763790600000,
+  PlaceOrderAtOnce1763790700000,
 ];
 
 /**

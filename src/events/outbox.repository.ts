@@ -17,29 +17,19 @@ export interface OutboxEvent {
 @Injectable()
 export class OutboxRepository {
   /**
-   * One statement: the event row, and a pending delivery for every webhook subscription whose event
-   * list names its type (or `*`). Subscriptions made later do not receive earlier events.
+   * One statement (the SQL function outbox_append, which place_order uses too): the event row, and a
+   * pending delivery for every webhook subscription whose event list names its type (or `*`).
+   * Subscriptions made later do not receive earlier events.
    */
   async append(m: EntityManager, event: OutboxEvent): Promise<void> {
-    await sql(
-      m,
-      `WITH e AS (
-         INSERT INTO outbox_events (id, type, order_id, order_version, body, traceparent, occurred_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)
-         RETURNING id, type, order_id)
-       INSERT INTO webhook_deliveries (subscription_id, event_id, order_id)
-       SELECT s.id, e.id, e.order_id FROM e JOIN webhook_subscriptions s
-           ON e.type = ANY(s.events) OR '*' = ANY(s.events)
-        ORDER BY s.id`,
-      [
-        event.id,
-        event.type,
-        event.orderId,
-        event.orderVersion,
-        event.body,
-        event.traceparent ?? null,
-        event.occurredAt,
-      ],
-    );
+    await sql(m, 'SELECT outbox_append($1, $2, $3, $4, $5, $6, $7)', [
+      event.id,
+      event.type,
+      event.orderId,
+      event.orderVersion,
+      event.body,
+      event.traceparent ?? null,
+      event.occurredAt,
+    ]);
   }
 }

@@ -44,6 +44,42 @@ export class OrdersRepository {
     return { order: created, items: await this.insertItems(m, created.id, lines) };
   }
 
+  /**
+   * The whole placement in one round trip (the SQL function place_order, see its migration): null
+   * when any line is unknown, inactive, short or in another currency, with nothing changed and no
+   * lock kept; the caller then explains on its own path.
+   */
+  async placeAtOnce(
+    m: EntityManager,
+    p: {
+      userId: string;
+      productIds: string[];
+      quantities: number[];
+      holdSeconds: number;
+      eventId: string;
+      ownerActions: readonly string[];
+      traceparent?: string;
+    },
+  ): Promise<OrderWithItems | null> {
+    const { rows } = await sql<{
+      placed: { order: Record<string, unknown>; items: Record<string, unknown>[] } | null;
+    }>(m, 'SELECT place_order($1, $2::uuid[], $3::int[], $4, $5, $6::text[], $7) AS placed', [
+      p.userId,
+      p.productIds,
+      p.quantities,
+      p.holdSeconds,
+      p.eventId,
+      p.ownerActions,
+      p.traceparent ?? null,
+    ]);
+    const placed = rows[0]?.placed;
+    if (!placed) return null;
+    return {
+      order: hydrate(m, Order, placed.order),
+      items: placed.items.map((row) => hydrate(m, OrderItem, row)),
+    };
+  }
+
   private async insertItems(
     m: EntityManager,
     orderId: string,

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
 import { context, propagation } from '@opentelemetry/api';
 import { ConfigService } from '@nestjs/config';
@@ -116,6 +117,35 @@ export class OrdersService {
    */
   async place(m: EntityManager, caller: Caller, dto: CreateOrderDto): Promise<OrderWithItems> {
     const wanted = unitsOf(dto.items);
+    const ids = [...wanted.keys()];
+    // The usual case in one round trip; null (nothing done, no lock kept) when a line fails.
+    const placed = await this.orders
+      .placeAtOnce(m, {
+        userId: caller.id,
+        productIds: ids,
+        quantities: ids.map((id) => wanted.get(id)!),
+        holdSeconds: this.holdSeconds,
+        eventId: randomUUID(),
+        ownerActions: allowedTransitions('pending', ['owner']),
+        traceparent: this.traceparent(),
+      })
+      .catch((err: unknown) => {
+        throw missingParentProblem(err) ?? err;
+      });
+    if (placed) return placed;
+    return this.placeExplaining(m, caller, dto, wanted);
+  }
+
+  /**
+   * The placement that failed at once, done step by step to say why: unknown (422), inactive (409),
+   * mixed currency (400), or short, after first expiring the overdue holds on exactly its products.
+   */
+  private async placeExplaining(
+    m: EntityManager,
+    caller: Caller,
+    dto: CreateOrderDto,
+    wanted: Map<string, number>,
+  ): Promise<OrderWithItems> {
     const ids = [...wanted.keys()];
     // Rolling back to here releases the product locks, so that overdue orders can be locked before
     // their products, in the order every other path takes (orders, then products).
@@ -316,9 +346,6 @@ export class OrdersService {
       eventOf(change.action),
       OrderDto.from(order, items, allowedTransitions(order.status, ['owner'])),
     );
-    // The trace of the request that caused the change goes with the event to its deliveries.
-    const carrier: Record<string, string> = {};
-    propagation.inject(context.active(), carrier);
     await this.outbox.append(m, {
       id: event.id,
       type: event.type,
@@ -326,8 +353,15 @@ export class OrdersService {
       orderVersion: order.version,
       occurredAt: event.occurredAt,
       body: JSON.stringify(event),
-      traceparent: carrier.traceparent,
+      traceparent: this.traceparent(),
     });
+  }
+
+  /** The trace of the request that caused a change: it goes with the event to its deliveries. */
+  private traceparent(): string | undefined {
+    const carrier: Record<string, string> = {};
+    propagation.inject(context.active(), carrier);
+    return carrier.traceparent;
   }
 
   /** The guarded status write, the action's effects and its history entry; null if the guard failed. */

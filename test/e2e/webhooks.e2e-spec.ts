@@ -236,6 +236,26 @@ describe('webhooks', () => {
     await unsubscribe(flaky.id);
   });
 
+  it('writes each event with the order exactly as its owner reads it at that version', async () => {
+    const p = await createProduct(t, admin, { stock: 5 });
+    const placed = await placeOrder(t, alice, [{ productId: p.id, quantity: 2 }]).expect(201);
+    const read = await t.http().get(`/api/v1/orders/${placed.body.id}`).set(alice.auth).expect(200);
+    const paid = await act(t, alice, placed.body.id, 'pay').expect(200);
+    const events: { type: string; body: string }[] = await t.db.query(
+      'SELECT type, body FROM outbox_events WHERE order_id = $1 ORDER BY seq',
+      [placed.body.id],
+    );
+    expect(events.map((e) => e.type)).toEqual(['order.created', 'order.paid']);
+    // order.created comes from the one-statement checkout (SQL), order.paid from the service (TS):
+    // both must be the representation, member for member.
+    const [created, payment] = events.map((e) => JSON.parse(e.body) as Record<string, any>);
+    expect(created.data.order).toEqual(read.body);
+    expect(JSON.stringify(created.data.order)).toBe(JSON.stringify(read.body));
+    expect(payment.data.order).toEqual(paid.body);
+    expect(created).toMatchObject({ type: 'order.created', id: expect.any(String) });
+    expect(Date.parse(created.occurredAt as string)).not.toBeNaN();
+  });
+
   it('backs off exponentially with ±25% jitter, capped at 6 h', () => {
     expect(backoffSeconds(30, 1, () => 0.5)).toBe(30);
     expect(backoffSeconds(30, 2, () => 0.5)).toBe(60);

@@ -1,0 +1,116 @@
+import type { MigrationInterface, QueryRunner } from 'typeorm';
+
+/**
+ * The checkout in one round trip (issue 15): `place_order(…)` does in the database what
+ * OrdersService.place used to do in eight statements: lock the products in id order, check every
+ * line, decrement, insert the order, its lines, its history entry and its `order.created` event (with
+ * a delivery per matching webhook subscription). When any check fails it changes nothing, releases
+ * its locks (the block is a subtransaction) and returns NULL: the service then takes its slow path,
+ * which explains every failing line and first expires overdue holds on those products.
+ *
+ * `outbox_append(…)` is the one statement that writes an event and its deliveries, used by this
+ * function and by OutboxRepository alike.
+ */
+export class PlaceOrderAtOnce1763790700000 implements MigrationInterface {
+  name = 'PlaceOrderAtOnce1763790700000';
+
+  async up(q: QueryRunner): Promise<void> {
+    await q.query(`
+      CREATE FUNCTION iso_utc(ts timestamptz) RETURNS text LANGUAGE sql IMMUTABLE AS $$
+        SELECT to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
+      $$`);
+    await q.query(`
+      CREATE FUNCTION outbox_append(
+        p_id uuid, p_type text, p_order_id uuid, p_order_version integer, p_body text,
+        p_traceparent text, p_occurred_at timestamptz
+      ) RETURNS void LANGUAGE sql AS $$
+        WITH e AS (
+          INSERT INTO outbox_events (id, type, order_id, order_version, body, traceparent, occurred_at)
+          VALUES (p_id, p_type, p_order_id, p_order_version, p_body, p_traceparent, p_occurred_at)
+          RETURNING id, type, order_id)
+        INSERT INTO webhook_deliveries (subscription_id, event_id, order_id)
+        SELECT s.id, e.id, e.order_id FROM e JOIN webhook_subscriptions s
+            ON e.type = ANY(s.events) OR '*' = ANY(s.events)
+         ORDER BY s.id
+      $$`);
+    await q.query(`
+      CREATE FUNCTION place_order(
+        p_user uuid,
+        p_ids uuid[],          -- one per product, in the client's line order
+        p_quantities integer[],
+        p_hold_seconds integer,
+        p_event_id uuid,
+        p_owner_actions text[], -- allowedTransitions of a pending order for its owner (the table's)
+        p_traceparent text
+      ) RETURNS json LANGUAGE plpgsql AS $$
+      DECLARE
+        v_found integer;
+        v_currencies integer;
+        v_currency char(3);
+        v_total bigint;
+        v_ok boolean;
+        v_order orders%ROWTYPE;
+        v_items json;
+        v_at timestamptz;
+      BEGIN
+        BEGIN
+          -- Locked in id order, so two orders over the same products can never deadlock.
+          PERFORM 1 FROM products WHERE id = ANY(p_ids) ORDER BY id FOR UPDATE;
+          SELECT count(*), count(DISTINCT p.currency), min(p.currency),
+                 sum(p.price_cents::bigint * w.qty), bool_and(p.active AND p.stock >= w.qty)
+            INTO v_found, v_currencies, v_currency, v_total, v_ok
+            FROM unnest(p_ids, p_quantities) AS w(id, qty) JOIN products p ON p.id = w.id;
+          IF v_found <> cardinality(p_ids) OR v_currencies <> 1 OR NOT v_ok THEN
+            RAISE EXCEPTION USING ERRCODE = 'OSNOT'; -- caught below: nothing happened
+          END IF;
+          -- Still conditional under the lock: the database has the last word.
+          UPDATE products p SET stock = p.stock - w.qty
+            FROM unnest(p_ids, p_quantities) AS w(id, qty)
+           WHERE p.id = w.id AND p.stock >= w.qty;
+          INSERT INTO orders (user_id, status, total_cents, currency, expires_at)
+          VALUES (p_user, 'pending', v_total, v_currency,
+                  clock_timestamp() + make_interval(secs => p_hold_seconds))
+          RETURNING * INTO v_order;
+          INSERT INTO order_items (order_id, line_no, product_id, sku, name, unit_price_cents, quantity)
+          SELECT v_order.id, w.n, p.id, p.sku, p.name, p.price_cents, w.qty
+            FROM unnest(p_ids, p_quantities) WITH ORDINALITY AS w(id, qty, n)
+            JOIN products p ON p.id = w.id;
+          INSERT INTO order_history (order_id, action, from_status, to_status, actor_id)
+          VALUES (v_order.id, 'place', NULL, 'pending', p_user);
+          SELECT json_agg(row_to_json(i) ORDER BY i.line_no) INTO v_items
+            FROM order_items i WHERE i.order_id = v_order.id;
+          v_at := clock_timestamp();
+          -- The order at version 1 as its owner sees it: OrderDto's members, in its order.
+          PERFORM outbox_append(p_event_id, 'order.created', v_order.id, v_order.version,
+            json_build_object(
+              'id', p_event_id, 'type', 'order.created', 'occurredAt', iso_utc(v_at),
+              'data', json_build_object('order', json_build_object(
+                'id', v_order.id, 'userId', v_order.user_id, 'status', v_order.status,
+                'allowedTransitions', to_json(p_owner_actions),
+                'items', (SELECT json_agg(json_build_object(
+                    'productId', i.product_id, 'sku', i.sku, 'name', i.name,
+                    'unitPriceCents', i.unit_price_cents, 'quantity', i.quantity) ORDER BY i.line_no)
+                  FROM order_items i WHERE i.order_id = v_order.id),
+                'totalCents', v_order.total_cents, 'currency', v_order.currency,
+                'expiresAt', iso_utc(v_order.expires_at), 'version', v_order.version,
+                'createdAt', iso_utc(v_order.created_at), 'updatedAt', iso_utc(v_order.updated_at)
+              ))
+            )::text,
+            p_traceparent, v_at);
+          RETURN json_build_object('order', row_to_json(v_order), 'items', v_items);
+        EXCEPTION WHEN SQLSTATE 'OSNOT' THEN
+          RETURN NULL; -- the block's row locks go with it
+        END;
+      END $$`);
+  }
+
+  async down(q: QueryRunner): Promise<void> {
+    await q.query(
+      `DROP FUNCTION place_order(uuid, uuid[], integer[], integer, uuid, text[], text)`,
+    );
+    await q.query(
+      `DROP FUNCTION outbox_append(uuid, text, uuid, integer, text, text, timestamptz)`,
+    );
+    await q.query(`DROP FUNCTION iso_utc(timestamptz)`);
+  }
+}
