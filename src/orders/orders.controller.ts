@@ -118,8 +118,11 @@ export class OrdersController {
     @CurrentUser() caller: Caller,
     @CurrentRequest() request: RequestInfo,
   ): Promise<SerializedReply> {
-    return this.idempotency.run(this.idempotent(request, caller, '/api/v1/orders'), async (m) =>
-      this.serialize(await this.orders.place(m, caller, body), caller, 201, true),
+    // A placement is one statement, and opens a transaction itself only to explain a refusal.
+    return this.idempotency.run(
+      this.idempotent(request, caller, '/api/v1/orders'),
+      async (m) => this.serialize(await this.orders.place(m, caller, body), caller, 201, true),
+      { ownTransaction: true },
     );
   }
 

@@ -108,12 +108,13 @@ export class OrdersService {
   }
 
   /**
-   * Places an order inside the caller's transaction. Lines are merged per product; the products are
-   * locked in id order (so concurrent orders over the same products cannot deadlock) and checked all
-   * at once; the stock owner then decrements conditionally. A placement that is short first expires
-   * the overdue holds on exactly its products and decides again: nobody is refused while expired
-   * holds sit on the stock. If any line still fails, nothing is reserved; the problem lists every
-   * failing line.
+   * Places an order, in the caller's transaction or as one statement on the pool. Usually that one
+   * statement (place_order) is all: lines merged per product, products locked in id order (so two
+   * orders over the same products cannot deadlock), every line checked, stock decremented
+   * conditionally, order, lines, history and event written. When a line fails, the step-by-step path
+   * explains it; a placement that is short first expires the overdue holds on exactly its products
+   * and decides again, so nobody is refused while expired holds sit on the stock. If any line still
+   * fails, nothing is reserved; the problem lists every failing line.
    */
   async place(m: EntityManager, caller: Caller, dto: CreateOrderDto): Promise<OrderWithItems> {
     const wanted = unitsOf(dto.items);
@@ -133,7 +134,10 @@ export class OrdersService {
         throw missingParentProblem(err) ?? err;
       });
     if (placed) return placed;
-    return this.placeExplaining(m, caller, dto, wanted);
+    // Explaining takes several statements (and savepoints): in the caller's transaction, or one of
+    // its own when the placement ran as a single statement on the pool.
+    if (m.queryRunner?.isTransactionActive) return this.placeExplaining(m, caller, dto, wanted);
+    return inTransaction(this.dataSource, (t) => this.placeExplaining(t, caller, dto, wanted));
   }
 
   /**

@@ -108,9 +108,13 @@ export class IdempotencyService implements OnModuleInit, OnModuleDestroy {
   async run(
     request: IdempotentRequest,
     work: (manager: EntityManager) => Promise<SerializedResponse>,
+    { ownTransaction = false }: { ownTransaction?: boolean } = {},
   ): Promise<SerializedReply> {
     const key = parseIdempotencyKey(request.key);
     if (key === undefined) {
+      // Work that opens its own transaction when it needs one (a one-statement checkout) runs on
+      // the pool as is: no BEGIN and COMMIT around a single statement.
+      if (ownTransaction) return new SerializedReply(await work(this.dataSource.manager), false);
       // Without a key, a business problem is simply thrown and rolls the transaction back.
       return new SerializedReply(await inTransaction(this.dataSource, work), false);
     }
