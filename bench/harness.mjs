@@ -104,6 +104,14 @@ export async function cpuTimeMs(pid) {
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS_PER_S;
 }
 
+/** Resident set size of a process now, in kB (VmRSS in /proc/<pid>/status). */
+export async function rssKb(pid) {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  const kb = /^VmRSS:\s+(\d+) kB$/m.exec(status)?.[1];
+  if (kb === undefined) throw new Error(`no VmRSS for process ${pid}`);
+  return Number(kb);
+}
+
 /**
  * Runs one load-generator process (load-worker.mjs) and resolves with its result. `onTick` receives
  * `{ second, counter }` every second.
@@ -258,13 +266,22 @@ export async function startOtlpSink() {
   };
 }
 
-/** Starts reference-server.mjs on a free port against `databaseUrl`. */
-export async function startReference(databaseUrl) {
+/**
+ * Starts reference-server.mjs on a free port against `databaseUrl`; its orders are placed for
+ * `customerId`.
+ */
+export async function startReference(databaseUrl, { customerId }) {
   const port = await freePort();
   const child = fork(join(import.meta.dirname, 'reference-server.mjs'), {
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
-    env: { ...process.env, DATABASE_URL: databaseUrl, PORT: String(port), POOL_SIZE: '20' },
+    env: {
+      ...process.env,
+      DATABASE_URL: databaseUrl,
+      PORT: String(port),
+      POOL_SIZE: '20',
+      CUSTOMER_ID: customerId,
+    },
   });
   const proc = track(child, 'reference server', { server: true });
   await new Promise((res, rej) => {

@@ -18,6 +18,35 @@ const SAMPLE_CHARS = 600;
 const percentile = (sorted, p) => sorted[Math.max(0, Math.ceil((p / 100) * sorted.length) - 1)];
 
 /**
+ * One request of a connection's cycle, for autocannon. `bodies` and `paths` rotate with a counter
+ * per request shared by all connections, so consecutive requests rotate over them whatever
+ * connection sends them.
+ */
+function autocannonRequest({ method, path, headers = {}, body, bodies, paths }, samples) {
+  let next = 0;
+  return {
+    method,
+    path,
+    headers,
+    body,
+    // Called for every request this entry sends (autocannon rebuilds requests that have it).
+    ...((bodies || paths) && {
+      setupRequest: (req) => {
+        const i = next++;
+        return {
+          ...req,
+          ...(bodies && { body: bodies[i % bodies.length] }),
+          ...(paths && { path: paths[i % paths.length] }),
+        };
+      },
+    }),
+    onResponse: (status, responseBody) => {
+      samples[status] ??= String(responseBody).slice(0, SAMPLE_CHARS);
+    },
+  };
+}
+
+/**
  * @param {object} spec
  * @param {string} spec.url      base URL, e.g. http://127.0.0.1:3000
  * @param {string} spec.method
@@ -25,25 +54,16 @@ const percentile = (sorted, p) => sorted[Math.max(0, Math.ceil((p / 100) * sorte
  * @param {Record<string, string>} [spec.headers]
  * @param {string} [spec.body]   one body for every request
  * @param {string[]} [spec.bodies] bodies used in turn, one per request (e.g. rotating product ids)
+ * @param {string[]} [spec.paths]  paths used in turn, one per request
+ * @param {object[]} [spec.requests] instead of the above, a cycle of requests (each with method,
+ *   path, headers, body, bodies, paths) that every connection sends in turn: a mixed load
  * @param {number} spec.connections
  * @param {number} spec.duration seconds
  */
 function runLoad(spec) {
-  const { url, method, path, headers = {}, body, bodies, connections, duration } = spec;
+  const { url, connections, duration } = spec;
   const samples = {};
-  let next = 0;
-  const request = {
-    method,
-    path,
-    headers,
-    body,
-    // Called for every request after the first of each connection; the counter is shared by all
-    // connections, so consecutive requests rotate over `bodies` whatever connection sends them.
-    ...(bodies && { setupRequest: (req) => ({ ...req, body: bodies[next++ % bodies.length] }) }),
-    onResponse: (status, responseBody) => {
-      samples[status] ??= String(responseBody).slice(0, SAMPLE_CHARS);
-    },
-  };
+  const requests = (spec.requests ?? [spec]).map((r) => autocannonRequest(r, samples));
 
   return new Promise((resolve, reject) => {
     const started = performance.now();
@@ -64,7 +84,7 @@ function runLoad(spec) {
         connections,
         duration: duration + BACKSTOP_S,
         timeout: REQUEST_TIMEOUT_S,
-        requests: [request],
+        requests,
       },
       (err, result) => {
         if (err) return reject(err);

@@ -1,9 +1,11 @@
-// npm run bench [-- --duration 30 --connections 20 --warmup 2 --profile]
+// npm run bench [-- --duration 30 --connections 20 --warmup 2 --soak 60 --profile]
 //
-// Starts the built service on a fresh database, seeds it through the API, drives six scenarios and a
-// reference server with autocannon (each run in its own process), checks invariants against the
-// database after each scenario, and writes bench/results/<date>.md. With --profile it instead runs
-// scenario (a) against the service under `node --cpu-prof` and summarises where the CPU time goes.
+// Starts the built service on a fresh database, seeds it through the API, drives the scenarios
+// against it and a reference server with autocannon (each run in its own process), checks invariants
+// against the database after each scenario, prints the goal ratios, measures the database's own
+// ceiling with pgbench and the service's memory over a mixed soak, and writes
+// bench/results/<date>.md and a chart, <date>.svg. With --profile it instead runs scenario (a)
+// against the service under `node --cpu-prof` and summarises where the CPU time goes.
 // See bench/README.md.
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -20,24 +22,72 @@ import {
   freshDatabase,
   onCleanup,
   ROOT,
+  rssKb,
   runLoad,
   startReference,
   startOtlpSink,
   startService,
 } from './harness.mjs';
+import { chartSvg } from './chart.mjs';
+import { pgbench, pgbenchVersion, scripts as pgbenchScripts } from './db-ceiling.mjs';
 import { aggregateProfile, formatSummary } from './profile-summary.mjs';
 
 const USAGE = `Usage: npm run bench [-- options]
   --duration <s>     measured seconds per scenario (default 8)
   --warmup <s>       discarded warm-up seconds before each scenario but (e) (default 5; 0: none)
   --connections <n>  concurrent connections of the load generator (default 20)
-  --products <n>     catalogue size for the order scenario (default 200)
+  --products <n>     catalogue size for the order scenarios (default 200)
+  --soak <s>         seconds of the mixed memory soak at the end (default 60; 0: no soak)
   --profile          only scenario (a), with the service under --cpu-prof; summarise the profile
-Environment: DATABASE_URL (optional; otherwise the service's embedded PostgreSQL on a temp dir).`;
+Environment: DATABASE_URL (optional; otherwise the service's embedded PostgreSQL on a temp dir),
+PGBENCH (the pgbench binary for the database ceiling; default pgbench on the PATH, skipped if absent).`;
 
 const HOT_STOCK = 100;
 const PLENTY = 1_000_000;
+/** Connections of e-ample (and of pgbench): the service's pool is 20. */
+const HOT_CONNECTIONS = 16;
+const PGBENCH_THREADS = 2;
 const PROFILE_ROOT = '/tmp/bench-prof';
+
+/**
+ * The performance goals: the throughput of scenario `num` over that of scenario `den`. Each is
+ * printed with its value and whether it is met, and drawn in the chart.
+ */
+const GOALS = [
+  {
+    label: 'Checkout',
+    num: 'd',
+    den: 'd-ref',
+    goal: 0.8,
+    means:
+      'orders spread over the catalogue, the service against a hand-written Fastify + pg server ' +
+      'with the same effects in the database',
+  },
+  {
+    label: 'Hot product',
+    num: 'e-ample',
+    den: 'd',
+    goal: 0.8,
+    means:
+      'every order on one product (ample stock) against orders spread over the catalogue: what ' +
+      'contention on one row costs the service',
+  },
+  {
+    label: 'Stale If-Match',
+    num: 'f',
+    den: 'a',
+    goal: 0.5,
+    means: 'a refused PATCH (412) against a read of the same product',
+  },
+  {
+    label: 'Read',
+    num: 'a',
+    den: 'a-ref',
+    goal: 0.75,
+    means:
+      'GET one product, the service against plain Fastify + pg with the same SQL, body and ETag',
+  },
+];
 
 function parseOptions() {
   const { values } = parseArgs({
@@ -46,6 +96,7 @@ function parseOptions() {
       warmup: { type: 'string', default: '5' },
       connections: { type: 'string', default: '20' },
       products: { type: 'string', default: '200' },
+      soak: { type: 'string', default: '60' },
       profile: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -67,6 +118,7 @@ function parseOptions() {
     warmup: int('warmup', 0),
     connections: int('connections', 1),
     products: int('products', 1),
+    soak: int('soak', 0),
     profile: values.profile,
   };
 }
@@ -130,32 +182,44 @@ async function seed(base, sql, productCount) {
   const tags = Array.from({ length: productCount }, (_, i) => String(i + 1).padStart(4, '0'));
   const products = await inParallel(tags, 8, (tag) => create(tag, PLENTY));
   const hot = await create('hot', HOT_STOCK);
-  return { customer, admin, products, hot };
+  const hotAmple = await create('hot-ample', PLENTY);
+  // The reference server places its orders for this account (it does not verify tokens).
+  const { rows } = await sql.query('SELECT id FROM users WHERE email = $1', [accounts.customer]);
+  return { customer, customerId: rows[0].id, admin, products, hot, hotAmple };
 }
 
 // ---------------------------------------------------------------------------------------------
 // Scenarios
 
-/**
- * The scenarios, in running order. Each has a load `spec` (for load-worker.mjs), the statuses it may
- * answer, whether it gets a warm-up, and optional `before`/`check` hooks for the invariants.
- */
-function scenarios({ sql, seeded, etag, referenceBody }) {
-  const { customer, admin, products, hot } = seeded;
-  const one = `/api/v1/products/${products[0].id}`;
-  const initialStock = new Map([...products, hot].map((p) => [p.id, p.stock]));
-  const orderCount = async () =>
-    (await sql.query('SELECT count(*)::int AS n FROM orders')).rows[0].n;
-  const orderLine = (productId) => JSON.stringify({ items: [{ productId, quantity: 1 }] });
-  const customerHeaders = {
-    authorization: `Bearer ${customer}`,
-    'content-type': 'application/json',
-  };
+/** The problem code of the first answer with `status` (samples are truncated: no JSON.parse). */
+const problemCode = (result, status) => /"code":"(\w+)"/.exec(result.samples[status])?.[1];
 
-  /** Orders created = 201s, and for every product: initial stock - stock = units ordered. */
-  const orderInvariants = async (result, before) => {
-    const created = (await orderCount()) - before;
-    const answered201 = result.statusCodes[201] ?? 0;
+const orderLine = (productId) => JSON.stringify({ items: [{ productId, quantity: 1 }] });
+
+/**
+ * The database-side invariants of placing orders, shared by the scenarios and pgbench: `counts()`
+ * before, then `check(before, expectedOrders)` after.
+ */
+function orderChecks(sql, seeded) {
+  const { products, hot, hotAmple } = seeded;
+  const initialStock = new Map([...products, hot, hotAmple].map((p) => [p.id, p.stock]));
+  const counts = async () =>
+    (
+      await sql.query(
+        `SELECT (SELECT count(*) FROM orders)::int AS orders,
+                (SELECT count(*) FROM order_history WHERE action = 'place')::int AS placed,
+                (SELECT count(*) FROM outbox_events WHERE type = 'order.created')::int AS events`,
+      )
+    ).rows[0];
+  /**
+   * Orders created = `expected` (the 201s), each with its 'place' history entry and order.created
+   * event; and for every product: initial stock - stock = units in order_items, never below 0.
+   */
+  const checkAfter = async (before, expected, what = '201s') => {
+    const after = await counts();
+    const created = after.orders - before.orders;
+    const placed = after.placed - before.placed;
+    const events = after.events - before.events;
     const { rows } = await sql.query(
       `SELECT p.id, p.stock::int AS stock, COALESCE(SUM(oi.quantity), 0)::int AS ordered
          FROM products p LEFT JOIN order_items oi ON oi.product_id = p.id GROUP BY p.id`,
@@ -165,7 +229,11 @@ function scenarios({ sql, seeded, etag, referenceBody }) {
     return {
       rows,
       checks: [
-        check(created === answered201, `orders created ${created} = 201s ${answered201}`),
+        check(created === expected, `orders created ${created} = ${what} ${expected}`),
+        check(
+          placed === created && events === created,
+          `'place' history entries ${placed}, order.created events ${events}`,
+        ),
         check(
           wrong.length === 0,
           wrong.length === 0
@@ -176,8 +244,30 @@ function scenarios({ sql, seeded, etag, referenceBody }) {
       ],
     };
   };
-  /** The problem code of the first answer with `status` (samples are truncated: no JSON.parse). */
-  const problemCode = (result, status) => /"code":"(\w+)"/.exec(result.samples[status])?.[1];
+  return { counts, checkAfter };
+}
+
+/**
+ * The scenarios, in running order. Each has a `title`, a `short` one for the chart, a load `spec` (for load-worker.mjs), the statuses it may
+ * answer, whether it gets a warm-up, optional `connections` (default --connections) and optional
+ * `before`/`check` hooks for the invariants.
+ */
+function scenarios({ sql, seeded, etag, referenceBody, referenceOrder }) {
+  const { customer, admin, products, hot, hotAmple } = seeded;
+  const one = `/api/v1/products/${products[0].id}`;
+  const { counts, checkAfter } = orderChecks(sql, seeded);
+  const customerHeaders = {
+    authorization: `Bearer ${customer}`,
+    'content-type': 'application/json',
+  };
+  const orderInvariants = (result, before) => checkAfter(before, result.statusCodes[201] ?? 0);
+  const spread = {
+    method: 'POST',
+    path: '/api/v1/orders',
+    headers: customerHeaders,
+    bodies: products.map((p) => orderLine(p.id)),
+  };
+
   const productVersion = async (id) =>
     (await sql.query('SELECT version FROM products WHERE id = $1', [id])).rows[0].version;
 
@@ -185,6 +275,7 @@ function scenarios({ sql, seeded, etag, referenceBody }) {
     {
       key: 'a',
       title: 'GET /products/{id}',
+      short: 'GET one product',
       target: 'service',
       spec: { method: 'GET', path: one },
       expect: [200],
@@ -193,6 +284,7 @@ function scenarios({ sql, seeded, etag, referenceBody }) {
     {
       key: 'a-ref',
       title: 'GET /products/{id}, reference Fastify + pg',
+      short: 'GET one product, reference',
       target: 'reference',
       spec: { method: 'GET', path: one },
       expect: [200],
@@ -209,6 +301,7 @@ function scenarios({ sql, seeded, etag, referenceBody }) {
     {
       key: 'b',
       title: 'GET /products/{id}, If-None-Match → 304',
+      short: 'GET one product, 304',
       target: 'service',
       spec: { method: 'GET', path: one, headers: { 'if-none-match': etag } },
       expect: [304],
@@ -217,6 +310,7 @@ function scenarios({ sql, seeded, etag, referenceBody }) {
     {
       key: 'c',
       title: 'GET /products?limit=20',
+      short: 'GET a list of 20',
       target: 'service',
       spec: { method: 'GET', path: '/api/v1/products?limit=20' },
       expect: [200],
@@ -225,21 +319,32 @@ function scenarios({ sql, seeded, etag, referenceBody }) {
     {
       key: 'd',
       title: `POST /orders, 1 line, rotating over ${products.length} products`,
+      short: 'POST order, spread',
       target: 'service',
-      spec: {
-        method: 'POST',
-        path: '/api/v1/orders',
-        headers: customerHeaders,
-        bodies: products.map((p) => orderLine(p.id)),
-      },
+      spec: spread,
       expect: [201],
       warmup: true,
-      before: orderCount,
+      before: counts,
       check: async (result, before) => (await orderInvariants(result, before)).checks,
+    },
+    {
+      key: 'd-ref',
+      title: `POST /orders, 1 line, rotating over ${products.length} products, reference Fastify + pg`,
+      short: 'POST order, spread, reference',
+      target: 'reference',
+      spec: spread,
+      expect: [201],
+      warmup: true,
+      before: counts,
+      check: async (result, before) => [
+        ...(await orderInvariants(result, before)).checks,
+        check(referenceOrder.same, referenceOrder.text),
+      ],
     },
     {
       key: 'e',
       title: `POST /orders on one hot product (stock ${HOT_STOCK})`,
+      short: `POST order, hot, stock ${HOT_STOCK}`,
       target: 'service',
       spec: {
         method: 'POST',
@@ -250,7 +355,7 @@ function scenarios({ sql, seeded, etag, referenceBody }) {
       expect: [201, 409],
       // A warm-up would sell the hot stock before the measured run.
       warmup: false,
-      before: orderCount,
+      before: counts,
       check: async (result, before) => {
         const { rows, checks } = await orderInvariants(result, before);
         const sold = result.statusCodes[201] ?? 0;
@@ -271,8 +376,26 @@ function scenarios({ sql, seeded, etag, referenceBody }) {
       },
     },
     {
+      key: 'e-ample',
+      title: `POST /orders on one hot product (stock ${fmt(PLENTY)})`,
+      short: 'POST order, hot, ample stock',
+      target: 'service',
+      spec: {
+        method: 'POST',
+        path: '/api/v1/orders',
+        headers: customerHeaders,
+        body: orderLine(hotAmple.id),
+      },
+      connections: HOT_CONNECTIONS,
+      expect: [201],
+      warmup: true,
+      before: counts,
+      check: async (result, before) => (await orderInvariants(result, before)).checks,
+    },
+    {
       key: 'f',
       title: 'PATCH /products/{id}, stale If-Match → 412',
+      short: 'PATCH, stale If-Match, 412',
       target: 'service',
       spec: {
         method: 'PATCH',
@@ -301,6 +424,62 @@ function scenarios({ sql, seeded, etag, referenceBody }) {
   ];
 }
 
+/**
+ * The memory soak: every connection sends, in turn, a read of one product (rotating over the
+ * catalogue), a read of the list, an order (rotating) and a PATCH with a stale If-Match on the hot
+ * product (sold out by then, so no order changes its version).
+ */
+function soakScenario({ sql, seeded, seconds }) {
+  const { customer, admin, products, hot } = seeded;
+  const { counts, checkAfter } = orderChecks(sql, seeded);
+  const hotVersion = async () =>
+    (await sql.query('SELECT version FROM products WHERE id = $1', [hot.id])).rows[0].version;
+  return {
+    key: 'soak',
+    title: 'Mixed soak: GET one, GET list, POST order, stale PATCH, in turn',
+    short: 'mixed soak',
+    target: 'service',
+    duration: seconds,
+    spec: {
+      requests: [
+        { method: 'GET', path: '/', paths: products.map((p) => `/api/v1/products/${p.id}`) },
+        { method: 'GET', path: '/api/v1/products?limit=20' },
+        {
+          method: 'POST',
+          path: '/api/v1/orders',
+          headers: { authorization: `Bearer ${customer}`, 'content-type': 'application/json' },
+          bodies: products.map((p) => orderLine(p.id)),
+        },
+        {
+          method: 'PATCH',
+          path: `/api/v1/products/${hot.id}`,
+          headers: {
+            authorization: `Bearer ${admin}`,
+            'content-type': 'application/json',
+            'if-match': '"stale"',
+          },
+          body: JSON.stringify({ name: 'x' }),
+        },
+      ],
+    },
+    expect: [200, 201, 412],
+    warmup: false,
+    before: async () => ({ orders: await counts(), version: await hotVersion() }),
+    check: async (result, before) => {
+      const { checks } = await checkAfter(before.orders, result.statusCodes[201] ?? 0);
+      const version = await hotVersion();
+      return [
+        ...checks,
+        check(version === before.version, `hot product version unchanged (${version})`),
+        check(
+          problemCode(result, 412) === 'PRECONDITION_FAILED',
+          `412 code ${problemCode(result, 412)}`,
+        ),
+      ];
+    },
+  };
+}
+
 /** Checks every scenario gets: only the expected statuses, and every request answered. */
 function commonChecks(scenario, result) {
   const unexpected = Object.keys(result.statusCodes).filter(
@@ -326,21 +505,25 @@ function commonChecks(scenario, result) {
  */
 async function runScenario(scenario, servers, opts) {
   const server = servers[scenario.target];
-  const spec = { url: server.base, connections: opts.connections, ...scenario.spec };
+  const connections = scenario.connections ?? opts.connections;
+  const duration = scenario.duration ?? opts.duration;
+  const spec = { url: server.base, connections, ...scenario.spec };
   const label = `[${scenario.key}] ${scenario.title}`;
   if (scenario.warmup && opts.warmup > 0) {
     console.log(`${label}: warm-up ${opts.warmup} s`);
     await runLoad({ ...spec, duration: opts.warmup }, () => undefined);
   }
   const before = await scenario.before?.();
-  console.log(`${label}: ${opts.duration} s, ${opts.connections} connections`);
+  console.log(`${label}: ${duration} s, ${connections} connections`);
   // The measured window in the CPU profiler's clock (µs of CLOCK_MONOTONIC), for --profile.
   const window = { from: process.hrtime.bigint() / 1000n };
   const cpuBefore = await cpuTimeMs(server.pid);
-  const result = await runLoad({ ...spec, duration: opts.duration }, ({ second, counter }) => {
-    const line = `  ${second}/${opts.duration} s  ${fmt(counter)} req/s`;
+  // Without a terminal, about ten progress lines per run.
+  const every = Math.ceil(duration / 10);
+  const result = await runLoad({ ...spec, duration }, ({ second, counter }) => {
+    const line = `  ${second}/${duration} s  ${fmt(counter)} req/s${scenario.onTick?.() ?? ''}`;
     if (process.stdout.isTTY) process.stdout.write(`\r${line}   `);
-    else console.log(line);
+    else if (second % every === 0 || second === duration) console.log(line);
   });
   result.cpuUsPerRequest = ((await cpuTimeMs(server.pid)) - cpuBefore) * (1000 / result.responses);
   window.to = process.hrtime.bigint() / 1000n;
@@ -355,7 +538,7 @@ async function runScenario(scenario, servers, opts) {
       `p99 ${fmt(result.latency.p99, 2)} ms, server CPU ${fmt(result.cpuUsPerRequest)} µs/request; ` +
       (failed.length ? `FAILED: ${failed.map((c) => c.text).join('; ')}` : 'invariants hold'),
   );
-  return { scenario, result, checks, window };
+  return { scenario, result, checks, window, connections };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -400,21 +583,22 @@ function header(title, m, opts) {
     `| Load average at start (1/5/15 min) | ${m.loadavg} |`,
     `| Node | ${m.node} |`,
     `| PostgreSQL | ${m.postgres}, ${m.database} |`,
-    `| Load | autocannon ${m.autocannon} in a separate process, ${opts.connections} connections, ` +
-      `${opts.duration} s per scenario after ${opts.warmup} s of warm-up (none for e) |`,
+    `| Load | autocannon ${m.autocannon} in a separate process, ${opts.connections} connections ` +
+      `(${HOT_CONNECTIONS} for e-ample), ${opts.duration} s per scenario after ${opts.warmup} s of ` +
+      `warm-up (none for e)${opts.soak ? `; soak ${opts.soak} s` : ''} |`,
     `| Service | NODE_ENV=production, LOG_LEVEL=warn, DB_POOL_SIZE=20, rate limits out of reach |`,
     '',
   ];
 }
 
-function resultsTable(runs, opts) {
-  const rows = runs.map(({ scenario, result, checks }) => {
+function resultsTable(runs) {
+  const rows = runs.map(({ scenario, result, checks, connections }) => {
     const statuses = Object.entries(result.statusCodes)
       .map(([code, n]) => `${code}: ${fmt(n)}`)
       .join(', ');
     const failed = checks.filter((c) => !c.ok).length;
     return (
-      `| ${scenario.key} | ${scenario.title} | ${fmt(result.elapsedS, 1)} | ${opts.connections} | ` +
+      `| ${scenario.key} | ${scenario.title} | ${fmt(result.elapsedS, 1)} | ${connections} | ` +
       `${fmt(result.rps)} | ${fmt(result.latency.p50, 2)} | ${fmt(result.latency.p90, 2)} | ` +
       `${fmt(result.latency.p99, 2)} | ${fmt(result.cpuUsPerRequest)} | ${statuses} | ` +
       `${failed ? `✗ ${failed} failed` : '✓'} |`
@@ -427,18 +611,32 @@ function resultsTable(runs, opts) {
   ];
 }
 
-function ratioLine(runs) {
-  const result = (key) => runs.find((r) => r.scenario.key === key).result;
-  const [service, reference] = [result('a'), result('a-ref')];
-  const ratio = service.rps / reference.rps;
-  return (
-    `**Service / reference, GET one product:** ${fmt(service.rps)} / ${fmt(reference.rps)} req/s ` +
-    `= **${fmt(ratio, 2)}×**: the service serves ${fmt(ratio * 100)}% of the throughput of plain ` +
-    'Fastify + pg running the same SQL and answering the same body and ETag, and spends ' +
-    `${fmt(service.cpuUsPerRequest / reference.cpuUsPerRequest, 1)}× its CPU per request ` +
-    `(${fmt(service.cpuUsPerRequest)} vs ${fmt(reference.cpuUsPerRequest)} µs). ` +
-    'CPU µs/req is the server process only (all its threads), not PostgreSQL or the load generator.'
-  );
+/** Each goal's value (undefined when one of its scenarios did not run). */
+function goalRatios(runs) {
+  const result = (key) => runs.find((r) => r.scenario.key === key)?.result;
+  return GOALS.map((g) => {
+    const [num, den] = [result(g.num), result(g.den)];
+    const value = num && den && den.rps > 0 ? num.rps / den.rps : undefined;
+    return { ...g, num: { key: g.num, ...num }, den: { key: g.den, ...den }, value };
+  });
+}
+
+/** One line per goal: what it compares, its goal, its value, met or not. */
+function ratioSection(ratios) {
+  return [
+    '## Goals',
+    '',
+    ...ratios.map((r) =>
+      r.value === undefined
+        ? `- **${r.label}** \`${r.num.key} / ${r.den.key}\`: goal ≥ ${fmt(r.goal, 2)}×, not measured`
+        : `- **${r.label}** \`${r.num.key} / ${r.den.key}\`: goal ≥ ${fmt(r.goal, 2)}×, value ` +
+          `**${fmt(r.value, 2)}×** (${fmt(r.num.rps)} / ${fmt(r.den.rps)} req/s): ` +
+          `**${r.value >= r.goal ? 'met' : 'not met'}**. ${r.means[0].toUpperCase()}${r.means.slice(1)}; ` +
+          `CPU ${fmt(r.num.cpuUsPerRequest)} vs ${fmt(r.den.cpuUsPerRequest)} µs/req.`,
+    ),
+    '',
+    'CPU µs/req is the server process only (all its threads), not PostgreSQL or the load generator.',
+  ];
 }
 
 function tracingLine(runs, exported) {
@@ -454,6 +652,48 @@ function tracingLine(runs, exported) {
     `**Tracing on vs off** (OpenTelemetry SDK with the http, undici, pg and Nest instrumentations, ` +
     `OTLP/HTTP to a local sink that received ${exported.exports} exports, ${fmt(exported.bytes / 1024)} kB): ` +
     `${part('a')}; ${part('d')}. Off (no OTEL_* variables) the SDK is not started at all.`
+  );
+}
+
+/** The pgbench figures, against the service's and the reference's order throughput. */
+function ceilingLine(ceiling, runs, opts) {
+  if (ceiling.skipped) return `**Database ceiling:** skipped (${ceiling.skipped}).`;
+  const rps = (key) => runs.find((r) => r.scenario.key === key)?.result.rps;
+  const part = ({ tps, latencyMs, failed }) =>
+    `**${fmt(tps)} tps** (average latency ${fmt(latencyMs, 2)} ms` +
+    `${failed ? `, ${fmt(failed)} failed` : ''})`;
+  const share = (key, of) =>
+    rps(key) === undefined
+      ? ''
+      : `, ${key} ${fmt(rps(key))} req/s = ${fmt((100 * rps(key)) / of)}%`;
+  return (
+    `**Database ceiling** (${ceiling.version}; a whole one-line order as ONE SQL statement: ` +
+    'conditional decrement, order, line, history entry and outbox event in one CTE; ' +
+    `${HOT_CONNECTIONS} clients, -j ${PGBENCH_THREADS}, -M prepared, ${opts.duration} s each): ` +
+    `spread over ${opts.products} products (a random one per transaction) ${part(ceiling.spread)}` +
+    `${share('d', ceiling.spread.tps)}${share('d-ref', ceiling.spread.tps)} of it; ` +
+    `one hot product ${part(ceiling.hot)}${share('e-ample', ceiling.hot.tps)} of it. ` +
+    'pgbench competes for the same 2 cores as PostgreSQL, but no application server runs meanwhile.'
+  );
+}
+
+const mb = (kb) => `${fmt(kb / 1024, 1)} MB`;
+
+/** The soak's RSS figures. */
+function memoryLine(memory, run) {
+  if (!memory) return '**Memory:** no soak (`--soak 0`).';
+  const growth = memory.after - memory.before;
+  const series = memory.samples
+    .filter((_, i) => i % 10 === 0 || i === memory.samples.length - 1)
+    .map((x) => `${x.second} s ${mb(x.kb)}`)
+    .join(', ');
+  return (
+    `**Memory** (service RSS, VmRSS from /proc, sampled every second over ` +
+    `${run.scenario.duration} s of mixed load, row \`soak\`: ${fmt(run.result.rps)} req/s): ` +
+    `before **${mb(memory.before)}**, peak **${mb(memory.peak)}**, after **${mb(memory.after)}**; ` +
+    `growth **${growth >= 0 ? '+' : '−'}${mb(Math.abs(growth))}** ` +
+    `(${growth >= 0 ? '+' : '−'}${fmt((100 * Math.abs(growth)) / memory.before, 1)}%). ` +
+    `Samples: ${series}.`
   );
 }
 
@@ -476,9 +716,138 @@ async function writeResult(name, lines) {
 // ---------------------------------------------------------------------------------------------
 // Main
 
-/** The benchmark proper: every scenario, the table, bench/results/<date>.md. */
+/**
+ * The reference's 201 against the service's for the same order: same members in the same order,
+ * same lines, total, status, allowedTransitions, version and hold (expiresAt - createdAt).
+ */
+function sameOrder(service, reference) {
+  const shape = (o) =>
+    JSON.stringify({
+      members: Object.keys(o),
+      lineMembers: o.items.map((i) => Object.keys(i)),
+      ...o,
+      id: undefined,
+      holdS: Math.round((Date.parse(o.expiresAt) - Date.parse(o.createdAt)) / 1000),
+      expiresAt: undefined,
+      createdAt: undefined,
+      updatedAt: undefined,
+    });
+  const same = shape(service.body) === shape(reference.body);
+  return {
+    same,
+    text: same
+      ? "same order representation as the service's 201"
+      : `order differs from the service's 201: ${shape(reference.body)} vs ${shape(service.body)}`,
+  };
+}
+
+/** pgbench, spread over the catalogue then on the hot product, with the order invariants. */
+async function dbCeiling(opts, { sql, url, seeded }) {
+  const version = await pgbenchVersion();
+  if (!version) {
+    const skipped = 'pgbench not found; install the postgresql-client package';
+    console.log(`[pgbench] ${skipped}: skipped`);
+    return { ceiling: { skipped }, checks: [] };
+  }
+  const { counts, checkAfter } = orderChecks(sql, seeded);
+  const texts = pgbenchScripts({
+    productIds: seeded.products.map((p) => p.id),
+    hotId: seeded.hotAmple.id,
+    customerId: seeded.customerId,
+  });
+  const ceiling = { version };
+  const checks = [];
+  for (const kind of ['spread', 'hot']) {
+    console.log(`[pgbench] ${kind}: ${opts.duration} s, ${HOT_CONNECTIONS} clients`);
+    const before = await counts();
+    const result = await pgbench(url, texts[kind], {
+      clients: HOT_CONNECTIONS,
+      threads: PGBENCH_THREADS,
+      duration: opts.duration,
+    });
+    const after = await checkAfter(before, result.transactions, 'transactions');
+    checks.push(
+      ...after.checks.map((c) => ({ ...c, text: `${kind}: ${c.text}` })),
+      check(result.failed === 0, `${kind}: failed transactions ${result.failed}`),
+    );
+    ceiling[kind] = result;
+    console.log(`  ${fmt(result.tps)} tps, average latency ${fmt(result.latencyMs, 2)} ms`);
+  }
+  return { ceiling, checks };
+}
+
+/** The soak against the service, with its RSS sampled every second. */
+async function soak(opts, { service, sql, seeded }) {
+  const scenario = soakScenario({ sql, seeded, seconds: opts.soak });
+  const before = await rssKb(service.pid);
+  const samples = [{ second: 0, kb: before }];
+  let last = before;
+  const started = Date.now();
+  const timer = setInterval(() => {
+    void rssKb(service.pid).then(
+      (kb) => {
+        last = kb;
+        samples.push({ second: Math.round((Date.now() - started) / 1000), kb });
+      },
+      () => undefined,
+    );
+  }, 1000);
+  scenario.onTick = () => `, service RSS ${mb(last)}`;
+  let run;
+  try {
+    run = await runScenario(scenario, { service }, opts);
+  } finally {
+    clearInterval(timer);
+  }
+  const after = await rssKb(service.pid);
+  samples.push({ second: Math.round((Date.now() - started) / 1000), kb: after });
+  const memory = { before, after, peak: Math.max(...samples.map((x) => x.kb)), samples };
+  console.log(
+    `  service RSS before ${mb(before)}, peak ${mb(memory.peak)}, after ${mb(after)} ` +
+      `(growth ${mb(after - before)})`,
+  );
+  return { run, memory };
+}
+
+/** The chart's data: the goal ratios, then req/s per scenario and pgbench's tps. */
+function chart(ratios, runs, ceiling, m) {
+  const kind = (key) =>
+    key === 'soak'
+      ? 'soak'
+      : key.endsWith('-ref')
+        ? 'reference'
+        : key.endsWith('-otel')
+          ? 'traced'
+          : 'service';
+  const rates = runs.map(({ scenario, result }) => ({
+    label: `${scenario.key}: ${scenario.short}`,
+    value: result.rps,
+    kind: kind(scenario.key),
+  }));
+  if (!ceiling.skipped) {
+    rates.push(
+      { label: 'pgbench: one-statement order, spread', value: ceiling.spread.tps, kind: 'db' },
+      { label: 'pgbench: one-statement order, hot product', value: ceiling.hot.tps, kind: 'db' },
+    );
+  }
+  return chartSvg({
+    title: `Order service benchmark, ${new Date().toISOString().slice(0, 10)}`,
+    subtitle: `commit ${m.commit}; ${m.cpu}, ${m.cores} cores; load average at start ${m.loadavg}`,
+    ratios: ratios
+      .filter((r) => r.value !== undefined)
+      .map((r) => ({
+        label: r.label,
+        detail: `${r.num.key} / ${r.den.key}: ${fmt(r.num.rps)} / ${fmt(r.den.rps)} req/s`,
+        value: r.value,
+        goal: r.goal,
+      })),
+    rates,
+  });
+}
+
+/** The benchmark proper: every scenario, the table, bench/results/<date>.md and <date>.svg. */
 async function benchmark(opts, { service, sql, url, seeded, m }) {
-  const reference = await startReference(url);
+  const reference = await startReference(url, { customerId: seeded.customerId });
   const one = `/api/v1/products/${seeded.products[0].id}`;
   const fromService = await expectApi(200, service.base, 'GET', one);
   const fromReference = await expectApi(200, reference.base, 'GET', one);
@@ -488,9 +857,16 @@ async function benchmark(opts, { service, sql, url, seeded, m }) {
       fromService.headers.get('etag') === fromReference.headers.get('etag'),
   };
   const etag = fromService.headers.get('etag');
+  // One order each, on the same product (the stock arithmetic holds: both write order_items). Not
+  // products[0]: an order bumps its product's version, and b and f use products[0]'s ETag.
+  const order = { token: seeded.customer, body: JSON.parse(orderLine(seeded.hotAmple.id)) };
+  const referenceOrder = sameOrder(
+    await expectApi(201, service.base, 'POST', '/api/v1/orders', order),
+    await expectApi(201, reference.base, 'POST', '/api/v1/orders', order),
+  );
 
   const runs = [];
-  const all = scenarios({ sql, seeded, etag, referenceBody });
+  const all = scenarios({ sql, seeded, etag, referenceBody, referenceOrder });
   for (const scenario of all) {
     runs.push(await runScenario(scenario, { service, reference }, opts));
   }
@@ -504,28 +880,62 @@ async function benchmark(opts, { service, sql, url, seeded, m }) {
   });
   for (const key of ['a', 'd']) {
     const plain = all.find((s) => s.key === key);
-    const scenario = { ...plain, key: `${key}-otel`, title: `${plain.title}, tracing on` };
+    const scenario = {
+      ...plain,
+      key: `${key}-otel`,
+      title: `${plain.title}, tracing on`,
+      short: `${plain.short}, tracing on`,
+    };
     runs.push(await runScenario(scenario, { service: traced }, opts));
   }
   const exported = sink.received();
+  // Neither its CPU nor its pool should weigh on what follows.
+  await traced.stop();
 
+  let memory;
+  if (opts.soak > 0) {
+    const soaked = await soak(opts, { service, sql, seeded });
+    runs.push(soaked.run);
+    memory = soaked.memory;
+  } else {
+    console.log('[soak] skipped (--soak 0)');
+  }
+
+  const { ceiling, checks: ceilingChecks } = await dbCeiling(opts, { sql, url, seeded });
+
+  const date = new Date().toISOString().slice(0, 10);
+  const ratios = goalRatios(runs);
+  const soakRun = runs.find((r) => r.scenario.key === 'soak');
   const report = [
-    ...header(`Order service benchmark, ${new Date().toISOString().slice(0, 10)}`, m, opts),
-    ...resultsTable(runs, opts),
+    ...header(`Order service benchmark, ${date}`, m, opts),
+    ...resultsTable(runs),
     '',
-    ratioLine(runs),
+    `![The goal ratios against their goals, and req/s per scenario](${date}.svg)`,
+    '',
+    ...ratioSection(ratios),
+    '',
+    '## Context',
     '',
     tracingLine(runs, exported),
+    '',
+    ceilingLine(ceiling, runs, opts),
+    '',
+    memoryLine(memory, soakRun),
     '',
     '## Invariants',
     '',
     ...invariantsSection(runs),
+    ...(ceiling.skipped
+      ? []
+      : invariantsSection([{ scenario: { key: 'pgbench' }, checks: ceilingChecks }])),
     '',
   ];
   console.log('\n' + report.join('\n'));
-  const file = await writeResult(`${new Date().toISOString().slice(0, 10)}.md`, report);
-  console.log(`Written to ${file}`);
-  return runs.every((r) => r.checks.every((c) => c.ok));
+  const file = await writeResult(`${date}.md`, report);
+  const svg = join(ROOT, 'bench/results', `${date}.svg`);
+  await writeFile(svg, chart(ratios, runs, ceiling, m));
+  console.log(`Written to ${file} and ${svg}`);
+  return runs.every((r) => r.checks.every((c) => c.ok)) && ceilingChecks.every((c) => c.ok);
 }
 
 /** --profile: scenario (a) against the profiled service, then the profile of the measured window. */
@@ -551,7 +961,7 @@ async function profile(opts, { service, sql, seeded, m, profileDir }) {
     `node bench/profile-summary.mjs ${file} --from ${run.window.from} --to ${run.window.to}`,
     '```',
     '',
-    ...resultsTable([run], opts),
+    ...resultsTable([run]),
     '',
     formatSummary(agg, { title: 'Where the service spends its CPU during (a)' }),
   ];
