@@ -5,8 +5,10 @@ import type { MigrationInterface, QueryRunner } from 'typeorm';
  * OrdersService.place used to do in eight statements: lock the products in id order, check every
  * line, decrement, insert the order, its lines, its history entry and its `order.created` event (with
  * a delivery per matching webhook subscription). When any check fails it changes nothing, releases
- * its locks (the block is a subtransaction) and returns NULL: the service then takes its slow path,
- * which explains every failing line and first expires overdue holds on those products.
+ * its locks (the block is a subtransaction) and returns what it read instead (`refused`): the
+ * products as they were under the lock, and whether overdue holds sit on them. The service explains
+ * the refusal from that, with no further query, or, when overdue holds could cover it, takes its
+ * step-by-step path that expires them first.
  *
  * `outbox_append(…)` is the one statement that writes an event and its deliveries, used by this
  * function and by OutboxRepository alike.
@@ -52,6 +54,7 @@ export class PlaceOrderAtOnce1763790700000 implements MigrationInterface {
         v_order orders%ROWTYPE;
         v_items json;
         v_at timestamptz;
+        v_products json;
       BEGIN
         BEGIN
           -- Locked in id order, so two orders over the same products can never deadlock.
@@ -61,6 +64,10 @@ export class PlaceOrderAtOnce1763790700000 implements MigrationInterface {
             INTO v_found, v_currencies, v_currency, v_total, v_ok
             FROM unnest(p_ids, p_quantities) AS w(id, qty) JOIN products p ON p.id = w.id;
           IF v_found <> cardinality(p_ids) OR v_currencies <> 1 OR NOT v_ok THEN
+            SELECT json_agg(json_build_object('id', p.id, 'sku', p.sku, 'name', p.name,
+                     'price_cents', p.price_cents, 'currency', p.currency, 'stock', p.stock,
+                     'active', p.active) ORDER BY p.id)
+              INTO v_products FROM products p WHERE p.id = ANY(p_ids);
             RAISE EXCEPTION USING ERRCODE = 'OSNOT'; -- caught below: nothing happened
           END IF;
           -- Still conditional under the lock: the database has the last word.
@@ -99,7 +106,13 @@ export class PlaceOrderAtOnce1763790700000 implements MigrationInterface {
             p_traceparent, v_at);
           RETURN json_build_object('order', row_to_json(v_order), 'items', v_items);
         EXCEPTION WHEN SQLSTATE 'OSNOT' THEN
-          RETURN NULL; -- the block's row locks go with it
+          -- The block's row locks go with it; what it read stays, to explain the refusal.
+          RETURN json_build_object(
+            'refused', coalesce(v_products, '[]'::json),
+            'overdue', EXISTS (
+              SELECT 1 FROM order_items i JOIN orders o ON o.id = i.order_id
+               WHERE i.product_id = ANY(p_ids) AND o.status = 'pending'
+                 AND o.expires_at <= clock_timestamp()));
         END;
       END $$`);
   }

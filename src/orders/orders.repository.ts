@@ -3,6 +3,7 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, type EntityManager } from 'typeorm';
 import { hydrate, many, one, pageOf, sql } from '../common/database/sql';
 import type { Page } from '../common/http/pagination';
+import { type RawStockRow, stockRowOf, type StockRow } from '../products/stock.repository';
 import type { OrderHistoryAction, OrderStatus } from './order-state';
 import { Order, OrderHistoryEntry, OrderItem } from './order.entity';
 
@@ -60,23 +61,32 @@ export class OrdersRepository {
       ownerActions: readonly string[];
       traceparent?: string;
     },
-  ): Promise<OrderWithItems | null> {
-    const { rows } = await sql<{
-      placed: { order: Record<string, unknown>; items: Record<string, unknown>[] } | null;
-    }>(m, 'SELECT place_order($1, $2::uuid[], $3::int[], $4, $5, $6::text[], $7) AS placed', [
-      p.userId,
-      p.productIds,
-      p.quantities,
-      p.holdSeconds,
-      p.eventId,
-      p.ownerActions,
-      p.traceparent ?? null,
-    ]);
-    const placed = rows[0]?.placed;
-    if (!placed) return null;
+  ): Promise<{ placed: OrderWithItems } | { refused: StockRow[]; overdue: boolean }> {
+    type Answer =
+      | { order: Record<string, unknown>; items: Record<string, unknown>[] }
+      | { refused: RawStockRow[]; overdue: boolean };
+    const { rows } = await sql<{ answer: Answer }>(
+      m,
+      'SELECT place_order($1, $2::uuid[], $3::int[], $4, $5, $6::text[], $7) AS answer',
+      [
+        p.userId,
+        p.productIds,
+        p.quantities,
+        p.holdSeconds,
+        p.eventId,
+        p.ownerActions,
+        p.traceparent ?? null,
+      ],
+    );
+    const answer = rows[0].answer;
+    if ('refused' in answer) {
+      return { refused: answer.refused.map(stockRowOf), overdue: answer.overdue };
+    }
     return {
-      order: hydrate(m, Order, placed.order),
-      items: placed.items.map((row) => hydrate(m, OrderItem, row)),
+      placed: {
+        order: hydrate(m, Order, answer.order),
+        items: answer.items.map((row) => hydrate(m, OrderItem, row)),
+      },
     };
   }
 

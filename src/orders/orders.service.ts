@@ -21,7 +21,7 @@ import { validationProblem } from '../common/problems/validation';
 import type { Env } from '../config/env';
 import { OutboxRepository } from '../events/outbox.repository';
 import { MetricsService } from '../observability/metrics.service';
-import { type StockRow, StockRepository } from '../products/stock.repository';
+import { insufficientStock, type StockRow, StockRepository } from '../products/stock.repository';
 import {
   type CreateOrderDto,
   OrderDto,
@@ -119,8 +119,9 @@ export class OrdersService {
   async place(m: EntityManager, caller: Caller, dto: CreateOrderDto): Promise<OrderWithItems> {
     const wanted = unitsOf(dto.items);
     const ids = [...wanted.keys()];
-    // The usual case in one round trip; null (nothing done, no lock kept) when a line fails.
-    const placed = await this.orders
+    // The usual case in one round trip. A refusal changes nothing and keeps no lock, and says
+    // what it read: enough to explain it, unless overdue holds sit on these products.
+    const answer = await this.orders
       .placeAtOnce(m, {
         userId: caller.id,
         productIds: ids,
@@ -133,9 +134,14 @@ export class OrdersService {
       .catch((err: unknown) => {
         throw missingParentProblem(err) ?? err;
       });
-    if (placed) return placed;
-    // Explaining takes several statements (and savepoints): in the caller's transaction, or one of
-    // its own when the placement ran as a single statement on the pool.
+    if ('placed' in answer) return answer.placed;
+    if (!answer.overdue) {
+      this.vet(answer.refused, ids, dto);
+      const short = insufficientStock(answer.refused, wanted);
+      if (short) throw short;
+    }
+    // Overdue holds to expire first (or a refusal the checks above do not see, which cannot
+    // happen): several statements and savepoints, in the caller's transaction or one of its own.
     if (m.queryRunner?.isTransactionActive) return this.placeExplaining(m, caller, dto, wanted);
     return inTransaction(this.dataSource, (t) => this.placeExplaining(t, caller, dto, wanted));
   }
@@ -196,13 +202,19 @@ export class OrdersService {
   }
 
   /** Locks the products in id order: 422 for unknown ones, 409 for inactive, 400 for mixed currency. */
+  /** Locks the products in id order and vets them (see vet). */
   private async vetProducts(
     m: EntityManager,
     ids: string[],
     dto: CreateOrderDto,
-    currency?: string,
   ): Promise<StockRow[]> {
     const locked = await this.stock.lock(m, ids);
+    this.vet(locked, ids, dto);
+    return locked;
+  }
+
+  /** 422 for unknown products, 409 for inactive ones, 400 for mixed currencies. */
+  private vet(locked: StockRow[], ids: string[], dto: CreateOrderDto): void {
     const known = new Set(locked.map((p) => p.id));
     const unknown = [...ids].sort().filter((id) => !known.has(id));
     if (unknown.length) {
@@ -220,7 +232,7 @@ export class OrdersService {
         { items: inactive.map((p) => ({ productId: p.id, sku: p.sku })) },
       );
     }
-    const currencies = new Set([...(currency ? [currency] : []), ...locked.map((p) => p.currency)]);
+    const currencies = new Set(locked.map((p) => p.currency));
     if (currencies.size > 1) {
       throw validationProblem(
         dto.items.map((_, i) => ({
@@ -229,7 +241,6 @@ export class OrdersService {
         })),
       );
     }
-    return locked;
   }
 
   /**

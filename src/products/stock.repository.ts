@@ -18,7 +18,7 @@ export interface StockRow {
   active: boolean;
 }
 
-interface RawStockRow {
+export interface RawStockRow {
   id: string;
   sku: string;
   name: string;
@@ -26,6 +26,37 @@ interface RawStockRow {
   currency: string;
   stock: number;
   active: boolean;
+}
+
+export const stockRowOf = (r: RawStockRow): StockRow => ({
+  id: r.id,
+  sku: r.sku,
+  name: r.name,
+  priceCents: r.price_cents,
+  currency: r.currency,
+  stock: r.stock,
+  active: r.active,
+});
+
+/** The 409 for every line asking more than its product has, or undefined when none does. */
+export function insufficientStock(
+  products: StockRow[],
+  wanted: Map<string, number>,
+): ProblemError | undefined {
+  const short = products.filter((p) => (wanted.get(p.id) ?? 0) > p.stock);
+  if (!short.length) return undefined;
+  return new ProblemError(
+    'INSUFFICIENT_STOCK',
+    `Not enough stock for ${short.map((p) => `${p.sku} (${wanted.get(p.id)} requested, ${p.stock} available)`).join(', ')}. Nothing was reserved.`,
+    {
+      items: short.map((p) => ({
+        productId: p.id,
+        sku: p.sku,
+        requested: wanted.get(p.id)!,
+        available: p.stock,
+      })),
+    },
+  );
 }
 
 /**
@@ -46,15 +77,7 @@ export class StockRepository {
         WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE`,
       [[...productIds].sort()],
     );
-    return rows.map((r) => ({
-      id: r.id,
-      sku: r.sku,
-      name: r.name,
-      priceCents: r.price_cents,
-      currency: r.currency,
-      stock: r.stock,
-      active: r.active,
-    }));
+    return rows.map(stockRowOf);
   }
 
   /**
@@ -62,21 +85,8 @@ export class StockRepository {
    * 409 INSUFFICIENT_STOCK lists every short line with what was requested and what is available.
    */
   async reserve(m: EntityManager, locked: StockRow[], wanted: Map<string, number>): Promise<void> {
-    const short = locked.filter((p) => (wanted.get(p.id) ?? 0) > p.stock);
-    if (short.length) {
-      throw new ProblemError(
-        'INSUFFICIENT_STOCK',
-        `Not enough stock for ${short.map((p) => `${p.sku} (${wanted.get(p.id)} requested, ${p.stock} available)`).join(', ')}. Nothing was reserved.`,
-        {
-          items: short.map((p) => ({
-            productId: p.id,
-            sku: p.sku,
-            requested: wanted.get(p.id)!,
-            available: p.stock,
-          })),
-        },
-      );
-    }
+    const short = insufficientStock(locked, wanted);
+    if (short) throw short;
     const ids = [...wanted.keys()].filter((id) => wanted.get(id)! > 0).sort();
     if (!ids.length) return;
     // The rows are locked, but the decrement stays conditional: the database has the last word.
