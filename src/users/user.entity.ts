@@ -2,8 +2,6 @@ import { Column, Entity } from 'typeorm';
 import type { Role } from '../common/access';
 import { VersionedEntity } from '../common/database/versioned.entity';
 
-export { ROLES, type Role } from '../common/access';
-
 @Entity({ name: 'users' })
 export class User extends VersionedEntity {
   /** Stored trimmed, as typed; unique case-insensitively by the index users_email_lower_key. */

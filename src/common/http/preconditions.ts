@@ -17,8 +17,6 @@ export interface Preconditions {
   ifModifiedSince?: Date;
 }
 
-export const NO_PRECONDITIONS: Preconditions = {};
-
 type Headers = Record<string, string | string[] | undefined>;
 
 export function parsePreconditions(headers: Headers): Preconditions {

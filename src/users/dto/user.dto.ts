@@ -4,7 +4,8 @@ import { IsEmail, IsIn, IsInt, IsString, Length, MaxLength, Min } from 'class-va
 import { PageMetaDto } from '../../common/http/pagination';
 import { Omittable } from '../../common/http/omittable';
 import { trim } from '../../common/http/transforms';
-import { ROLES, type Role, type User } from '../user.entity';
+import { ROLES, type Role } from '../../common/access';
+import type { User } from '../user.entity';
 
 export class UserDto {
   @ApiProperty({ format: 'uuid' }) id: string;
