@@ -38,7 +38,10 @@ const USAGE = `Usage: npm run bench [-- options]
   --connections <n>  concurrent connections of the load generator (default 20)
   --products <n>     catalogue size for the order scenarios (default 200)
   --soak <s>         seconds of the mixed memory soak at the end (default 60; 0: no soak)
-  --profile          only scenario (a), with the service under --cpu-prof; summarise the profile
+  --profile          only some scenarios, with the service under --cpu-prof; summarise the profile
+                     of each measured run
+  --scenarios <keys> only these scenarios, comma-separated (e.g. a,a-ref,f): prints their table and
+                     the goals they cover, writes no file; with --profile, which ones (default a)
 Environment: DATABASE_URL (optional; otherwise the service's embedded PostgreSQL on a temp dir),
 PGBENCH (the pgbench binary for the database ceiling; default pgbench on the PATH, skipped if absent).`;
 
@@ -98,6 +101,7 @@ function parseOptions() {
       products: { type: 'string', default: '200' },
       soak: { type: 'string', default: '60' },
       profile: { type: 'boolean', default: false },
+      scenarios: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -120,6 +124,7 @@ function parseOptions() {
     products: int('products', 1),
     soak: int('soak', 0),
     profile: values.profile,
+    scenarios: values.scenarios?.split(',').map((k) => k.trim()),
   };
 }
 
@@ -867,8 +872,16 @@ async function benchmark(opts, { service, sql, url, seeded, m }) {
 
   const runs = [];
   const all = scenarios({ sql, seeded, etag, referenceBody, referenceOrder });
+  const unknown = opts.scenarios?.filter((key) => !all.some((s) => s.key === key)) ?? [];
+  if (unknown.length) throw new Error(`--scenarios: no scenario ${unknown.join(', ')}`);
   for (const scenario of all) {
+    if (opts.scenarios && !opts.scenarios.includes(scenario.key)) continue;
     runs.push(await runScenario(scenario, { service, reference }, opts));
+  }
+  if (opts.scenarios) {
+    // A partial run, to iterate on one ratio: no tracing, soak, ceiling or file.
+    console.log(['', ...resultsTable(runs), '', ...ratioSection(goalRatios(runs))].join('\n'));
+    return runs.every((r) => r.checks.every((c) => c.ok));
   }
 
   // The cost of tracing: a second service on the same database with OpenTelemetry on, exporting to
@@ -938,38 +951,53 @@ async function benchmark(opts, { service, sql, url, seeded, m }) {
   return runs.every((r) => r.checks.every((c) => c.ok)) && ceilingChecks.every((c) => c.ok);
 }
 
-/** --profile: scenario (a) against the profiled service, then the profile of the measured window. */
+/**
+ * --profile: the chosen scenarios (default (a)) against the profiled service, in turn, then the
+ * profile of each measured window.
+ */
 async function profile(opts, { service, sql, seeded, m, profileDir }) {
-  const [a] = scenarios({ sql, seeded, etag: '', referenceBody: {} });
-  const run = await runScenario(a, { service }, opts);
+  const all = scenarios({ sql, seeded, etag: '', referenceBody: {} });
+  const chosen = (opts.scenarios ?? ['a']).map((key) => {
+    const found = all.find((s) => s.key === key && s.target === 'service');
+    if (!found) throw new Error(`--scenarios: no service scenario '${key}'`);
+    return found;
+  });
+  const runs = [];
+  for (const scenario of chosen) runs.push(await runScenario(scenario, { service }, opts));
   // The profile is written when the service exits.
   await service.stop();
   const files = (await readdir(profileDir)).filter((f) => f.endsWith('.cpuprofile'));
   if (files.length !== 1) throw new Error(`expected one .cpuprofile in ${profileDir}: ${files}`);
   const file = join(profileDir, files[0]);
-  const agg = aggregateProfile(JSON.parse(await readFile(file, 'utf8')), {
-    from: Number(run.window.from),
-    to: Number(run.window.to),
-  });
+  const parsed = JSON.parse(await readFile(file, 'utf8'));
+  const keys = chosen.map((s) => `(${s.key})`).join(', ');
   const report = [
     ...header(`Order service CPU profile, ${new Date().toISOString().slice(0, 10)}`, m, opts),
-    `Scenario (a) with the service under \`node --cpu-prof\` (the profiler costs throughput; ` +
-      'compare with the results without it, not with these numbers). Only the samples of the ' +
-      'measured run are counted; to reproduce the tables, or show more rows with `--top`:',
+    `Scenarios ${keys} with the service under \`node --cpu-prof\` (the profiler costs ` +
+      'throughput; compare with the results without it, not with these numbers). Only the samples ' +
+      'of each measured run are counted; to reproduce a table, or show more rows with `--top`:',
     '',
     '```sh',
-    `node bench/profile-summary.mjs ${file} --from ${run.window.from} --to ${run.window.to}`,
+    ...runs.map(
+      (run) =>
+        `node bench/profile-summary.mjs ${file} --from ${run.window.from} --to ${run.window.to}  # (${run.scenario.key})`,
+    ),
     '```',
     '',
-    ...resultsTable([run]),
+    ...resultsTable(runs),
     '',
-    formatSummary(agg, { title: 'Where the service spends its CPU during (a)' }),
+    ...runs.map((run) =>
+      formatSummary(
+        aggregateProfile(parsed, { from: Number(run.window.from), to: Number(run.window.to) }),
+        { title: `Where the service spends its CPU during (${run.scenario.key})` },
+      ),
+    ),
   ];
   console.log('\n' + report.join('\n'));
   console.log(
     `Written to ${await writeResult(`${new Date().toISOString().slice(0, 10)}-profile.md`, report)}`,
   );
-  return run.checks.every((c) => c.ok);
+  return runs.every((run) => run.checks.every((c) => c.ok));
 }
 
 async function main() {

@@ -71,7 +71,7 @@ export class AuthGuard implements CanActivate {
     if (!match) throw invalidToken('The Authorization header must be `Bearer <token>`.');
     let payload: TokenPayload;
     try {
-      payload = await this.jwt.verifyAsync<TokenPayload>(match[1]);
+      payload = this.jwt.verify<TokenPayload>(match[1]);
     } catch {
       throw invalidToken('The bearer token is invalid or expired; log in again.');
     }

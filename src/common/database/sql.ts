@@ -1,4 +1,9 @@
-import type { EntityManager, EntityTarget, ObjectLiteral } from 'typeorm';
+import {
+  type EntityManager,
+  type EntityTarget,
+  type ObjectLiteral,
+  QueryRunnerAlreadyReleasedError,
+} from 'typeorm';
 
 /**
  * The one data-access style of this service (docs/architecture.md): each aggregate's repository
@@ -18,19 +23,38 @@ export interface StatementResult<R> {
   affected: number;
 }
 
+/** What `sql()` runs a statement on: pg's pool, or the client a transaction holds. */
+interface Queryable {
+  query(text: string, values: unknown[]): Promise<{ rows: unknown[]; rowCount: number | null }>;
+}
+
+/**
+ * Where a statement runs: the transaction's own connection when the manager belongs to one, else
+ * the pool (pg checks a client out for the statement and returns it). Straight to pg, not through
+ * TypeORM's query runner: the runner adds a connection object, logging and event broadcasts per
+ * statement, none of which this service uses, and the read path is measured against plain pg
+ * (bench/README.md). Errors are pg's own DatabaseError, which database-errors.ts reads directly.
+ */
+async function queryable(manager: EntityManager): Promise<Queryable> {
+  const runner = manager.queryRunner;
+  if (runner) {
+    // What TypeORM would throw: a transaction whose connection died was released under us.
+    if (runner.isReleased) throw new QueryRunnerAlreadyReleasedError();
+    return (await runner.connect()) as Queryable;
+  }
+  const pool = (manager.connection.driver as unknown as { master?: Queryable }).master;
+  if (!pool) throw new Error('Connection is not established with the database');
+  return pool;
+}
+
 /** Runs one statement; rows and row count in one shape, whatever the command. */
 export async function sql<R = Record<string, unknown>>(
   manager: EntityManager,
   text: string,
   parameters: unknown[] = [],
 ): Promise<StatementResult<R>> {
-  const runner = manager.queryRunner ?? manager.connection.createQueryRunner();
-  try {
-    const result = await runner.query(text, parameters, true);
-    return { rows: result.records as R[], affected: result.affected ?? result.records.length };
-  } finally {
-    if (!manager.queryRunner) await runner.release();
-  }
+  const result = await (await queryable(manager)).query(text, parameters);
+  return { rows: result.rows as R[], affected: result.rowCount ?? result.rows.length };
 }
 
 /** Hydrates a raw row (`RETURNING *`, `SELECT *`) into an entity, using its column metadata. */
