@@ -33,7 +33,9 @@ import { pgbench, pgbenchVersion, scripts as pgbenchScripts } from './db-ceiling
 import { aggregateProfile, formatSummary } from './profile-summary.mjs';
 
 const USAGE = `Usage: npm run bench [-- options]
-  --duration <s>     measured seconds per scenario (default 8)
+  --duration <s>     measured seconds per scenario and round (default 8)
+  --rounds <n>       times the scenario list runs, interleaved, a goal being the median of its
+                     per-round ratios (default 3; (e) runs once: it sells out)
   --warmup <s>       discarded warm-up seconds before each scenario but (e) (default 5; 0: none)
   --connections <n>  concurrent connections of the load generator (default 20)
   --products <n>     catalogue size for the order scenarios (default 200)
@@ -96,6 +98,7 @@ function parseOptions() {
   const { values } = parseArgs({
     options: {
       duration: { type: 'string', default: '8' },
+      rounds: { type: 'string', default: '3' },
       warmup: { type: 'string', default: '5' },
       connections: { type: 'string', default: '20' },
       products: { type: 'string', default: '200' },
@@ -119,6 +122,7 @@ function parseOptions() {
   };
   return {
     duration: int('duration', 1),
+    rounds: int('rounds', 1),
     warmup: int('warmup', 0),
     connections: int('connections', 1),
     products: int('products', 1),
@@ -358,8 +362,9 @@ function scenarios({ sql, seeded, etag, referenceBody, referenceOrder }) {
         body: orderLine(hot.id),
       },
       expect: [201, 409],
-      // A warm-up would sell the hot stock before the measured run.
+      // A warm-up, or a second round, would sell the hot stock before the measured run.
       warmup: false,
+      once: true,
       before: counts,
       check: async (result, before) => {
         const { rows, checks } = await orderInvariants(result, before);
@@ -508,12 +513,12 @@ function commonChecks(scenario, result) {
  * Runs one scenario (warm-up, measured run, invariants) against `servers[scenario.target]`
  * ({ base, pid }), printing progress. Also measures the server process's CPU time per request.
  */
-async function runScenario(scenario, servers, opts) {
+async function runScenario(scenario, servers, opts, round = '') {
   const server = servers[scenario.target];
   const connections = scenario.connections ?? opts.connections;
   const duration = scenario.duration ?? opts.duration;
   const spec = { url: server.base, connections, ...scenario.spec };
-  const label = `[${scenario.key}] ${scenario.title}`;
+  const label = `[${scenario.key}] ${scenario.title}${round}`;
   if (scenario.warmup && opts.warmup > 0) {
     console.log(`${label}: warm-up ${opts.warmup} s`);
     await runLoad({ ...spec, duration: opts.warmup }, () => undefined);
@@ -544,6 +549,44 @@ async function runScenario(scenario, servers, opts) {
       (failed.length ? `FAILED: ${failed.map((c) => c.text).join('; ')}` : 'invariants hold'),
   );
   return { scenario, result, checks, window, connections };
+}
+
+/**
+ * One run from the rounds of a scenario: responses, statuses and CPU summed, req/s over the summed
+ * time, latency percentiles of the median round (by req/s); each round's result is kept in
+ * `rounds` for the goals. A check holds when it held in every round.
+ */
+function mergeRounds(list) {
+  if (list.length === 1) return { ...list[0], rounds: [list[0].result] };
+  const results = list.map((r) => r.result);
+  const sum = (f) => results.reduce((total, r) => total + f(r), 0);
+  const responses = sum((r) => r.responses);
+  const elapsedS = sum((r) => r.elapsedS);
+  const statusCodes = {};
+  for (const r of results) {
+    for (const [code, n] of Object.entries(r.statusCodes))
+      statusCodes[code] = (statusCodes[code] ?? 0) + n;
+  }
+  const median = [...results].sort((x, y) => x.rps - y.rps)[Math.floor(results.length / 2)];
+  const result = {
+    ...median,
+    elapsedS,
+    responses,
+    rps: responses / elapsedS,
+    statusCodes,
+    errors: sum((r) => r.errors),
+    timeouts: sum((r) => r.timeouts),
+    unanswered: sum((r) => r.unanswered),
+    cpuUsPerRequest: sum((r) => r.cpuUsPerRequest * r.responses) / responses,
+  };
+  const checks = list[0].checks.map((_, i) => {
+    const each = list.map((r) => r.checks[i]);
+    const failed = each.filter((c) => !c.ok);
+    return failed.length
+      ? check(false, failed.map((c) => c.text).join(', '))
+      : check(true, `${each.at(-1).text} (all ${list.length} rounds)`);
+  });
+  return { ...list[0], result, checks, rounds: results };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -589,8 +632,9 @@ function header(title, m, opts) {
     `| Node | ${m.node} |`,
     `| PostgreSQL | ${m.postgres}, ${m.database} |`,
     `| Load | autocannon ${m.autocannon} in a separate process, ${opts.connections} connections ` +
-      `(${HOT_CONNECTIONS} for e-ample), ${opts.duration} s per scenario after ${opts.warmup} s of ` +
-      `warm-up (none for e)${opts.soak ? `; soak ${opts.soak} s` : ''} |`,
+      `(${HOT_CONNECTIONS} for e-ample), ${opts.rounds} interleaved round${opts.rounds > 1 ? 's' : ''} ` +
+      `of ${opts.duration} s per scenario (e: one), the first after ${opts.warmup} s of warm-up ` +
+      `(none for e)${opts.soak ? `; soak ${opts.soak} s` : ''} |`,
     `| Service | NODE_ENV=production, LOG_LEVEL=warn, DB_POOL_SIZE=20, rate limits out of reach |`,
     '',
   ];
@@ -618,11 +662,27 @@ function resultsTable(runs) {
 
 /** Each goal's value (undefined when one of its scenarios did not run). */
 function goalRatios(runs) {
-  const result = (key) => runs.find((r) => r.scenario.key === key)?.result;
+  const run = (key) => runs.find((r) => r.scenario.key === key);
   return GOALS.map((g) => {
-    const [num, den] = [result(g.num), result(g.den)];
-    const value = num && den && den.rps > 0 ? num.rps / den.rps : undefined;
-    return { ...g, num: { key: g.num, ...num }, den: { key: g.den, ...den }, value };
+    const [num, den] = [run(g.num), run(g.den)];
+    if (!num || !den) return { ...g, num: { key: g.num }, den: { key: g.den }, value: undefined };
+    // Round by round when both ran in rounds: each ratio compares two runs minutes apart at most.
+    const n = Math.min(num.rounds?.length ?? 0, den.rounds?.length ?? 0);
+    const perRound = Array.from({ length: n }, (_, i) => num.rounds[i].rps / den.rounds[i].rps);
+    const sorted = [...perRound].sort((x, y) => x - y);
+    const value =
+      n > 1
+        ? n % 2
+          ? sorted[(n - 1) / 2]
+          : (sorted[n / 2 - 1] + sorted[n / 2]) / 2
+        : num.result.rps / den.result.rps;
+    return {
+      ...g,
+      num: { key: g.num, ...num.result },
+      den: { key: g.den, ...den.result },
+      value,
+      perRound: n > 1 ? perRound : undefined,
+    };
   });
 }
 
@@ -635,7 +695,11 @@ function ratioSection(ratios) {
       r.value === undefined
         ? `- **${r.label}** \`${r.num.key} / ${r.den.key}\`: goal ≥ ${fmt(r.goal, 2)}×, not measured`
         : `- **${r.label}** \`${r.num.key} / ${r.den.key}\`: goal ≥ ${fmt(r.goal, 2)}×, value ` +
-          `**${fmt(r.value, 2)}×** (${fmt(r.num.rps)} / ${fmt(r.den.rps)} req/s): ` +
+          `**${fmt(r.value, 2)}×** ` +
+          (r.perRound
+            ? `(median of ${r.perRound.length} rounds: ${r.perRound.map((v) => fmt(v, 2)).join(', ')}; ` +
+              `${fmt(r.num.rps)} / ${fmt(r.den.rps)} req/s over all rounds): `
+            : `(${fmt(r.num.rps)} / ${fmt(r.den.rps)} req/s): `) +
           `**${r.value >= r.goal ? 'met' : 'not met'}**. ${r.means[0].toUpperCase()}${r.means.slice(1)}; ` +
           `CPU ${fmt(r.num.cpuUsPerRequest)} vs ${fmt(r.den.cpuUsPerRequest)} µs/req.`,
     ),
@@ -874,10 +938,21 @@ async function benchmark(opts, { service, sql, url, seeded, m }) {
   const all = scenarios({ sql, seeded, etag, referenceBody, referenceOrder });
   const unknown = opts.scenarios?.filter((key) => !all.some((s) => s.key === key)) ?? [];
   if (unknown.length) throw new Error(`--scenarios: no scenario ${unknown.join(', ')}`);
-  for (const scenario of all) {
-    if (opts.scenarios && !opts.scenarios.includes(scenario.key)) continue;
-    runs.push(await runScenario(scenario, { service, reference }, opts));
+  const selected = all.filter((s) => !opts.scenarios || opts.scenarios.includes(s.key));
+  // Rounds, interleaved: the machine's speed drifts (other tenants, CPU boost), and a pair measured
+  // minutes apart would compare two machines. Each goal compares its pair round by round.
+  const rounds = new Map(selected.map((s) => [s.key, []]));
+  for (let round = 1; round <= opts.rounds; round++) {
+    for (const scenario of selected) {
+      if (round > 1 && scenario.once) continue;
+      const label = opts.rounds > 1 ? ` (round ${round}/${opts.rounds})` : '';
+      const warmup = round === 1 ? opts.warmup : 0;
+      rounds
+        .get(scenario.key)
+        .push(await runScenario(scenario, { service, reference }, { ...opts, warmup }, label));
+    }
   }
+  runs.push(...selected.map((s) => mergeRounds(rounds.get(s.key))));
   if (opts.scenarios) {
     // A partial run, to iterate on one ratio: no tracing, soak, ceiling or file.
     console.log(['', ...resultsTable(runs), '', ...ratioSection(goalRatios(runs))].join('\n'));

@@ -229,6 +229,8 @@ export async function createApp(options: CreateAppOptions): Promise<NestFastifyA
     const traceId = span?.spanContext().traceId;
     const operational = route === '/metrics' || route.startsWith('/health');
     const level = status >= 500 ? 'error' : operational ? 'debug' : 'info';
+    // The line is built only when it will be written (LOG_LEVEL=warn skips it for every 2xx-4xx).
+    if (!logger.isLevelEnabled(level)) return done();
     logger[level](
       {
         requestId: request.id,

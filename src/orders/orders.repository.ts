@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, type EntityManager } from 'typeorm';
-import { hydrate, many, one, pageOf, sql } from '../common/database/sql';
+import { hydrate, many, one, pageOf, prepared, sql } from '../common/database/sql';
 import type { Page } from '../common/http/pagination';
 import { type RawStockRow, stockRowOf, type StockRow } from '../products/stock.repository';
 import type { OrderHistoryAction, OrderStatus } from './order-state';
@@ -21,6 +21,12 @@ export interface NewLine {
 }
 
 /** Every SQL statement on `orders`, `order_items` and `order_history`. */
+/** The one-round-trip checkout (migration PlaceOrderAtOnce), prepared once per connection. */
+const PLACE_ORDER = prepared(
+  'place_order',
+  'SELECT place_order($1, $2::uuid[], $3::int[], $4, $5, $6::text[], $7) AS answer',
+);
+
 @Injectable()
 export class OrdersRepository {
   constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
@@ -67,7 +73,7 @@ export class OrdersRepository {
       | { refused: RawStockRow[]; overdue: boolean };
     const { rows } = await sql<{ answer: Answer }>(
       m,
-      'SELECT place_order($1, $2::uuid[], $3::int[], $4, $5, $6::text[], $7) AS answer',
+      PLACE_ORDER,
       [
         p.userId,
         p.productIds,

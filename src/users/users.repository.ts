@@ -6,6 +6,7 @@ import {
   insert,
   one,
   pageOf,
+  prepared,
   sql,
   updateIfVersion,
   type WriteCondition,
@@ -16,6 +17,9 @@ import { User } from './user.entity';
 /** Every column but the password hash, which only login reads. */
 const PUBLIC_COLUMNS =
   'id, email, name, role, version, created_at, updated_at, previous_updated_at';
+
+/** Read by the auth guard on every authenticated request: prepared once per connection. */
+const USER_ROLE = prepared('user_role', 'SELECT role FROM users WHERE id = $1');
 
 /** Every SQL statement on `users`. */
 @Injectable()
@@ -46,7 +50,7 @@ export class UsersRepository {
   async findRole(id: string): Promise<User['role'] | null> {
     const { rows } = await sql<{ role: User['role'] }>(
       this.m,
-      'SELECT role FROM users WHERE id = $1',
+      USER_ROLE,
       [id],
     );
     return rows[0]?.role ?? null;

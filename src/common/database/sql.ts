@@ -23,9 +23,29 @@ export interface StatementResult<R> {
   affected: number;
 }
 
+/**
+ * A fixed statement PostgreSQL parses and plans once per connection and then only executes (a
+ * named prepared statement in the extended protocol). For the hottest statements only, whose text
+ * never varies and whose result columns are listed, not `*`: a prepared `SELECT *` would fail with
+ * "cached plan must not change result type" on a connection that outlives a migration adding a
+ * column. Behind a pooler in transaction mode, named statements need PgBouncer >= 1.21 with
+ * `max_prepared_statements` set.
+ */
+export interface Prepared {
+  readonly name: string;
+  readonly text: string;
+}
+
+export const prepared = (name: string, text: string): Prepared => ({ name, text });
+
+type Statement = string | Prepared;
+
 /** What `sql()` runs a statement on: pg's pool, or the client a transaction holds. */
 interface Queryable {
-  query(text: string, values: unknown[]): Promise<{ rows: unknown[]; rowCount: number | null }>;
+  query(
+    query: string | { name: string; text: string; values: unknown[] },
+    values?: unknown[],
+  ): Promise<{ rows: unknown[]; rowCount: number | null }>;
 }
 
 /**
@@ -50,10 +70,14 @@ async function queryable(manager: EntityManager): Promise<Queryable> {
 /** Runs one statement; rows and row count in one shape, whatever the command. */
 export async function sql<R = Record<string, unknown>>(
   manager: EntityManager,
-  text: string,
+  statement: Statement,
   parameters: unknown[] = [],
 ): Promise<StatementResult<R>> {
-  const result = await (await queryable(manager)).query(text, parameters);
+  const target = await queryable(manager);
+  const result =
+    typeof statement === 'string'
+      ? await target.query(statement, parameters)
+      : await target.query({ name: statement.name, text: statement.text, values: parameters });
   return { rows: result.rows as R[], affected: result.rowCount ?? result.rows.length };
 }
 
@@ -79,10 +103,10 @@ export function hydrate<E extends ObjectLiteral>(
 export async function one<E extends ObjectLiteral>(
   manager: EntityManager,
   target: EntityTarget<E>,
-  text: string,
+  statement: Statement,
   parameters: unknown[] = [],
 ): Promise<E | null> {
-  const { rows } = await sql(manager, text, parameters);
+  const { rows } = await sql(manager, statement, parameters);
   return rows.length ? hydrate(manager, target, rows[0]) : null;
 }
 
