@@ -71,19 +71,15 @@ export class OrdersRepository {
     type Answer =
       | { order: Record<string, unknown>; items: Record<string, unknown>[] }
       | { refused: RawStockRow[]; overdue: boolean };
-    const { rows } = await sql<{ answer: Answer }>(
-      m,
-      PLACE_ORDER,
-      [
-        p.userId,
-        p.productIds,
-        p.quantities,
-        p.holdSeconds,
-        p.eventId,
-        p.ownerActions,
-        p.traceparent ?? null,
-      ],
-    );
+    const { rows } = await sql<{ answer: Answer }>(m, PLACE_ORDER, [
+      p.userId,
+      p.productIds,
+      p.quantities,
+      p.holdSeconds,
+      p.eventId,
+      p.ownerActions,
+      p.traceparent ?? null,
+    ]);
     const answer = rows[0].answer;
     if ('refused' in answer) {
       return { refused: answer.refused.map(stockRowOf), overdue: answer.overdue };

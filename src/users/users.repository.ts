@@ -48,11 +48,7 @@ export class UsersRepository {
 
   /** The caller's current role, read on every authenticated request (demotion takes effect at once). */
   async findRole(id: string): Promise<User['role'] | null> {
-    const { rows } = await sql<{ role: User['role'] }>(
-      this.m,
-      USER_ROLE,
-      [id],
-    );
+    const { rows } = await sql<{ role: User['role'] }>(this.m, USER_ROLE, [id]);
     return rows[0]?.role ?? null;
   }
 

@@ -230,6 +230,24 @@ describe('auth: a stale token on public routes', () => {
     }
   });
 
+  it('accepts a token signed with JWT_SECRET as a string: the KeyObject the service verifies with is the same key', async () => {
+    // The service holds the secret as a KeyObject (a string made jsonwebtoken try, and fail, to read
+    // it as a PEM key on every request); tokens issued before, or by other tools, stay valid.
+    const token = await jwt.signAsync(
+      { sub: a.id, role: 'customer', exp: Math.floor(Date.now() / 1000) + 60 },
+      { algorithm: 'HS256' },
+    );
+    const me = await t.http().get('/api/v1/users/me').set('Authorization', `Bearer ${token}`);
+    expect(me.status).toBe(200);
+    expect(me.body).toMatchObject({ id: a.id });
+    const forged = new JwtService({
+      secret: 'test-secret-that-is-long-enough-for-hs256-0123456780',
+    });
+    const other = await forged.signAsync({ sub: a.id, role: 'customer' }, { algorithm: 'HS256' });
+    const refused = await t.http().get('/api/v1/users/me').set('Authorization', `Bearer ${other}`);
+    expectProblem(refused, 'UNAUTHENTICATED');
+  });
+
   it('still reads a valid token on a public route, and takes the caller of a stale one for nobody', async () => {
     await t
       .http()
