@@ -278,7 +278,9 @@ function scenarios({ sql, seeded, etag, referenceBody, referenceOrder, wrk }) {
     method: 'POST',
     path: '/api/v1/orders',
     headers: customerHeaders,
-    bodies: products.map((p) => orderLine(p.id)),
+    // Not products[0]: an order bumps its product's version, and b (every round) and f use
+    // products[0]'s ETag.
+    bodies: products.slice(1).map((p) => orderLine(p.id)),
   };
 
   const productVersion = async (id) =>
@@ -355,7 +357,7 @@ function scenarios({ sql, seeded, etag, referenceBody, referenceOrder, wrk }) {
     },
     {
       key: 'd',
-      title: `POST /orders, 1 line, rotating over ${products.length} products`,
+      title: `POST /orders, 1 line, rotating over ${products.length - 1} products`,
       short: 'POST order, spread',
       target: 'service',
       spec: spread,
@@ -366,7 +368,7 @@ function scenarios({ sql, seeded, etag, referenceBody, referenceOrder, wrk }) {
     },
     {
       key: 'd-ref',
-      title: `POST /orders, 1 line, rotating over ${products.length} products, reference Fastify + pg`,
+      title: `POST /orders, 1 line, rotating over ${products.length - 1} products, reference Fastify + pg`,
       short: 'POST order, spread, reference',
       target: 'reference',
       spec: spread,

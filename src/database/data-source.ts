@@ -8,6 +8,7 @@ import { Hardening1763790400000 } from '../../migrations/1763790400000-Hardening
 import { HoldsAndEdits1763790500000 } from '../../migrations/1763790500000-HoldsAndEdits';
 import { Outbox1763790600000 } from '../../migrations/1763790600000-Outbox';
 import { PlaceOrderAtOnce1763790700000 } from '../../migrations/1763790700000-PlaceOrderAtOnce';
+import { CheckoutLocksLate1763790800000 } from '../../migrations/1763790800000-CheckoutLocksLate';
 import { Order, OrderHistoryEntry, OrderItem } from '../orders/order.entity';
 import { Product } from '../products/product.entity';
 import { User } from '../users/user.entity';
@@ -24,6 +25,7 @@ export const MIGRATIONS = [
   HoldsAndEdits1763790500000,
   Outbox1763790600000,
   PlaceOrderAtOnce1763790700000,
+  CheckoutLocksLate1763790800000,
 ];
 
 /**

@@ -109,9 +109,10 @@ export class OrdersService {
 
   /**
    * Places an order, in the caller's transaction or as one statement on the pool. Usually that one
-   * statement (place_order) is all: lines merged per product, products locked in id order (so two
-   * orders over the same products cannot deadlock), every line checked, stock decremented
-   * conditionally, order, lines, history and event written. When a line fails, the step-by-step path
+   * statement (place_order) is all: lines merged per product, every line checked, order, history and
+   * event written, then the products locked in id order (so two orders over the same products cannot
+   * deadlock) and decremented conditionally, and the lines written: the locks are held as briefly as
+   * the database allows (migration CheckoutLocksLate). When a line fails, the step-by-step path
    * explains it; a placement that is short first expires the overdue holds on exactly its products
    * and decides again, so nobody is refused while expired holds sit on the stock. If any line still
    * fails, nothing is reserved; the problem lists every failing line.

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { Client } from 'pg';
 import type { Response } from 'supertest';
 import { type Account, account, expectProblem } from '../support/http';
 import { act, createProduct, orderCount, placeOrder, stockOf } from '../support/fixtures';
@@ -62,6 +63,88 @@ describe('races on orders (real parallel HTTP requests, real PostgreSQL)', () =>
       expect(await stockOf(t, p.id)).toBe(1000 - 50 * (j + 1));
       expect(await unitsOrdered(p.id)).toBe(50 * (j + 1));
     }
+  });
+
+  /**
+   * place_order reads the products without a lock, writes the order, and only then locks and
+   * decrements, on the condition that each product still says what the order copied. These hold a
+   * product's row lock in another transaction across that window and change the product in it.
+   */
+  describe("a product that moves between the checkout's read and its lock", () => {
+    const whileLocked = async (
+      productId: string,
+      change: string,
+      placing: () => Promise<Response>,
+    ): Promise<Response> => {
+      const blocker = new Client({ connectionString: t.databaseUrl });
+      await blocker.connect();
+      try {
+        await blocker.query('BEGIN');
+        await blocker.query(`UPDATE products SET ${change} WHERE id = $1`, [productId]);
+        const response = placing();
+        // The checkout has written its order and now waits for the row lock the blocker holds.
+        const deadline = Date.now() + 10_000;
+        for (;;) {
+          // Not on the blocker: inside a transaction, pg_stat_activity stays as first read.
+          const [{ n }] = await t.db.query(
+            `SELECT count(*)::int AS n FROM pg_stat_activity
+              WHERE wait_event_type = 'Lock' AND query LIKE 'SELECT place_order(%'`,
+          );
+          if (n > 0) break;
+          if (Date.now() > deadline) throw new Error('the checkout never waited for the lock');
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        await blocker.query('COMMIT');
+        return await response;
+      } finally {
+        await blocker.end();
+      }
+    };
+
+    it('places the order at the price that committed first, with nothing left of the first attempt', async () => {
+      const p = await createProduct(t, admin, { stock: 10, priceCents: 1000 });
+      const buyer = shoppers[0];
+      const before = await orderCount(t, buyer.id);
+      const res = await whileLocked(p.id, 'price_cents = 1500', () =>
+        placeOrder(t, buyer, [{ productId: p.id, quantity: 2 }]).then((r) => r),
+      );
+      expect(res.status).toBe(201);
+      expect(res.body.items).toEqual([
+        expect.objectContaining({ unitPriceCents: 1500, quantity: 2 }),
+      ]);
+      expect(res.body.totalCents).toBe(3000);
+      expect(await orderCount(t, buyer.id)).toBe(before + 1);
+      expect(await stockOf(t, p.id)).toBe(8);
+      const events = await t.db.query(
+        `SELECT body FROM outbox_events WHERE type = 'order.created' AND order_id = $1`,
+        [res.body.id],
+      );
+      expect(events).toHaveLength(1);
+      const event = JSON.parse(events[0].body);
+      expect(event.data.order).toMatchObject({
+        totalCents: 3000,
+        items: [{ unitPriceCents: 1500 }],
+      });
+    });
+
+    it('refuses with what is left when the stock went meanwhile, and writes nothing', async () => {
+      const p = await createProduct(t, admin, { stock: 3 });
+      const buyer = shoppers[1];
+      const before = await orderCount(t, buyer.id);
+      const events = async (): Promise<number> =>
+        (await t.db.query(`SELECT count(*)::int AS n FROM outbox_events`))[0].n;
+      const eventsBefore = await events();
+      const res = await whileLocked(p.id, 'stock = 1', () =>
+        placeOrder(t, buyer, [{ productId: p.id, quantity: 2 }]).then((r) => r),
+      );
+      expectProblem(res, 'INSUFFICIENT_STOCK');
+      expect(res.body.items).toEqual([
+        expect.objectContaining({ productId: p.id, requested: 2, available: 1 }),
+      ]);
+      expect(await orderCount(t, buyer.id)).toBe(before);
+      expect(await events()).toBe(eventsBefore);
+      expect(await stockOf(t, p.id)).toBe(1);
+    });
   });
 
   it('lets exactly one of cancel and ship win on a paid order, 20 times; stock returns only when cancel won', async () => {
