@@ -1072,7 +1072,7 @@ async function benchmark(opts, { service, sql, url, seeded, m }) {
  * profile of each measured window.
  */
 async function profile(opts, { service, sql, seeded, m, profileDir }) {
-  const all = scenarios({ sql, seeded, etag: '', referenceBody: {} });
+  const all = scenarios({ sql, seeded, etag: '', referenceBody: {}, wrk: Boolean(m.wrk) });
   const chosen = (opts.scenarios ?? ['a']).map((key) => {
     const found = all.find((s) => s.key === key && s.target === 'service');
     if (!found) throw new Error(`--scenarios: no service scenario '${key}'`);

@@ -11,7 +11,7 @@ import type { DestinationStream, Logger } from 'pino';
 import { AppModule } from './app.module';
 import { assertSaneJson } from './common/http/json-depth';
 import { requestId } from './common/http/request-id';
-import { ResponseInterceptor } from './common/http/responses';
+import { writeResponse } from './common/http/responses';
 import { PROBLEMS } from './common/problems/problem-catalogue';
 import { ProblemError } from './common/problems/problem.error';
 import {
@@ -199,6 +199,11 @@ export async function createApp(options: CreateAppOptions): Promise<NestFastifyA
     request.serverSpan = trace.getActiveSpan();
     done();
   });
+  // What controllers return (VersionedResponse, TaggedResponse, SerializedReply) as headers,
+  // status and body: the one place that writes ETag, Last-Modified, Location and 304s.
+  fastify.addHook('preSerialization', (request, reply, payload, done) => {
+    done(null, writeResponse(request, reply, payload));
+  });
   fastify.addHook('preValidation', (request, _reply, done) => {
     try {
       assertSaneJson(request.body);
@@ -255,7 +260,6 @@ export async function createApp(options: CreateAppOptions): Promise<NestFastifyA
   });
   app.useGlobalPipes(createValidationPipe());
   app.useGlobalFilters(new ProblemFilter(app.get(HttpAdapterHost)));
-  app.useGlobalInterceptors(new ResponseInterceptor());
   setupOpenApi(app);
   await app.init();
   return app;

@@ -1,12 +1,5 @@
-import {
-  type CallHandler,
-  createParamDecorator,
-  type ExecutionContext,
-  Injectable,
-  type NestInterceptor,
-} from '@nestjs/common';
+import { createParamDecorator, type ExecutionContext } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { map, type Observable } from 'rxjs';
 import type { ProblemCode } from '../problems/problem-catalogue';
 import { digestEtag, weakMatch } from './etag';
 import { toHttpDate } from './http-date';
@@ -14,8 +7,9 @@ import { isFresh, parsePreconditions, type Preconditions, type Versioned } from 
 
 /**
  * The HTTP edge of every versioned resource. Controllers return a VersionedResponse (or a
- * SerializedResponse) and this one interceptor sets `ETag`, `Last-Modified`, `Location` and the
- * status, and answers 304 to a conditional GET; services never see a request or a reply.
+ * SerializedReply, or a TaggedResponse) and one Fastify hook, `writeResponse`, sets `ETag`,
+ * `Last-Modified`, `Location` and the status, and answers 304 to a conditional GET; services never
+ * see a request or a reply.
  */
 export class VersionedResponse<R> {
   constructor(
@@ -54,72 +48,83 @@ export class SerializedReply {
   ) {}
 }
 
-@Injectable()
-export class ResponseInterceptor implements NestInterceptor {
-  intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
-    return next.handle().pipe(
-      map((result: unknown) => {
-        if (result instanceof VersionedResponse) {
-          return this.versioned(context, result as VersionedResponse<unknown>);
-        }
-        if (result instanceof SerializedReply) return this.serialized(context, result);
-        if (result instanceof TaggedResponse) {
-          return this.tagged(context, result as TaggedResponse<unknown>);
-        }
-        return result;
-      }),
-    );
+/**
+ * Fastify's `preSerialization` hook for every route (app.factory.ts): what a controller returned,
+ * as headers, status and body. Nest hands the handler's value to `reply.send()`, which calls this
+ * before serialising an object. A hook rather than a Nest interceptor: an interceptor puts every
+ * request through an RxJS pipeline, which cost ~8% of a product read's CPU (bench/README.md).
+ */
+export function writeResponse(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  payload: unknown,
+): unknown {
+  if (payload instanceof VersionedResponse) {
+    return versioned(request, reply, payload as VersionedResponse<unknown>);
   }
+  if (payload instanceof SerializedReply) return serialized(request, reply, payload);
+  if (payload instanceof TaggedResponse)
+    return tagged(request, reply, payload as TaggedResponse<unknown>);
+  return payload;
+}
 
-  private versioned<R>(context: ExecutionContext, result: VersionedResponse<R>): R | undefined {
-    const http = context.switchToHttp();
-    const request = http.getRequest<FastifyRequest>();
-    const reply = http.getResponse<FastifyReply>();
-    const { resource, options } = result;
-    void reply.header('ETag', resource.etag);
-    void reply.header('Last-Modified', toHttpDate(resource.updatedAt));
-    if (options.location) void reply.header('Location', options.location);
-    if (options.status) void reply.status(options.status);
-    if (request.method === 'GET' && isFresh(parsePreconditions(request.headers), resource)) {
-      void reply.status(304);
-      return undefined;
-    }
-    return resource.representation;
-  }
+/** A 304: no body, so neither a content type nor a content length. */
+function notModified(reply: FastifyReply): null {
+  void reply.status(304).removeHeader('content-type');
+  void reply.serializer(() => undefined as unknown as string);
+  return null;
+}
 
-  private tagged<R>(context: ExecutionContext, result: TaggedResponse<R>): R | undefined {
-    const http = context.switchToHttp();
-    const request = http.getRequest<FastifyRequest>();
-    const reply = http.getResponse<FastifyReply>();
-    void reply.header('ETag', result.etag);
-    const { ifNoneMatch } = parsePreconditions(request.headers);
-    if (
-      request.method === 'GET' &&
-      ifNoneMatch !== undefined &&
-      weakMatch(ifNoneMatch, result.etag)
-    ) {
-      void reply.status(304);
-      return undefined;
-    }
-    return result.body;
+function versioned<R>(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  { resource, options }: VersionedResponse<R>,
+): R | null {
+  void reply.header('ETag', resource.etag);
+  void reply.header('Last-Modified', toHttpDate(resource.updatedAt));
+  if (options.location) void reply.header('Location', options.location);
+  if (options.status) void reply.status(options.status);
+  if (request.method === 'GET' && isFresh(parsePreconditions(request.headers), resource)) {
+    return notModified(reply);
   }
+  return resource.representation;
+}
 
-  private serialized(context: ExecutionContext, { response, replayed }: SerializedReply): string {
-    const http = context.switchToHttp();
-    const request = http.getRequest<FastifyRequest>();
-    const reply = http.getResponse<FastifyReply>();
-    if (response.problemCode) request.problemCode = response.problemCode;
-    for (const [name, value] of Object.entries(response.headers)) void reply.header(name, value);
-    if (replayed) {
-      void reply.header('Idempotent-Replayed', 'true');
-      // A replay is the first response: it carries the first request's id (which a replayed
-      // problem body names too), unless the client named this request itself.
-      const own = request.headers['x-request-id'] === request.id;
-      if (!own && response.requestId) void reply.header('X-Request-Id', response.requestId);
-    }
-    void reply.status(response.status);
-    return response.body;
+function tagged<R>(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  result: TaggedResponse<R>,
+): R | null {
+  void reply.header('ETag', result.etag);
+  const { ifNoneMatch } = parsePreconditions(request.headers);
+  if (
+    request.method === 'GET' &&
+    ifNoneMatch !== undefined &&
+    weakMatch(ifNoneMatch, result.etag)
+  ) {
+    return notModified(reply);
   }
+  return result.body;
+}
+
+function serialized(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  { response, replayed }: SerializedReply,
+): string {
+  if (response.problemCode) request.problemCode = response.problemCode;
+  for (const [name, value] of Object.entries(response.headers)) void reply.header(name, value);
+  if (replayed) {
+    void reply.header('Idempotent-Replayed', 'true');
+    // A replay is the first response: it carries the first request's id (which a replayed
+    // problem body names too), unless the client named this request itself.
+    const own = request.headers['x-request-id'] === request.id;
+    if (!own && response.requestId) void reply.header('X-Request-Id', response.requestId);
+  }
+  void reply.status(response.status);
+  // The stored bytes as they are: not serialised again.
+  void reply.serializer((body) => body as string);
+  return response.body;
 }
 
 /** The request's conditional headers, parsed (see preconditions.ts). */
