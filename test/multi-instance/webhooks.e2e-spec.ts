@@ -124,10 +124,23 @@ describe('webhook relays on two instances', () => {
       b.process.kill('SIGCONT');
       frozen = false;
       await receiver.waitFor(() => here().some((r) => r.answered === 204), 30_000);
-      const { rows } = await sql.query(
-        `SELECT d.status, d.attempts FROM webhook_deliveries d
-           JOIN webhook_subscriptions s ON s.id = d.subscription_id WHERE s.url LIKE '%/killed'`,
-      );
+      // B records the delivery once the receiver's 204 has reached it: a moment after the
+      // receiver logged its answer, so the row is read until it settles (or 10 s pass).
+      const state = async () =>
+        (
+          await sql.query(
+            `SELECT d.status, d.attempts FROM webhook_deliveries d
+               JOIN webhook_subscriptions s ON s.id = d.subscription_id WHERE s.url LIKE '%/killed'`,
+          )
+        ).rows;
+      let rows = await state();
+      for (
+        const until = Date.now() + 10_000;
+        rows[0]?.status !== 'delivered' && Date.now() < until;
+      ) {
+        await sleep(50);
+        rows = await state();
+      }
       expect(rows).toEqual([{ status: 'delivered', attempts: 2 }]);
       const accepted = here().filter((r) => r.answered === 204);
       expect(accepted).toHaveLength(1);
