@@ -1,6 +1,7 @@
 // The results as a picture, drawn by hand (no dependencies): the goal ratios as horizontal bars
 // against their goal lines, then the throughput of every scenario. Used by run.mjs, which writes it
 // next to the results as bench/results/<date>.svg.
+import { escapeXml } from '../scripts/svg.mjs';
 
 const WIDTH = 1000;
 const LABEL_W = 300;
@@ -29,12 +30,7 @@ const KIND_LABELS = {
   db: 'pgbench, one SQL statement (tps)',
 };
 
-const esc = (s) =>
-  String(s)
-    .replace(/&/g, '&amp;')
-    .replace(/</g, '&lt;')
-    .replace(/>/g, '&gt;')
-    .replace(/"/g, '&quot;');
+const esc = escapeXml;
 const num = (n, digits = 0) =>
   n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
 const text = (x, y, s, attrs = '') => `<text x="${x}" y="${y}" ${attrs}>${esc(s)}</text>`;

@@ -16,6 +16,7 @@ import { dirname, join, relative } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { freePort, ROOT, startBuiltService } from './service-process.mjs';
+import { escapeXml } from './svg.mjs';
 
 const { values: options } = parseArgs({
   options: {
@@ -795,12 +796,7 @@ const PALETTE = [
   '#C15C17',
 ];
 
-const esc = (s) =>
-  String(s)
-    .replace(/&/g, '&amp;')
-    .replace(/</g, '&lt;')
-    .replace(/>/g, '&gt;')
-    .replace(/"/g, '&quot;');
+const esc = escapeXml;
 const round = (n) => Math.round(n * 10) / 10;
 
 /** Tick values for 0..max: 1, 2 or 5 × 10^n steps, about four of them. */
