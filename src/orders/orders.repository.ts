@@ -21,7 +21,7 @@ export interface NewLine {
 }
 
 /** Every SQL statement on `orders`, `order_items` and `order_history`. */
-/** The one-round-trip checkout (migration PlaceOrderAtOnce), prepared once per connection. */
+/** The one-round-trip checkout (migration CheckoutLocksLate), prepared once per connection. */
 const PLACE_ORDER = prepared(
   'place_order',
   'SELECT place_order($1, $2::uuid[], $3::int[], $4, $5, $6::text[], $7) AS answer',
