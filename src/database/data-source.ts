@@ -9,6 +9,7 @@ import { HoldsAndEdits1763790500000 } from '../../migrations/1763790500000-Holds
 import { Outbox1763790600000 } from '../../migrations/1763790600000-Outbox';
 import { PlaceOrderAtOnce1763790700000 } from '../../migrations/1763790700000-PlaceOrderAtOnce';
 import { CheckoutLocksLate1763790800000 } from '../../migrations/1763790800000-CheckoutLocksLate';
+import { PlaceOrdersTogether1763790900000 } from '../../migrations/1763790900000-PlaceOrdersTogether';
 import { Order, OrderHistoryEntry, OrderItem } from '../orders/order.entity';
 import { Product } from '../products/product.entity';
 import { User } from '../users/user.entity';
@@ -26,6 +27,7 @@ export const MIGRATIONS = [
   Outbox1763790600000,
   PlaceOrderAtOnce1763790700000,
   CheckoutLocksLate1763790800000,
+  PlaceOrdersTogether1763790900000,
 ];
 
 /**

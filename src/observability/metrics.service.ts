@@ -65,6 +65,16 @@ export class MetricsService {
     registers: [this.registry],
   });
 
+  private readonly placementBatches = new Histogram({
+    name: 'order_placement_batch_size',
+    help: 'Checkouts per placement statement: 1 alone, more when checkouts of the same products queued behind one in the database and were placed together.',
+    buckets: [1, 2, 4, 8, 16, 32],
+    registers: [this.registry],
+  });
+
+  /** Set by the orders service: checkouts queued behind a placement of the same products. */
+  private placementsWaiting: () => number = () => 0;
+
   /** Set by the webhook relay: the age of the oldest event with a delivery pending. */
   private outboxLag: () => Promise<number> = () => Promise.resolve(0);
 
@@ -93,6 +103,15 @@ export class MetricsService {
     });
     for (const outcome of ['delivered', 'retry', 'failed'])
       this.webhookDeliveries.inc({ outcome }, 0);
+    const waiting = (): number => this.placementsWaiting();
+    new Gauge({
+      name: 'order_placements_waiting',
+      help: 'Checkouts waiting in this instance for a placement of the same products to answer, to be placed together next.',
+      registers: [this.registry],
+      collect() {
+        this.set(waiting());
+      },
+    });
     const lag = (): Promise<number> => this.outboxLag();
     new Gauge({
       name: 'outbox_lag_seconds',
@@ -111,6 +130,14 @@ export class MetricsService {
         this.set(await oldest().catch(() => 0));
       },
     });
+  }
+
+  placementBatch(size: number): void {
+    this.placementBatches.observe(size);
+  }
+
+  measurePlacementsWaiting(source: () => number): void {
+    this.placementsWaiting = source;
   }
 
   webhookDelivery(outcome: 'delivered' | 'retry' | 'failed'): void {

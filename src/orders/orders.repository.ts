@@ -20,13 +20,38 @@ export interface NewLine {
   quantity: number;
 }
 
-/** Every SQL statement on `orders`, `order_items` and `order_history`. */
 /** The one-round-trip checkout (migration CheckoutLocksLate), prepared once per connection. */
 const PLACE_ORDER = prepared(
   'place_order',
   'SELECT place_order($1, $2::uuid[], $3::int[], $4, $5, $6::text[], $7) AS answer',
 );
 
+/** Several checkouts of the same products in one statement (migration PlaceOrdersTogether). */
+const PLACE_ORDERS = prepared(
+  'place_orders',
+  'SELECT place_orders($1::uuid[], $2::uuid[], $3::int[], $4, $5::uuid[], $6::text[], $7::text[]) AS answer',
+);
+
+/** One checkout as place_order takes it. */
+export interface Placement {
+  userId: string;
+  productIds: string[];
+  quantities: number[];
+  holdSeconds: number;
+  eventId: string;
+  ownerActions: readonly string[];
+  traceparent?: string;
+}
+
+/** What place_order answers: the order placed, or what it read of the products when it refused. */
+export type PlacementAnswer =
+  { placed: OrderWithItems } | { refused: StockRow[]; overdue: boolean };
+
+type RawAnswer =
+  | { order: Record<string, unknown>; items: Record<string, unknown>[] }
+  | { refused: RawStockRow[]; overdue: boolean };
+
+/** Every SQL statement on `orders`, `order_items` and `order_history`. */
 @Injectable()
 export class OrdersRepository {
   constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
@@ -52,26 +77,12 @@ export class OrdersRepository {
   }
 
   /**
-   * The whole placement in one round trip (the SQL function place_order, see its migration): null
-   * when any line is unknown, inactive, short or in another currency, with nothing changed and no
-   * lock kept; the caller then explains on its own path.
+   * The whole placement in one round trip (the SQL function place_order, see its migration): the
+   * order, or, when any line is unknown, inactive, short or in another currency, what it read of the
+   * products, with nothing changed and no lock kept; the caller then explains on its own path.
    */
-  async placeAtOnce(
-    m: EntityManager,
-    p: {
-      userId: string;
-      productIds: string[];
-      quantities: number[];
-      holdSeconds: number;
-      eventId: string;
-      ownerActions: readonly string[];
-      traceparent?: string;
-    },
-  ): Promise<{ placed: OrderWithItems } | { refused: StockRow[]; overdue: boolean }> {
-    type Answer =
-      | { order: Record<string, unknown>; items: Record<string, unknown>[] }
-      | { refused: RawStockRow[]; overdue: boolean };
-    const { rows } = await sql<{ answer: Answer }>(m, PLACE_ORDER, [
+  async placeAtOnce(m: EntityManager, p: Placement): Promise<PlacementAnswer> {
+    const { rows } = await sql<{ answer: RawAnswer }>(m, PLACE_ORDER, [
       p.userId,
       p.productIds,
       p.quantities,
@@ -80,16 +91,25 @@ export class OrdersRepository {
       p.ownerActions,
       p.traceparent ?? null,
     ]);
-    const answer = rows[0].answer;
-    if ('refused' in answer) {
-      return { refused: answer.refused.map(stockRowOf), overdue: answer.overdue };
-    }
-    return {
-      placed: {
-        order: hydrate(m, Order, answer.order),
-        items: answer.items.map((row) => hydrate(m, OrderItem, row)),
-      },
-    };
+    return answerOf(m, rows[0].answer);
+  }
+
+  /**
+   * Several checkouts of the same products (in the same number of lines each) in one statement and
+   * one transaction (place_orders): each decided as place_order decides it, an answer per checkout,
+   * in order. Any error is the whole call's: nothing of it committed.
+   */
+  async placeTogether(m: EntityManager, batch: Placement[]): Promise<PlacementAnswer[]> {
+    const { rows } = await sql<{ answer: RawAnswer[] }>(m, PLACE_ORDERS, [
+      batch.map((p) => p.userId),
+      batch.map((p) => p.productIds),
+      batch.map((p) => p.quantities),
+      batch[0].holdSeconds,
+      batch.map((p) => p.eventId),
+      batch[0].ownerActions,
+      batch.map((p) => p.traceparent ?? null),
+    ]);
+    return rows[0].answer.map((answer) => answerOf(m, answer));
   }
 
   private async insertItems(
@@ -302,4 +322,16 @@ export class OrdersRepository {
       [entry.orderId, entry.action, entry.from, entry.to, entry.actorId],
     );
   }
+}
+
+function answerOf(m: EntityManager, answer: RawAnswer): PlacementAnswer {
+  if ('refused' in answer) {
+    return { refused: answer.refused.map(stockRowOf), overdue: answer.overdue };
+  }
+  return {
+    placed: {
+      order: hydrate(m, Order, answer.order),
+      items: answer.items.map((row) => hydrate(m, OrderItem, row)),
+    },
+  };
 }

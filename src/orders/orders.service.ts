@@ -5,7 +5,7 @@ import { ConfigService } from '@nestjs/config';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, type EntityManager } from 'typeorm';
 import type { Caller } from '../common/access';
-import { missingParentProblem } from '../common/database/database-errors';
+import { databaseErrorInfo, missingParentProblem } from '../common/database/database-errors';
 import { sql } from '../common/database/sql';
 import { inTransaction } from '../common/database/transaction';
 import type { Page } from '../common/http/pagination';
@@ -43,7 +43,14 @@ import {
 } from './order-state';
 import { orderEvent } from './order-events';
 import type { Order, OrderHistoryEntry, OrderItem } from './order.entity';
-import { type NewLine, OrdersRepository, type OrderWithItems } from './orders.repository';
+import {
+  type NewLine,
+  type Placement,
+  type PlacementAnswer,
+  OrdersRepository,
+  type OrderWithItems,
+} from './orders.repository';
+import { PlacementQueue } from './placement-queue';
 
 export type { OrderWithItems } from './orders.repository';
 
@@ -74,9 +81,31 @@ interface Current extends OrderWithItems {
 /** How many overdue holds one sweep transaction expires. */
 const SWEEP_BATCH = 50;
 
+/**
+ * The most checkouts placed together (place_orders). Each is a subtransaction that writes (the
+ * exception block of place_order), and PostgreSQL keeps only 64 of those per transaction in shared
+ * memory before every snapshot in the cluster gets slower: stay well below.
+ */
+const MAX_PLACEMENT_BATCH = 32;
+
+/**
+ * An error of one checkout of a batch rather than of the database: bad data (class 22) or a
+ * constraint (class 23: the account deleted meanwhile). It aborted the whole batch, so each of its
+ * checkouts is placed again on its own, to be answered by its own outcome.
+ */
+function oneCheckoutsError(err: unknown): boolean {
+  const state = databaseErrorInfo(err)?.sqlState;
+  return state !== undefined && (state.startsWith('22') || state.startsWith('23'));
+}
+
 @Injectable()
 export class OrdersService {
   private readonly holdSeconds: number;
+  /** Checkouts outside a transaction of their own, by their products: see PlacementQueue. */
+  private readonly placements = new PlacementQueue<Placement, PlacementAnswer>(
+    (batch) => this.placeBatch(batch),
+    MAX_PLACEMENT_BATCH,
+  );
 
   constructor(
     private readonly orders: OrdersRepository,
@@ -87,6 +116,7 @@ export class OrdersService {
     config: ConfigService<Env, true>,
   ) {
     this.holdSeconds = config.get('ORDER_HOLD_SECONDS', { infer: true });
+    metrics.measurePlacementsWaiting(() => this.placements.waiting);
   }
 
   /**
@@ -112,29 +142,35 @@ export class OrdersService {
    * statement (place_order) is all: lines merged per product, every line checked, order, history and
    * event written, then the products locked in id order (so two orders over the same products cannot
    * deadlock) and decremented conditionally, and the lines written: the locks are held as briefly as
-   * the database allows (migration CheckoutLocksLate). When a line fails, the step-by-step path
-   * explains it; a placement that is short first expires the overdue holds on exactly its products
-   * and decides again, so nobody is refused while expired holds sit on the stock. If any line still
-   * fails, nothing is reserved; the problem lists every failing line.
+   * the database allows (migration CheckoutLocksLate). On the pool, checkouts of the same products
+   * that arrive while one of them is in the database queue behind it and are then placed together,
+   * one statement and one commit for all of them (PlacementQueue, migration PlaceOrdersTogether).
+   * When a line fails, the step-by-step path explains it; a placement that is short first expires
+   * the overdue holds on exactly its products and decides again, so nobody is refused while expired
+   * holds sit on the stock. If any line still fails, nothing is reserved; the problem lists every
+   * failing line.
    */
   async place(m: EntityManager, caller: Caller, dto: CreateOrderDto): Promise<OrderWithItems> {
     const wanted = unitsOf(dto.items);
     const ids = [...wanted.keys()];
+    const placement: Placement = {
+      userId: caller.id,
+      productIds: ids,
+      quantities: ids.map((id) => wanted.get(id)!),
+      holdSeconds: this.holdSeconds,
+      eventId: randomUUID(),
+      ownerActions: allowedTransitions('pending', ['owner']),
+      traceparent: this.traceparent(),
+    };
     // The usual case in one round trip. A refusal changes nothing and keeps no lock, and says
     // what it read: enough to explain it, unless overdue holds sit on these products.
-    const answer = await this.orders
-      .placeAtOnce(m, {
-        userId: caller.id,
-        productIds: ids,
-        quantities: ids.map((id) => wanted.get(id)!),
-        holdSeconds: this.holdSeconds,
-        eventId: randomUUID(),
-        ownerActions: allowedTransitions('pending', ['owner']),
-        traceparent: this.traceparent(),
-      })
-      .catch((err: unknown) => {
-        throw missingParentProblem(err) ?? err;
-      });
+    const answer = await (
+      m.queryRunner
+        ? this.orders.placeAtOnce(m, placement)
+        : this.placements.submit([...ids].sort().join(' '), placement)
+    ).catch((err: unknown) => {
+      throw missingParentProblem(err) ?? err;
+    });
     if ('placed' in answer) return answer.placed;
     if (!answer.overdue) {
       this.vet(answer.refused, ids, dto);
@@ -145,6 +181,26 @@ export class OrdersService {
     // happen): several statements and savepoints, in the caller's transaction or one of its own.
     if (m.queryRunner?.isTransactionActive) return this.placeExplaining(m, caller, dto, wanted);
     return inTransaction(this.dataSource, (t) => this.placeExplaining(t, caller, dto, wanted));
+  }
+
+  /**
+   * A batch of PlacementQueue: alone in place_order, several in place_orders. When one checkout's
+   * error aborted the batch, each is placed again on its own; any other error (the database away, a
+   * timeout) is every checkout's.
+   */
+  private async placeBatch(batch: Placement[]): Promise<PromiseSettledResult<PlacementAnswer>[]> {
+    const m = this.dataSource.manager;
+    const alone = (): Promise<PromiseSettledResult<PlacementAnswer>[]> =>
+      Promise.allSettled(batch.map((p) => this.orders.placeAtOnce(m, p)));
+    this.metrics.placementBatch(batch.length);
+    if (batch.length === 1) return alone();
+    try {
+      const answers = await this.orders.placeTogether(m, batch);
+      return answers.map((value) => ({ status: 'fulfilled', value }));
+    } catch (err) {
+      if (oneCheckoutsError(err)) return alone();
+      throw err;
+    }
   }
 
   /**

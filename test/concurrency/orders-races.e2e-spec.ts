@@ -70,34 +70,55 @@ describe('races on orders (real parallel HTTP requests, real PostgreSQL)', () =>
    * decrements, on the condition that each product still says what the order copied. These hold a
    * product's row lock in another transaction across that window and change the product in it.
    */
+  /**
+   * A product's row lock held in another transaction (after `change`, if any, is made in it), until
+   * `commit()`. `checkoutWaits()` returns once a checkout has written its order and waits for that
+   * lock: polled on the test's own connection, since inside a transaction pg_stat_activity stays as
+   * first read.
+   */
+  const holdProduct = async (productId: string, change = 'stock = stock') => {
+    const blocker = new Client({ connectionString: t.databaseUrl });
+    await blocker.connect();
+    await blocker.query('BEGIN');
+    await blocker.query(`UPDATE products SET ${change} WHERE id = $1`, [productId]);
+    return {
+      checkoutWaits: async (): Promise<void> => {
+        const deadline = Date.now() + 10_000;
+        for (;;) {
+          const [{ n }] = await t.db.query(
+            `SELECT count(*)::int AS n FROM pg_stat_activity
+              WHERE wait_event_type = 'Lock' AND query LIKE 'SELECT place_order(%'`,
+          );
+          if (n > 0) return;
+          if (Date.now() > deadline) throw new Error('the checkout never waited for the lock');
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      },
+      commit: async (): Promise<void> => {
+        try {
+          await blocker.query('COMMIT');
+        } finally {
+          await blocker.end();
+        }
+      },
+    };
+  };
+
   describe("a product that moves between the checkout's read and its lock", () => {
     const whileLocked = async (
       productId: string,
       change: string,
       placing: () => Promise<Response>,
     ): Promise<Response> => {
-      const blocker = new Client({ connectionString: t.databaseUrl });
-      await blocker.connect();
+      const held = await holdProduct(productId, change);
       try {
-        await blocker.query('BEGIN');
-        await blocker.query(`UPDATE products SET ${change} WHERE id = $1`, [productId]);
         const response = placing();
-        // The checkout has written its order and now waits for the row lock the blocker holds.
-        const deadline = Date.now() + 10_000;
-        for (;;) {
-          // Not on the blocker: inside a transaction, pg_stat_activity stays as first read.
-          const [{ n }] = await t.db.query(
-            `SELECT count(*)::int AS n FROM pg_stat_activity
-              WHERE wait_event_type = 'Lock' AND query LIKE 'SELECT place_order(%'`,
-          );
-          if (n > 0) break;
-          if (Date.now() > deadline) throw new Error('the checkout never waited for the lock');
-          await new Promise((r) => setTimeout(r, 20));
-        }
-        await blocker.query('COMMIT');
+        await held.checkoutWaits();
+        await held.commit();
         return await response;
-      } finally {
-        await blocker.end();
+      } catch (err) {
+        await held.commit().catch(() => undefined);
+        throw err;
       }
     };
 
@@ -144,6 +165,105 @@ describe('races on orders (real parallel HTTP requests, real PostgreSQL)', () =>
       expect(await orderCount(t, buyer.id)).toBe(before);
       expect(await events()).toBe(eventsBefore);
       expect(await stockOf(t, p.id)).toBe(1);
+    });
+  });
+
+  /**
+   * Checkouts of the same products that arrive while one of them is in the database queue behind it
+   * and are placed together, in one statement (PlacementQueue, migration PlaceOrdersTogether). These
+   * keep the first one waiting on a held row lock while the others queue, so the batch is certain.
+   */
+  describe('checkouts of the same products placed together', () => {
+    const metric = async (name: string): Promise<number> => {
+      const text = (await t.http().get('/metrics').expect(200)).text;
+      const line = text.split('\n').find((l) => l.startsWith(`${name} `));
+      if (!line) throw new Error(`${name} is not in /metrics`);
+      return Number(line.slice(name.length + 1));
+    };
+    const queued = async (n: number): Promise<void> => {
+      const deadline = Date.now() + 10_000;
+      while ((await metric('order_placements_waiting')) < n) {
+        if (Date.now() > deadline) throw new Error(`${n} checkouts never queued`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    };
+    const send = (who: Account, productId: string, quantity: number): Promise<Response> =>
+      placeOrder(t, who, [{ productId, quantity }]).then((r) => r);
+
+    it('decides each checkout of a batch on its own: the short one refused, the rest placed, each with its event', async () => {
+      const p = await createProduct(t, admin, { stock: 5, priceCents: 1000 });
+      const eventsOf = async (orderId: string): Promise<string[]> =>
+        (await t.db.query(`SELECT type FROM outbox_events WHERE order_id = $1`, [orderId])).map(
+          (e: { type: string }) => e.type,
+        );
+      const batchesBefore = await metric('order_placement_batch_size_count');
+      const checkoutsBefore = await metric('order_placement_batch_size_sum');
+      const refusedBefore = await orderCount(t, shoppers[5].id);
+      const held = await holdProduct(p.id);
+      let first: Promise<Response>;
+      let rest: Promise<Response[]>;
+      try {
+        first = send(shoppers[0], p.id, 1);
+        await held.checkoutWaits();
+        // Behind it: four single units (4 left after the first: all fit, in any order) and one too many.
+        rest = Promise.all([
+          ...[1, 2, 3, 4].map((i) => send(shoppers[i], p.id, 1)),
+          send(shoppers[5], p.id, 10),
+        ]);
+        await queued(5);
+      } finally {
+        await held.commit();
+      }
+      const [a, [b, c, d, e, tooMany]] = await Promise.all([first, rest]);
+      for (const r of [a, b, c, d, e]) expect(r.status).toBe(201);
+      expectProblem(tooMany, 'INSUFFICIENT_STOCK');
+      expect(tooMany.body.items).toEqual([
+        expect.objectContaining({ productId: p.id, requested: 10 }),
+      ]);
+      expect(tooMany.body.items[0].available).toBeLessThanOrEqual(4);
+      // The first alone, then the five that queued as one statement.
+      expect((await metric('order_placement_batch_size_count')) - batchesBefore).toBe(2);
+      expect((await metric('order_placement_batch_size_sum')) - checkoutsBefore).toBe(6);
+      expect(await stockOf(t, p.id)).toBe(0);
+      expect(await unitsOrdered(p.id)).toBe(5);
+      const ids = [a, b, c, d, e].map((r) => r.body.id as string);
+      expect(new Set(ids).size).toBe(5);
+      for (const [k, r] of [a, b, c, d, e].entries()) {
+        expect(r.body).toMatchObject({
+          userId: shoppers[k].id,
+          status: 'pending',
+          totalCents: 1000,
+        });
+        expect(await eventsOf(r.body.id)).toEqual(['order.created']);
+      }
+      expect(await orderCount(t, shoppers[5].id)).toBe(refusedBefore);
+    });
+
+    it('places each checkout of a batch on its own when one fails: the account deleted while it queued gets 401, the others 201', async () => {
+      const p = await createProduct(t, admin, { stock: 10 });
+      const doomed = await account(t);
+      const batchesBefore = await metric('order_placement_batch_size_count');
+      const held = await holdProduct(p.id);
+      let first: Promise<Response>;
+      let rest: Promise<Response[]>;
+      try {
+        first = send(shoppers[0], p.id, 1);
+        await held.checkoutWaits();
+        rest = Promise.all([send(doomed, p.id, 1), send(shoppers[1], p.id, 1)]);
+        await queued(2);
+        // Its token was good when the guard read the account; now the account goes.
+        await t.db.query('DELETE FROM users WHERE id = $1', [doomed.id]);
+      } finally {
+        await held.commit();
+      }
+      const [a, [gone, c]] = await Promise.all([first, rest]);
+      expect(a.status).toBe(201);
+      expect(c.status).toBe(201);
+      expectProblem(gone, 'UNAUTHENTICATED');
+      expect((await metric('order_placement_batch_size_count')) - batchesBefore).toBe(2);
+      expect(await orderCount(t, doomed.id)).toBe(0);
+      expect(await stockOf(t, p.id)).toBe(8);
+      expect(await unitsOrdered(p.id)).toBe(2);
     });
   });
 

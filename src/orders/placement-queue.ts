@@ -1,0 +1,88 @@
+import { type Context, context } from '@opentelemetry/api';
+
+/**
+ * Checkouts of exactly the same products that arrive while one of them is in the database wait here,
+ * and go to the database together when it answers (issue 15, the hot product).
+ *
+ * Without it, each of them would wait in PostgreSQL instead, for the row locks the one in flight
+ * holds until it commits: a hot product sells one order per lock hand-over and commit. Sent together
+ * (one statement, one transaction: the SQL function place_orders), the waiting orders take the locks
+ * once and commit once. Nothing waits that would not have waited anyway: a checkout whose products
+ * have nothing in flight is sent at once, alone, and a queue is sent the moment the batch before it
+ * answers (no timer). Only identical sets of products share a batch, so a batch takes exactly the
+ * locks one of its checkouts takes, in the same id order.
+ *
+ * DataLoader-style batching (collect for one tick) is not this: here the batch is whatever queued
+ * behind the one in flight, and batches of the same key never overlap.
+ *
+ * Per process, in memory, for the length of one statement: no state that must hold across instances
+ * lives here; across instances the row locks order the checkouts as before.
+ */
+export class PlacementQueue<A, R> {
+  /** Per key (the products), the checkouts waiting for the batch in flight; a key is here while one is. */
+  private readonly queues = new Map<string, Waiter<A, R>[]>();
+  private queued = 0;
+
+  /**
+   * @param send places a batch, in one statement when it holds more than one: a result per checkout,
+   *   in order (or a rejection for all of them). An async function: it never throws, it rejects.
+   * @param maxBatch the most checkouts in one batch.
+   */
+  constructor(
+    private readonly send: (batch: A[]) => Promise<PromiseSettledResult<R>[]>,
+    private readonly maxBatch: number,
+  ) {}
+
+  /** Checkouts waiting for a batch in flight on the same products. */
+  get waiting(): number {
+    return this.queued;
+  }
+
+  /** Places `args`: now, alone, or with the others that wait for the same products. */
+  submit(key: string, args: A): Promise<R> {
+    return new Promise<R>((resolve, reject) => {
+      const waiter = { args, resolve, reject, context: context.active() };
+      const queue = this.queues.get(key);
+      if (queue) {
+        queue.push(waiter);
+        this.queued++;
+        return;
+      }
+      this.queues.set(key, []);
+      this.dispatch(key, [waiter]);
+    });
+  }
+
+  private dispatch(key: string, batch: Waiter<A, R>[]): void {
+    // In the trace of the batch's first request (when tracing is on): its statement is a child span of
+    // that request, not of whichever request's batch answered before it.
+    context
+      .with(batch[0].context, () => this.send(batch.map((w) => w.args)))
+      .then(
+        (results) =>
+          batch.forEach((w, i) => {
+            const result = results[i];
+            if (result?.status === 'fulfilled') w.resolve(result.value);
+            else w.reject(result ? result.reason : new Error('place_orders: an answer is missing'));
+          }),
+        (err: unknown) => batch.forEach((w) => w.reject(err)),
+      )
+      .finally(() => {
+        const queue = this.queues.get(key)!;
+        if (!queue.length) {
+          this.queues.delete(key);
+          return;
+        }
+        const next = queue.splice(0, this.maxBatch);
+        this.queued -= next.length;
+        this.dispatch(key, next);
+      });
+  }
+}
+
+interface Waiter<A, R> {
+  args: A;
+  resolve: (value: R) => void;
+  reject: (reason: unknown) => void;
+  context: Context;
+}

@@ -1,0 +1,91 @@
+import { PlacementQueue } from '../../src/orders/placement-queue';
+
+/**
+ * The queue's own rules, with a `send` that the test answers by hand: what goes alone, what waits,
+ * how a queue is cut into batches, and whose answer reaches whom. The database side (place_orders,
+ * the batch that fails for one checkout) is in test/concurrency/orders-races.e2e-spec.ts.
+ */
+describe('PlacementQueue', () => {
+  interface Sent {
+    batch: number[];
+    answer: (results: PromiseSettledResult<string>[]) => void;
+    fail: (err: Error) => void;
+  }
+
+  const setup = (maxBatch: number) => {
+    const sent: Sent[] = [];
+    const queue = new PlacementQueue<number, string>(
+      (batch) =>
+        new Promise((answer, fail) => {
+          sent.push({ batch, answer, fail });
+        }),
+      maxBatch,
+    );
+    const ok = (batch: number[]): PromiseSettledResult<string>[] =>
+      batch.map((n) => ({ status: 'fulfilled', value: `placed ${n}` }));
+    return { sent, queue, ok };
+  };
+  const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
+
+  it('sends a checkout at once when nothing of its products is in flight, and only then', async () => {
+    const { sent, queue, ok } = setup(32);
+    const first = queue.submit('p1', 1);
+    const other = queue.submit('p2', 2);
+    const behind = queue.submit('p1', 3);
+    expect(sent.map((s) => s.batch)).toEqual([[1], [2]]);
+    expect(queue.waiting).toBe(1);
+    sent[0].answer(ok([1]));
+    await expect(first).resolves.toBe('placed 1');
+    await tick();
+    expect(sent.map((s) => s.batch)).toEqual([[1], [2], [3]]);
+    expect(queue.waiting).toBe(0);
+    sent[1].answer(ok([2]));
+    sent[2].answer(ok([3]));
+    await expect(other).resolves.toBe('placed 2');
+    await expect(behind).resolves.toBe('placed 3');
+  });
+
+  it('cuts what queued into batches of at most maxBatch, in arrival order, one batch in flight per key', async () => {
+    const { sent, queue, ok } = setup(4);
+    const answers = Array.from({ length: 11 }, (_, n) => queue.submit('hot', n));
+    expect(queue.waiting).toBe(10);
+    const sizes: number[][] = [];
+    for (let round = 0; round < 4; round++) {
+      expect(sent).toHaveLength(round + 1);
+      const s = sent[round];
+      sizes.push(s.batch);
+      s.answer(ok(s.batch));
+      await tick();
+    }
+    expect(sizes).toEqual([[0], [1, 2, 3, 4], [5, 6, 7, 8], [9, 10]]);
+    expect(await Promise.all(answers)).toEqual(Array.from({ length: 11 }, (_, n) => `placed ${n}`));
+    expect(queue.waiting).toBe(0);
+  });
+
+  it("gives each checkout its own outcome, and a batch's failure to all of it; the next batch still goes", async () => {
+    const { sent, queue, ok } = setup(32);
+    const first = queue.submit('k', 0);
+    const a = queue.submit('k', 1);
+    const b = queue.submit('k', 2);
+    sent[0].fail(new Error('the database is away'));
+    await expect(first).rejects.toThrow('the database is away');
+    await tick();
+    const c = queue.submit('k', 3);
+    sent[1].answer([
+      { status: 'rejected', reason: new Error('account gone') },
+      { status: 'fulfilled', value: 'placed 2' },
+    ]);
+    await expect(a).rejects.toThrow('account gone');
+    await expect(b).resolves.toBe('placed 2');
+    await tick();
+    expect(sent[2].batch).toEqual([3]);
+    sent[2].answer([]);
+    await expect(c).rejects.toThrow('an answer is missing');
+    await tick();
+    expect(queue.waiting).toBe(0);
+    // The key is free again: the next checkout goes at once.
+    void queue.submit('k', 4);
+    expect(sent[3].batch).toEqual([4]);
+    sent[3].answer(ok([4]));
+  });
+});
