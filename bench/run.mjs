@@ -265,7 +265,7 @@ function orderChecks(sql, seeded) {
  * answer, whether it gets a warm-up, optional `connections` (default --connections) and optional
  * `before`/`check` hooks for the invariants.
  */
-function scenarios({ sql, seeded, etag, referenceBody, referenceOrder, wrk }) {
+function scenarios({ sql, seeded, etag, referenceBody, referenceOrder, wrk, serviceBase }) {
   const { customer, admin, products, hot, hotAmple } = seeded;
   const one = `/api/v1/products/${products[0].id}`;
   const { counts, checkAfter } = orderChecks(sql, seeded);
@@ -274,6 +274,36 @@ function scenarios({ sql, seeded, etag, referenceBody, referenceOrder, wrk }) {
     'content-type': 'application/json',
   };
   const orderInvariants = (result, before) => checkAfter(before, result.statusCodes[201] ?? 0);
+  /**
+   * The service's placement statements (order_placement_batch_size: one observation per statement,
+   * its size the checkouts in it), to show how many checkouts went together.
+   */
+  const placements = async () => {
+    const text = await (await fetch(`${serviceBase}/metrics`)).text();
+    const value = (name) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+    return {
+      statements: value('order_placement_batch_size_count'),
+      checkouts: value('order_placement_batch_size_sum'),
+    };
+  };
+  /** Every checkout answered went through exactly one placement statement; how many shared one. */
+  const placementCheck = async (result, before) => {
+    const after = await placements();
+    const statements = after.statements - before.statements;
+    const checkouts = after.checkouts - before.checkouts;
+    return check(
+      checkouts === result.responses,
+      `${fmt(checkouts)} checkouts in ${fmt(statements)} placement statements ` +
+        `(${fmt(checkouts / statements, 2)} per statement)`,
+    );
+  };
+  const withPlacements = (orderCheck) => ({
+    before: async () => ({ rows: await counts(), placements: await placements() }),
+    check: async (result, before) => [
+      ...(await orderCheck(result, before.rows)),
+      await placementCheck(result, before.placements),
+    ],
+  });
   const spread = {
     method: 'POST',
     path: '/api/v1/orders',
@@ -363,8 +393,7 @@ function scenarios({ sql, seeded, etag, referenceBody, referenceOrder, wrk }) {
       spec: spread,
       expect: [201],
       warmup: true,
-      before: counts,
-      check: async (result, before) => (await orderInvariants(result, before)).checks,
+      ...withPlacements(async (result, before) => (await orderInvariants(result, before)).checks),
     },
     {
       key: 'd-ref',
@@ -429,8 +458,7 @@ function scenarios({ sql, seeded, etag, referenceBody, referenceOrder, wrk }) {
       connections: HOT_CONNECTIONS,
       expect: [201],
       warmup: true,
-      before: counts,
-      check: async (result, before) => (await orderInvariants(result, before)).checks,
+      ...withPlacements(async (result, before) => (await orderInvariants(result, before)).checks),
     },
     {
       key: 'f',
@@ -976,7 +1004,15 @@ async function benchmark(opts, { service, sql, url, seeded, m }) {
   );
 
   const runs = [];
-  const all = scenarios({ sql, seeded, etag, referenceBody, referenceOrder, wrk: Boolean(m.wrk) });
+  const all = scenarios({
+    sql,
+    seeded,
+    etag,
+    referenceBody,
+    referenceOrder,
+    wrk: Boolean(m.wrk),
+    serviceBase: service.base,
+  });
   const unknown = opts.scenarios?.filter((key) => !all.some((s) => s.key === key)) ?? [];
   if (unknown.length) throw new Error(`--scenarios: no scenario ${unknown.join(', ')}`);
   const selected = all.filter((s) => !opts.scenarios || opts.scenarios.includes(s.key));
@@ -1072,7 +1108,14 @@ async function benchmark(opts, { service, sql, url, seeded, m }) {
  * profile of each measured window.
  */
 async function profile(opts, { service, sql, seeded, m, profileDir }) {
-  const all = scenarios({ sql, seeded, etag: '', referenceBody: {}, wrk: Boolean(m.wrk) });
+  const all = scenarios({
+    sql,
+    seeded,
+    etag: '',
+    referenceBody: {},
+    wrk: Boolean(m.wrk),
+    serviceBase: service.base,
+  });
   const chosen = (opts.scenarios ?? ['a']).map((key) => {
     const found = all.find((s) => s.key === key && s.target === 'service');
     if (!found) throw new Error(`--scenarios: no service scenario '${key}'`);

@@ -17,6 +17,19 @@ import type { MigrationInterface, QueryRunner } from 'typeorm';
  * whole call; the service then places every order of that batch again on its own, which is safe
  * because nothing of the call committed.
  *
+ * Orders placed together share a transaction, and `now()` is the transaction's start: the orders'
+ * `created_at`, `updated_at` and their history's `at` now default to `clock_timestamp()`, the moment
+ * each row is written, so that every order says when it was placed and its hold
+ * (`expires_at - created_at`) is ORDER_HOLD_SECONDS to the microsecond, alone or in a batch. Updates
+ * stay monotonic: touch_version already moves `updated_at` to at least a microsecond past the old one.
+ *
+ * Locks: a batch locks exactly the products one of its checkouts locks, in id order, once (the
+ * first order placed takes them; the next find them held). A member refused after others were
+ * placed asks place_order_locked, which locks the same rows FOR UPDATE: an upgrade of a lock this
+ * transaction holds, which waits only for other transactions' KEY SHARE locks, and every path that
+ * inserts lines (the only KEY SHARE takers on products) takes a stronger product lock first, in id
+ * order. Keep it so.
+ *
  * The arrays hold one element per order; `p_ids` and `p_quantities` are two-dimensional, one row
  * per order (the orders of a batch name the same products, so the rows have the same length).
  */
@@ -24,6 +37,9 @@ export class PlaceOrdersTogether1763790900000 implements MigrationInterface {
   name = 'PlaceOrdersTogether1763790900000';
 
   async up(q: QueryRunner): Promise<void> {
+    await q.query(`ALTER TABLE orders ALTER COLUMN created_at SET DEFAULT clock_timestamp(),
+                                      ALTER COLUMN updated_at SET DEFAULT clock_timestamp()`);
+    await q.query(`ALTER TABLE order_history ALTER COLUMN at SET DEFAULT clock_timestamp()`);
     await q.query(`
       CREATE FUNCTION place_orders(
         p_users uuid[],
@@ -56,6 +72,9 @@ export class PlaceOrdersTogether1763790900000 implements MigrationInterface {
   }
 
   async down(q: QueryRunner): Promise<void> {
+    await q.query(`ALTER TABLE order_history ALTER COLUMN at SET DEFAULT now()`);
+    await q.query(`ALTER TABLE orders ALTER COLUMN created_at SET DEFAULT now(),
+                                      ALTER COLUMN updated_at SET DEFAULT now()`);
     await q.query(
       'DROP FUNCTION place_orders(uuid[], uuid[], integer[], integer, uuid[], text[], text[])',
     );

@@ -63,6 +63,12 @@ export interface DatabaseConfig {
   applicationName?: string;
 }
 
+/**
+ * How long a request may wait for a pool connection before it is answered 503 (busy); checkouts
+ * queued behind a placement of the same products (PlacementQueue) wait no longer than this either.
+ */
+export const POOL_WAIT_MS = 5_000;
+
 export function dataSourceOptions({
   url,
   poolSize = 10,
@@ -84,7 +90,7 @@ export function dataSourceOptions({
       Client: ResilientClient,
       types: TYPE_PARSERS,
       max: poolSize,
-      connectionTimeoutMillis: 5_000,
+      connectionTimeoutMillis: POOL_WAIT_MS,
       // A statement stuck behind a lock must not hang a request forever.
       statement_timeout: statementTimeoutMs,
       idle_in_transaction_session_timeout: 30_000,

@@ -1,13 +1,17 @@
 import { randomUUID } from 'node:crypto';
-import { Injectable } from '@nestjs/common';
+import { Injectable, Logger } from '@nestjs/common';
 import { context, propagation } from '@opentelemetry/api';
 import { ConfigService } from '@nestjs/config';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, type EntityManager } from 'typeorm';
 import type { Caller } from '../common/access';
-import { databaseErrorInfo, missingParentProblem } from '../common/database/database-errors';
+import {
+  databaseErrorInfo,
+  loggableDatabaseError,
+  missingParentProblem,
+} from '../common/database/database-errors';
 import { sql } from '../common/database/sql';
-import { inTransaction } from '../common/database/transaction';
+import { inTransaction, serviceUnavailable } from '../common/database/transaction';
 import type { Page } from '../common/http/pagination';
 import {
   decideWrite,
@@ -19,6 +23,7 @@ import {
 import { afterCommit, notFound, ProblemError } from '../common/problems/problem.error';
 import { validationProblem } from '../common/problems/validation';
 import type { Env } from '../config/env';
+import { POOL_WAIT_MS } from '../database/data-source';
 import { OutboxRepository } from '../events/outbox.repository';
 import { MetricsService } from '../observability/metrics.service';
 import { insufficientStock, type StockRow, StockRepository } from '../products/stock.repository';
@@ -100,11 +105,16 @@ function oneCheckoutsError(err: unknown): boolean {
 
 @Injectable()
 export class OrdersService {
+  private readonly logger = new Logger('OrdersService');
   private readonly holdSeconds: number;
   /** Checkouts outside a transaction of their own, by their products: see PlacementQueue. */
   private readonly placements = new PlacementQueue<Placement, PlacementAnswer>(
     (batch) => this.placeBatch(batch),
-    MAX_PLACEMENT_BATCH,
+    {
+      maxBatch: MAX_PLACEMENT_BATCH,
+      maxWaitMs: POOL_WAIT_MS,
+      waitedTooLong: () => serviceUnavailable('busy'),
+    },
   );
 
   constructor(
@@ -185,22 +195,36 @@ export class OrdersService {
 
   /**
    * A batch of PlacementQueue: alone in place_order, several in place_orders. When one checkout's
-   * error aborted the batch, each is placed again on its own; any other error (the database away, a
-   * timeout) is every checkout's.
+   * error aborted the batch, each is placed again on its own, one after the other (they want the
+   * same rows: at once, they would only wait for each other holding pool connections); any other
+   * error (the database away, a timeout) is every checkout's. Like a single checkout's, a batch
+   * whose connection is lost mid-commit may have committed: every member gets the 503.
    */
   private async placeBatch(batch: Placement[]): Promise<PromiseSettledResult<PlacementAnswer>[]> {
     const m = this.dataSource.manager;
-    const alone = (): Promise<PromiseSettledResult<PlacementAnswer>[]> =>
-      Promise.allSettled(batch.map((p) => this.orders.placeAtOnce(m, p)));
     this.metrics.placementBatch(batch.length);
-    if (batch.length === 1) return alone();
-    try {
-      const answers = await this.orders.placeTogether(m, batch);
-      return answers.map((value) => ({ status: 'fulfilled', value }));
-    } catch (err) {
-      if (oneCheckoutsError(err)) return alone();
-      throw err;
+    if (batch.length > 1) {
+      try {
+        const answers = await this.orders.placeTogether(m, batch);
+        return answers.map((value) => ({ status: 'fulfilled', value }));
+      } catch (err) {
+        if (!oneCheckoutsError(err)) throw err;
+        this.logger.warn(
+          { err: loggableDatabaseError(err), checkouts: batch.length },
+          'A checkout failed its batch; placing each checkout of it alone',
+        );
+      }
     }
+    const settled: PromiseSettledResult<PlacementAnswer>[] = [];
+    for (const p of batch) {
+      settled.push(
+        await this.orders.placeAtOnce(m, p).then(
+          (value) => ({ status: 'fulfilled', value }) as const,
+          (reason: unknown) => ({ status: 'rejected', reason }) as const,
+        ),
+      );
+    }
+    return settled;
   }
 
   /**

@@ -26,11 +26,14 @@ export class PlacementQueue<A, R> {
   /**
    * @param send places a batch, in one statement when it holds more than one: a result per checkout,
    *   in order (or a rejection for all of them). An async function: it never throws, it rejects.
-   * @param maxBatch the most checkouts in one batch.
+   * @param limits `maxBatch`, the most checkouts in one batch; `maxWaitMs`, how long a checkout may
+   *   have waited when its turn comes: one that waited longer is rejected with `waitedTooLong()`
+   *   instead (under overload, as a request waiting for a pool connection would be), so that the
+   *   queue sheds load rather than growing.
    */
   constructor(
     private readonly send: (batch: A[]) => Promise<PromiseSettledResult<R>[]>,
-    private readonly maxBatch: number,
+    private readonly limits: { maxBatch: number; maxWaitMs: number; waitedTooLong: () => unknown },
   ) {}
 
   /** Checkouts waiting for a batch in flight on the same products. */
@@ -41,7 +44,7 @@ export class PlacementQueue<A, R> {
   /** Places `args`: now, alone, or with the others that wait for the same products. */
   submit(key: string, args: A): Promise<R> {
     return new Promise<R>((resolve, reject) => {
-      const waiter = { args, resolve, reject, context: context.active() };
+      const waiter = { args, resolve, reject, context: context.active(), since: performance.now() };
       const queue = this.queues.get(key);
       if (queue) {
         queue.push(waiter);
@@ -67,16 +70,25 @@ export class PlacementQueue<A, R> {
           }),
         (err: unknown) => batch.forEach((w) => w.reject(err)),
       )
-      .finally(() => {
-        const queue = this.queues.get(key)!;
-        if (!queue.length) {
-          this.queues.delete(key);
-          return;
-        }
-        const next = queue.splice(0, this.maxBatch);
-        this.queued -= next.length;
-        this.dispatch(key, next);
-      });
+      .finally(() => this.next(key));
+  }
+
+  /** The batch in flight for `key` has answered: send the next one, or free the key. */
+  private next(key: string): void {
+    const queue = this.queues.get(key)!;
+    // In arrival order: those that waited too long are the first ones. Answered, not sent.
+    const oldest = performance.now() - this.limits.maxWaitMs;
+    let late = 0;
+    while (late < queue.length && queue[late].since < oldest) late++;
+    for (const w of queue.splice(0, late)) w.reject(this.limits.waitedTooLong());
+    this.queued -= late;
+    if (!queue.length) {
+      this.queues.delete(key);
+      return;
+    }
+    const batch = queue.splice(0, this.limits.maxBatch);
+    this.queued -= batch.length;
+    this.dispatch(key, batch);
   }
 }
 
@@ -85,4 +97,6 @@ interface Waiter<A, R> {
   resolve: (value: R) => void;
   reject: (reason: unknown) => void;
   context: Context;
+  /** performance.now() when it was submitted. */
+  since: number;
 }

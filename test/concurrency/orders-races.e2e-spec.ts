@@ -2,7 +2,14 @@ import { randomUUID } from 'node:crypto';
 import { Client } from 'pg';
 import type { Response } from 'supertest';
 import { type Account, account, expectProblem } from '../support/http';
-import { act, createProduct, orderCount, placeOrder, stockOf } from '../support/fixtures';
+import {
+  act,
+  createProduct,
+  type Line,
+  orderCount,
+  placeOrder,
+  stockOf,
+} from '../support/fixtures';
 import { createTestApp, type TestApp } from '../support/test-app';
 
 const statuses = (results: Response[]): Record<number, number> =>
@@ -72,8 +79,8 @@ describe('races on orders (real parallel HTTP requests, real PostgreSQL)', () =>
    */
   /**
    * A product's row lock held in another transaction (after `change`, if any, is made in it), until
-   * `commit()`. `checkoutWaits()` returns once a checkout has written its order and waits for that
-   * lock: polled on the test's own connection, since inside a transaction pg_stat_activity stays as
+   * `commit()`. `checkoutWaits(n)` returns once n checkouts have written their orders and wait for
+   * that lock: polled on the test's own connection, since inside a transaction pg_stat_activity stays as
    * first read.
    */
   const holdProduct = async (productId: string, change = 'stock = stock') => {
@@ -82,14 +89,14 @@ describe('races on orders (real parallel HTTP requests, real PostgreSQL)', () =>
     await blocker.query('BEGIN');
     await blocker.query(`UPDATE products SET ${change} WHERE id = $1`, [productId]);
     return {
-      checkoutWaits: async (): Promise<void> => {
+      checkoutWaits: async (checkouts = 1): Promise<void> => {
         const deadline = Date.now() + 10_000;
         for (;;) {
           const [{ n }] = await t.db.query(
             `SELECT count(*)::int AS n FROM pg_stat_activity
               WHERE wait_event_type = 'Lock' AND query LIKE 'SELECT place_order(%'`,
           );
-          if (n > 0) return;
+          if (n >= checkouts) return;
           if (Date.now() > deadline) throw new Error('the checkout never waited for the lock');
           await new Promise((r) => setTimeout(r, 20));
         }
@@ -237,6 +244,90 @@ describe('races on orders (real parallel HTTP requests, real PostgreSQL)', () =>
         expect(await eventsOf(r.body.id)).toEqual(['order.created']);
       }
       expect(await orderCount(t, shoppers[5].id)).toBe(refusedBefore);
+    });
+
+    it('keeps each checkout of a batch of multi-line orders to its own lines, in its own line order', async () => {
+      const [x, y] = await Promise.all([
+        createProduct(t, admin, { stock: 100, priceCents: 300 }),
+        createProduct(t, admin, { stock: 100, priceCents: 500 }),
+      ]);
+      const held = await holdProduct(x.id);
+      const orders: Line[][] = [
+        [
+          { productId: y.id, quantity: 1 },
+          { productId: x.id, quantity: 4 },
+        ],
+        [
+          { productId: x.id, quantity: 2 },
+          { productId: y.id, quantity: 3 },
+        ],
+        [
+          { productId: y.id, quantity: 5 },
+          { productId: x.id, quantity: 1 },
+        ],
+      ];
+      let first: Promise<Response>;
+      let rest: Promise<Response[]>;
+      try {
+        first = placeOrder(t, shoppers[0], [
+          { productId: x.id, quantity: 1 },
+          { productId: y.id, quantity: 1 },
+        ]).then((r) => r);
+        await held.checkoutWaits();
+        rest = Promise.all(
+          orders.map((lines, i) => placeOrder(t, shoppers[i + 1], lines).then((r) => r)),
+        );
+        await queued(3);
+      } finally {
+        await held.commit();
+      }
+      const [a, placed] = await Promise.all([first, rest]);
+      expect(a.status).toBe(201);
+      for (const [i, r] of placed.entries()) {
+        expect(r.status).toBe(201);
+        expect(r.body.userId).toBe(shoppers[i + 1].id);
+        expect(
+          r.body.items.map((l: Line & { unitPriceCents: number }) => [l.productId, l.quantity]),
+        ).toEqual(orders[i].map((l) => [l.productId, l.quantity]));
+        const total = orders[i].reduce(
+          (sum, l) => sum + l.quantity * (l.productId === x.id ? 300 : 500),
+          0,
+        );
+        expect(r.body.totalCents).toBe(total);
+        const lines = await t.db.query(
+          'SELECT product_id, quantity FROM order_items WHERE order_id = $1 ORDER BY line_no',
+          [r.body.id],
+        );
+        expect(
+          lines.map((l: { product_id: string; quantity: number }) => [l.product_id, l.quantity]),
+        ).toEqual(orders[i].map((l) => [l.productId, l.quantity]));
+      }
+      expect(await stockOf(t, x.id)).toBe(100 - 1 - 4 - 2 - 1);
+      expect(await stockOf(t, y.id)).toBe(100 - 1 - 1 - 3 - 5);
+    });
+
+    it('does not queue a checkout with an Idempotency-Key: it runs in its own transaction and waits in the database', async () => {
+      const p = await createProduct(t, admin, { stock: 10 });
+      const held = await holdProduct(p.id);
+      let first: Promise<Response>;
+      let keyed: Promise<Response>;
+      try {
+        first = send(shoppers[0], p.id, 1);
+        await held.checkoutWaits();
+        keyed = placeOrder(
+          t,
+          shoppers[1],
+          [{ productId: p.id, quantity: 2 }],
+          `k-${randomUUID()}`,
+        ).then((r) => r);
+        await held.checkoutWaits(2);
+        expect(await metric('order_placements_waiting')).toBe(0);
+      } finally {
+        await held.commit();
+      }
+      expect((await first).status).toBe(201);
+      expect((await keyed).status).toBe(201);
+      expect(await stockOf(t, p.id)).toBe(7);
     });
 
     it('places each checkout of a batch on its own when one fails: the account deleted while it queued gets 401, the others 201', async () => {

@@ -12,14 +12,14 @@ describe('PlacementQueue', () => {
     fail: (err: Error) => void;
   }
 
-  const setup = (maxBatch: number) => {
+  const setup = (maxBatch: number, maxWaitMs = 60_000) => {
     const sent: Sent[] = [];
     const queue = new PlacementQueue<number, string>(
       (batch) =>
         new Promise((answer, fail) => {
           sent.push({ batch, answer, fail });
         }),
-      maxBatch,
+      { maxBatch, maxWaitMs, waitedTooLong: () => new Error('busy') },
     );
     const ok = (batch: number[]): PromiseSettledResult<string>[] =>
       batch.map((n) => ({ status: 'fulfilled', value: `placed ${n}` }));
@@ -87,5 +87,26 @@ describe('PlacementQueue', () => {
     void queue.submit('k', 4);
     expect(sent[3].batch).toEqual([4]);
     sent[3].answer(ok([4]));
+  });
+
+  it('answers busy, without sending them, the checkouts that waited longer than maxWaitMs, and frees the key', async () => {
+    const { sent, queue, ok } = setup(32, 50);
+    const first = queue.submit('k', 0);
+    const late = [queue.submit('k', 1), queue.submit('k', 2)];
+    await new Promise((r) => setTimeout(r, 80));
+    const inTime = queue.submit('k', 3);
+    sent[0].answer(ok([0]));
+    await expect(first).resolves.toBe('placed 0');
+    for (const l of late) await expect(l).rejects.toThrow('busy');
+    await tick();
+    // Only the one that had not waited too long went, alone.
+    expect(sent.map((s) => s.batch)).toEqual([[0], [3]]);
+    expect(queue.waiting).toBe(0);
+    sent[1].answer(ok([3]));
+    await expect(inTime).resolves.toBe('placed 3');
+    await tick();
+    void queue.submit('k', 4);
+    expect(sent[2].batch).toEqual([4]);
+    sent[2].answer(ok([4]));
   });
 });
