@@ -263,9 +263,10 @@ function orderChecks(sql, seeded) {
 /**
  * The scenarios, in running order. Each has a `title`, a `short` one for the chart, a load `spec` (for load-worker.mjs), the statuses it may
  * answer, whether it gets a warm-up, optional `connections` (default --connections) and optional
- * `before`/`check` hooks for the invariants.
+ * `before(server)`/`check(result, before, server)` hooks for the invariants (`server`: the one the
+ * scenario ran against, `{ base, pid }`).
  */
-function scenarios({ sql, seeded, etag, referenceBody, referenceOrder, wrk, serviceBase }) {
+function scenarios({ sql, seeded, etag, referenceBody, referenceOrder, wrk }) {
   const { customer, admin, products, hot, hotAmple } = seeded;
   const one = `/api/v1/products/${products[0].id}`;
   const { counts, checkAfter } = orderChecks(sql, seeded);
@@ -278,8 +279,8 @@ function scenarios({ sql, seeded, etag, referenceBody, referenceOrder, wrk, serv
    * The service's placement statements (order_placement_batch_size: one observation per statement,
    * its size the checkouts in it), to show how many checkouts went together.
    */
-  const placements = async () => {
-    const text = await (await fetch(`${serviceBase}/metrics`)).text();
+  const placements = async (server) => {
+    const text = await (await fetch(`${server.base}/metrics`)).text();
     const value = (name) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
     return {
       statements: value('order_placement_batch_size_count'),
@@ -287,8 +288,8 @@ function scenarios({ sql, seeded, etag, referenceBody, referenceOrder, wrk, serv
     };
   };
   /** Every checkout answered went through exactly one placement statement; how many shared one. */
-  const placementCheck = async (result, before) => {
-    const after = await placements();
+  const placementCheck = async (result, before, server) => {
+    const after = await placements(server);
     const statements = after.statements - before.statements;
     const checkouts = after.checkouts - before.checkouts;
     return check(
@@ -298,10 +299,10 @@ function scenarios({ sql, seeded, etag, referenceBody, referenceOrder, wrk, serv
     );
   };
   const withPlacements = (orderCheck) => ({
-    before: async () => ({ rows: await counts(), placements: await placements() }),
-    check: async (result, before) => [
+    before: async (server) => ({ rows: await counts(), placements: await placements(server) }),
+    check: async (result, before, server) => [
       ...(await orderCheck(result, before.rows)),
-      await placementCheck(result, before.placements),
+      await placementCheck(result, before.placements, server),
     ],
   });
   const spread = {
@@ -585,7 +586,7 @@ async function runScenario(scenario, servers, opts, round = '') {
     console.log(`${label}: warm-up ${opts.warmup} s`);
     await load({ ...spec, duration: opts.warmup }, () => undefined);
   }
-  const before = await scenario.before?.();
+  const before = await scenario.before?.(server);
   console.log(`${label}: ${duration} s, ${connections} connections`);
   // The measured window in the CPU profiler's clock (µs of CLOCK_MONOTONIC), for --profile.
   const window = { from: process.hrtime.bigint() / 1000n };
@@ -602,7 +603,7 @@ async function runScenario(scenario, servers, opts, round = '') {
   if (process.stdout.isTTY) process.stdout.write('\n');
   const checks = [
     ...commonChecks(scenario, result),
-    ...((await scenario.check?.(result, before)) ?? []),
+    ...((await scenario.check?.(result, before, server)) ?? []),
   ];
   const failed = checks.filter((c) => !c.ok);
   console.log(
@@ -1011,7 +1012,6 @@ async function benchmark(opts, { service, sql, url, seeded, m }) {
     referenceBody,
     referenceOrder,
     wrk: Boolean(m.wrk),
-    serviceBase: service.base,
   });
   const unknown = opts.scenarios?.filter((key) => !all.some((s) => s.key === key)) ?? [];
   if (unknown.length) throw new Error(`--scenarios: no scenario ${unknown.join(', ')}`);
@@ -1114,7 +1114,6 @@ async function profile(opts, { service, sql, seeded, m, profileDir }) {
     etag: '',
     referenceBody: {},
     wrk: Boolean(m.wrk),
-    serviceBase: service.base,
   });
   const chosen = (opts.scenarios ?? ['a']).map((key) => {
     const found = all.find((s) => s.key === key && s.target === 'service');

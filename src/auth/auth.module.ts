@@ -15,16 +15,15 @@ import { AuthService } from './auth.service';
     JwtModule.registerAsync({
       inject: [ConfigService],
       useFactory: (config: ConfigService<Env, true>) => ({
-        // A KeyObject, not the string: given a string, jsonwebtoken first tries to parse it as a PEM
-        // public key on every verify and sign (an exception each time), which cost more CPU than the
-        // rest of an authenticated request together (bench/results: the profile of scenario f).
+        // A KeyObject, not the string: given a string, jsonwebtoken first tries to parse it as a key
+        // in PEM on every sign (an exception each time; on verify it cost more CPU than the rest of
+        // an authenticated request together, bench/results/2026-11-23-profile.md).
         secret: createSecretKey(Buffer.from(config.get('JWT_SECRET', { infer: true }), 'utf8')),
-        // Algorithm pinned both ways: tokens are signed and accepted as HS256 only.
+        // Signed as HS256 only; AuthGuard verifies (fast-jwt) and accepts HS256 only.
         signOptions: {
           algorithm: 'HS256',
           expiresIn: config.get('JWT_EXPIRES_IN_SECONDS', { infer: true }),
         },
-        verifyOptions: { algorithms: ['HS256'] },
       }),
     }),
   ],

@@ -230,9 +230,9 @@ describe('auth: a stale token on public routes', () => {
     }
   });
 
-  it('accepts a token signed with JWT_SECRET as a string: the KeyObject the service verifies with is the same key', async () => {
-    // The service holds the secret as a KeyObject (a string made jsonwebtoken try, and fail, to read
-    // it as a PEM key on every request); tokens issued before, or by other tools, stay valid.
+  it('accepts a token signed with JWT_SECRET as a string, and refuses one signed with another secret', async () => {
+    // The service signs with the secret as a KeyObject and verifies with its bytes (fast-jwt): tokens
+    // issued before, or by other tools from the same secret, stay valid.
     const token = await jwt.signAsync(
       { sub: a.id, role: 'customer', exp: Math.floor(Date.now() / 1000) + 60 },
       { algorithm: 'HS256' },
@@ -246,6 +246,19 @@ describe('auth: a stale token on public routes', () => {
     const other = await forged.signAsync({ sub: a.id, role: 'customer' }, { algorithm: 'HS256' });
     const refused = await t.http().get('/api/v1/users/me').set('Authorization', `Bearer ${other}`);
     expectProblem(refused, 'UNAUTHENTICATED');
+  });
+
+  it('refuses a token from the moment it expires, though it was verified (and remembered) before', async () => {
+    const exp = Math.floor(Date.now() / 1000) + 2;
+    const token = await jwt.signAsync({ sub: a.id, role: 'customer', exp }, { algorithm: 'HS256' });
+    const auth = { Authorization: `Bearer ${token}` };
+    for (let i = 0; i < 3; i++) await t.http().get('/api/v1/users/me').set(auth).expect(200);
+    await new Promise((r) => setTimeout(r, exp * 1000 + 1100 - Date.now()));
+    expectProblem(await t.http().get('/api/v1/users/me').set(auth), 'UNAUTHENTICATED');
+    // The same token with a forged signature never passes, verified or not before.
+    const [header, payload] = token.split('.');
+    const forged = { Authorization: `Bearer ${header}.${payload}.c2lnbmF0dXJlLWZvcmdlZA` };
+    expectProblem(await t.http().get('/api/v1/users/me').set(forged), 'UNAUTHENTICATED');
   });
 
   it('still reads a valid token on a public route, and takes the caller of a stale one for nobody', async () => {
