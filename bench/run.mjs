@@ -36,7 +36,7 @@ import { runWrk, wrkVersion } from './wrk.mjs';
 const USAGE = `Usage: npm run bench [-- options]
   --duration <s>     measured seconds per scenario and round (default 8)
   --rounds <n>       times the scenario list runs, interleaved, a goal being the median of its
-                     per-round ratios (default 3; (e) runs once: it sells out)
+                     per-round ratios (default 5; (e) runs once: it sells out)
   --warmup <s>       discarded warm-up seconds before each scenario but (e) (default 5; 0: none)
   --connections <n>  concurrent connections of the load generator (default 20)
   --products <n>     catalogue size for the order scenarios (default 200)
@@ -102,7 +102,7 @@ function parseOptions() {
   const { values } = parseArgs({
     options: {
       duration: { type: 'string', default: '8' },
-      rounds: { type: 'string', default: '3' },
+      rounds: { type: 'string', default: '5' },
       warmup: { type: 'string', default: '5' },
       connections: { type: 'string', default: '20' },
       products: { type: 'string', default: '200' },
