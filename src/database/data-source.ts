@@ -64,8 +64,9 @@ export interface DatabaseConfig {
 }
 
 /**
- * How long a request may wait for a pool connection before it is answered 503 (busy); checkouts
- * queued behind a placement of the same products (PlacementQueue) wait no longer than this either.
+ * How long a request may wait for a pool connection before it is answered 503 (busy). A checkout
+ * queued behind a placement of the same products (PlacementQueue) that finds, when its turn comes,
+ * that it waited longer than this is answered the same instead of being sent.
  */
 export const POOL_WAIT_MS = 5_000;
 

@@ -196,8 +196,9 @@ export class OrdersService {
   /**
    * A batch of PlacementQueue: alone in place_order, several in place_orders. When one checkout's
    * error aborted the batch, each is placed again on its own, one after the other (they want the
-   * same rows: at once, they would only wait for each other holding pool connections); any other
-   * error (the database away, a timeout) is every checkout's. Like a single checkout's, a batch
+   * same rows: at once, they would only wait for each other holding pool connections), as long as
+   * the database answers and for at most POOL_WAIT_MS; any other error (the database away, a
+   * timeout) is every checkout's. Like a single checkout's, a batch
    * whose connection is lost mid-commit may have committed: every member gets the 503.
    */
   private async placeBatch(batch: Placement[]): Promise<PromiseSettledResult<PlacementAnswer>[]> {
@@ -215,12 +216,26 @@ export class OrdersService {
         );
       }
     }
+    // One after the other, but not for ever: once one fails for the database's reasons (away, busy)
+    // or the pool's wait has passed, the rest are answered without being sent.
     const settled: PromiseSettledResult<PlacementAnswer>[] = [];
+    const until = performance.now() + POOL_WAIT_MS;
+    let stop: unknown;
     for (const p of batch) {
+      if (stop === undefined && batch.length > 1 && performance.now() > until) {
+        stop = serviceUnavailable('busy');
+      }
+      if (stop !== undefined) {
+        settled.push({ status: 'rejected', reason: stop });
+        continue;
+      }
       settled.push(
         await this.orders.placeAtOnce(m, p).then(
           (value) => ({ status: 'fulfilled', value }) as const,
-          (reason: unknown) => ({ status: 'rejected', reason }) as const,
+          (reason: unknown) => {
+            if (!oneCheckoutsError(reason)) stop = reason;
+            return { status: 'rejected', reason } as const;
+          },
         ),
       );
     }
