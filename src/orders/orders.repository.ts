@@ -97,7 +97,8 @@ export class OrdersRepository {
   /**
    * Several checkouts of the same products (in the same number of lines each) in one statement and
    * one transaction (place_orders): each decided as place_order decides it, an answer per checkout,
-   * in order. Any error is the whole call's: nothing of it committed.
+   * in order. Any error is the whole call's: nothing of it committed. The hold and the owner's
+   * actions are the service's, the same for every checkout: the first one's are sent.
    */
   async placeTogether(m: EntityManager, batch: Placement[]): Promise<PlacementAnswer[]> {
     const { rows } = await sql<{ answer: RawAnswer[] }>(m, PLACE_ORDERS, [

@@ -198,8 +198,8 @@ export class OrdersService {
    * error aborted the batch, each is placed again on its own, one after the other (they want the
    * same rows: at once, they would only wait for each other holding pool connections), as long as
    * the database answers and for at most POOL_WAIT_MS; any other error (the database away, a
-   * timeout) is every checkout's. Like a single checkout's, a batch
-   * whose connection is lost mid-commit may have committed: every member gets the 503.
+   * timeout) is every checkout's. Like a single checkout's, a batch whose connection is lost
+   * mid-commit may have committed: every member gets the 503.
    */
   private async placeBatch(batch: Placement[]): Promise<PromiseSettledResult<PlacementAnswer>[]> {
     const m = this.dataSource.manager;
@@ -222,7 +222,7 @@ export class OrdersService {
     const until = performance.now() + POOL_WAIT_MS;
     let stop: unknown;
     for (const p of batch) {
-      if (stop === undefined && batch.length > 1 && performance.now() > until) {
+      if (stop === undefined && performance.now() > until) {
         stop = serviceUnavailable('busy');
       }
       if (stop !== undefined) {

@@ -21,7 +21,6 @@ import { type Context, context } from '@opentelemetry/api';
 export class PlacementQueue<A, R> {
   /** Per key (the products), the checkouts waiting for the batch in flight; a key is here while one is. */
   private readonly queues = new Map<string, Waiter<A, R>[]>();
-  private queued = 0;
 
   /**
    * @param send places a batch, in one statement when it holds more than one: a result per checkout,
@@ -38,7 +37,9 @@ export class PlacementQueue<A, R> {
 
   /** Checkouts waiting for a batch in flight on the same products. */
   get waiting(): number {
-    return this.queued;
+    let n = 0;
+    for (const queue of this.queues.values()) n += queue.length;
+    return n;
   }
 
   /** Places `args`: now, alone, or with the others that wait for the same products. */
@@ -48,7 +49,6 @@ export class PlacementQueue<A, R> {
       const queue = this.queues.get(key);
       if (queue) {
         queue.push(waiter);
-        this.queued++;
         return;
       }
       this.queues.set(key, []);
@@ -81,14 +81,11 @@ export class PlacementQueue<A, R> {
     let late = 0;
     while (late < queue.length && queue[late].since < oldest) late++;
     for (const w of queue.splice(0, late)) w.reject(this.limits.waitedTooLong());
-    this.queued -= late;
     if (!queue.length) {
       this.queues.delete(key);
       return;
     }
-    const batch = queue.splice(0, this.limits.maxBatch);
-    this.queued -= batch.length;
-    this.dispatch(key, batch);
+    this.dispatch(key, queue.splice(0, this.limits.maxBatch));
   }
 }
 

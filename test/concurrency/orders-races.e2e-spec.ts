@@ -196,6 +196,31 @@ describe('races on orders (real parallel HTTP requests, real PostgreSQL)', () =>
     };
     const send = (who: Account, productId: string, quantity: number): Promise<Response> =>
       placeOrder(t, who, [{ productId, quantity }]).then((r) => r);
+    /**
+     * `first()` sent while `productId`'s row lock is held, and waiting for it in the database; then
+     * `behind()` sent, and `count` checkouts seen queued behind it; then `meanwhile()`, and the lock
+     * released. The answers of both.
+     */
+    const placedBehind = async <T>(
+      productId: string,
+      first: () => Promise<Response>,
+      behind: () => Promise<T>,
+      count: number,
+      meanwhile: () => Promise<unknown> = () => Promise.resolve(),
+    ): Promise<[Response, T]> => {
+      const held = await holdProduct(productId);
+      let answers: Promise<[Response, T]>;
+      try {
+        const sent = first();
+        await held.checkoutWaits();
+        answers = Promise.all([sent, behind()]);
+        await queued(count);
+        await meanwhile();
+      } finally {
+        await held.commit();
+      }
+      return answers;
+    };
 
     it('decides each checkout of a batch on its own: the short one refused, the rest placed, each with its event', async () => {
       const p = await createProduct(t, admin, { stock: 5, priceCents: 1000 });
@@ -206,22 +231,17 @@ describe('races on orders (real parallel HTTP requests, real PostgreSQL)', () =>
       const batchesBefore = await metric('order_placement_batch_size_count');
       const checkoutsBefore = await metric('order_placement_batch_size_sum');
       const refusedBefore = await orderCount(t, shoppers[5].id);
-      const held = await holdProduct(p.id);
-      let first: Promise<Response>;
-      let rest: Promise<Response[]>;
-      try {
-        first = send(shoppers[0], p.id, 1);
-        await held.checkoutWaits();
-        // Behind it: four single units (4 left after the first: all fit, in any order) and one too many.
-        rest = Promise.all([
-          ...[1, 2, 3, 4].map((i) => send(shoppers[i], p.id, 1)),
-          send(shoppers[5], p.id, 10),
-        ]);
-        await queued(5);
-      } finally {
-        await held.commit();
-      }
-      const [a, [b, c, d, e, tooMany]] = await Promise.all([first, rest]);
+      // Behind the first: four single units (4 left after it: all fit, in any order) and one too many.
+      const [a, [b, c, d, e, tooMany]] = await placedBehind(
+        p.id,
+        () => send(shoppers[0], p.id, 1),
+        () =>
+          Promise.all([
+            ...[1, 2, 3, 4].map((i) => send(shoppers[i], p.id, 1)),
+            send(shoppers[5], p.id, 10),
+          ]),
+        5,
+      );
       for (const r of [a, b, c, d, e]) expect(r.status).toBe(201);
       expectProblem(tooMany, 'INSUFFICIENT_STOCK');
       expect(tooMany.body.items).toEqual([
@@ -251,7 +271,6 @@ describe('races on orders (real parallel HTTP requests, real PostgreSQL)', () =>
         createProduct(t, admin, { stock: 100, priceCents: 300 }),
         createProduct(t, admin, { stock: 100, priceCents: 500 }),
       ]);
-      const held = await holdProduct(x.id);
       const orders: Line[][] = [
         [
           { productId: y.id, quantity: 1 },
@@ -266,22 +285,19 @@ describe('races on orders (real parallel HTTP requests, real PostgreSQL)', () =>
           { productId: x.id, quantity: 1 },
         ],
       ];
-      let first: Promise<Response>;
-      let rest: Promise<Response[]>;
-      try {
-        first = placeOrder(t, shoppers[0], [
-          { productId: x.id, quantity: 1 },
-          { productId: y.id, quantity: 1 },
-        ]).then((r) => r);
-        await held.checkoutWaits();
-        rest = Promise.all(
-          orders.map((lines, i) => placeOrder(t, shoppers[i + 1], lines).then((r) => r)),
-        );
-        await queued(3);
-      } finally {
-        await held.commit();
-      }
-      const [a, placed] = await Promise.all([first, rest]);
+      const [a, placed] = await placedBehind(
+        x.id,
+        () =>
+          placeOrder(t, shoppers[0], [
+            { productId: x.id, quantity: 1 },
+            { productId: y.id, quantity: 1 },
+          ]).then((r) => r),
+        () =>
+          Promise.all(
+            orders.map((lines, n) => placeOrder(t, shoppers[n + 1], lines).then((r) => r)),
+          ),
+        3,
+      );
       expect(a.status).toBe(201);
       for (const [i, r] of placed.entries()) {
         expect(r.status).toBe(201);
@@ -334,20 +350,14 @@ describe('races on orders (real parallel HTTP requests, real PostgreSQL)', () =>
       const p = await createProduct(t, admin, { stock: 10 });
       const doomed = await account(t);
       const batchesBefore = await metric('order_placement_batch_size_count');
-      const held = await holdProduct(p.id);
-      let first: Promise<Response>;
-      let rest: Promise<Response[]>;
-      try {
-        first = send(shoppers[0], p.id, 1);
-        await held.checkoutWaits();
-        rest = Promise.all([send(doomed, p.id, 1), send(shoppers[1], p.id, 1)]);
-        await queued(2);
+      const [a, [gone, c]] = await placedBehind(
+        p.id,
+        () => send(shoppers[0], p.id, 1),
+        () => Promise.all([send(doomed, p.id, 1), send(shoppers[1], p.id, 1)]),
+        2,
         // Its token was good when the guard read the account; now the account goes.
-        await t.db.query('DELETE FROM users WHERE id = $1', [doomed.id]);
-      } finally {
-        await held.commit();
-      }
-      const [a, [gone, c]] = await Promise.all([first, rest]);
+        () => t.db.query('DELETE FROM users WHERE id = $1', [doomed.id]),
+      );
       expect(a.status).toBe(201);
       expect(c.status).toBe(201);
       expectProblem(gone, 'UNAUTHENTICATED');
