@@ -29,11 +29,13 @@ import {
   type SerializedResponse,
   VersionedResponse,
 } from '../common/http/responses';
+import { PageQueryDto } from '../common/http/pagination';
 import { UuidPipe } from '../common/http/uuid.pipe';
 import { ApiProblems } from '../common/problems/openapi';
 import {
   CreateOrderDto,
   HistoryEntryDto,
+  HistoryPageDto,
   OrderDto,
   OrderPageDto,
   OrderQueryDto,
@@ -194,15 +196,17 @@ export class OrdersController {
   @ApiOperation({
     summary: 'Every change of an order, oldest first',
     description:
-      'Entries `{action, from, to, at, actorId}`; placement has `action: "place"` and `from: null`. `from` is the status the order really left, also when two requests raced.',
+      'A page of entries `{action, from, to, at, actorId}` in the envelope of every list (`items`, `total`, `limit`, `offset`; `limit` 1-100, default 20; unknown query parameters → 400). Placement has `action: "place"` and `from: null`. `from` is the status the order really left, also when two requests raced.',
   })
-  @ApiOkResponse({ type: [HistoryEntryDto] })
+  @ApiOkResponse({ type: HistoryPageDto })
   @ApiProblems('UNAUTHENTICATED', 'NOT_FOUND', 'VALIDATION_FAILED')
   async history(
     @Param('id', UuidPipe) id: string,
+    @Query() query: PageQueryDto,
     @CurrentUser() caller: Caller,
-  ): Promise<HistoryEntryDto[]> {
-    return (await this.orders.history(id, caller)).map((e) => HistoryEntryDto.from(e));
+  ): Promise<HistoryPageDto> {
+    const page = await this.orders.history(id, caller, query);
+    return { ...page, items: page.items.map((e) => HistoryEntryDto.from(e)) };
   }
 
   /**

@@ -264,13 +264,19 @@ export class OrdersRepository {
     };
   }
 
-  history(orderId: string): Promise<OrderHistoryEntry[]> {
-    return many(
-      this.manager,
-      OrderHistoryEntry,
-      'SELECT * FROM order_history WHERE order_id = $1 ORDER BY id',
-      [orderId],
-    );
+  /** One page of an order's history, oldest first. */
+  async history(
+    orderId: string,
+    page: { limit: number; offset: number },
+  ): Promise<Page<OrderHistoryEntry>> {
+    const { items, total } = await pageOf(this.manager, OrderHistoryEntry, {
+      from: 'FROM order_history WHERE order_id = $1',
+      orderBy: 'id',
+      parameters: [orderId],
+      limit: page.limit,
+      offset: page.offset,
+    });
+    return { items, total, limit: page.limit, offset: page.offset };
   }
 
   /**

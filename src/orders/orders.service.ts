@@ -386,9 +386,13 @@ export class OrdersService {
     return expired ? this.orders.list(filter) : page;
   }
 
-  async history(id: string, caller: Caller): Promise<OrderHistoryEntry[]> {
+  async history(
+    id: string,
+    caller: Caller,
+    page: { limit: number; offset: number },
+  ): Promise<Page<OrderHistoryEntry>> {
     await this.findVisible(id, caller);
-    return this.orders.history(id);
+    return this.orders.history(id, page);
   }
 
   /**

@@ -62,7 +62,7 @@ describe('checkout holds', () => {
       .http()
       .get('/api/v1/orders/' + order.body.id + '/history')
       .set(alice.auth);
-    expect(listed.body[1]).toMatchObject({ action: 'expire', actorId: null });
+    expect(listed.body.items[1]).toMatchObject({ action: 'expire', actorId: null });
   });
 
   it('never shows a pending order past its hold in a list either', async () => {

@@ -282,7 +282,7 @@ describe('orders', () => {
         .set(alice.auth)
         .expect(200);
       expect(
-        res.body.map((e: { from: string | null; to: string; actorId: string }) => [
+        res.body.items.map((e: { from: string | null; to: string; actorId: string }) => [
           e.from,
           e.to,
           e.actorId,

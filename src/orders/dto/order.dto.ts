@@ -177,3 +177,8 @@ export class HistoryEntryDto {
     };
   }
 }
+
+/** A page of an order's history, oldest first: the envelope of every list (PageMetaDto). */
+export class HistoryPageDto extends PageMetaDto {
+  @ApiProperty({ type: [HistoryEntryDto] }) items: HistoryEntryDto[];
+}
