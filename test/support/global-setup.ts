@@ -6,6 +6,7 @@ import { Client } from 'pg';
 import { runMigrations } from '../../src/database/migrate';
 import { startEmbeddedPostgres, stopEmbeddedPostgres } from '../../src/database/embedded-postgres';
 import { freePort } from '../../scripts/service-process.mjs';
+import { SKIPS_FILE_VARIABLE } from './services';
 import { setTestState, type TestState } from './test-state';
 
 function withDatabase(url: string, database: string): string {
@@ -43,6 +44,10 @@ async function reapStaleClusters(): Promise<void> {
  * template (CREATE DATABASE … TEMPLATE), so files run in parallel on their own rows.
  */
 export default async function globalSetup(): Promise<void> {
+  // Test files note what they skip here; the teardown prints it as the run's last line.
+  const skips = join(tmpdir(), `order-service-test-skips-${process.pid}.txt`);
+  await writeFile(skips, '');
+  process.env[SKIPS_FILE_VARIABLE] = skips;
   let serverUrl = process.env.DATABASE_URL;
   let embeddedDataDir: string | undefined;
   if (!serverUrl) {
