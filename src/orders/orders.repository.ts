@@ -139,7 +139,7 @@ export class OrdersRepository {
   }
 
   /**
-   * An edit's write, under the lock lockEditable() took: the new lines replace the old ones and the
+   * An edit's write, under the order's row lock (findById with `lock`): the new lines replace the old ones and the
    * total moves (the touch_version trigger bumps the version once).
    */
   async replaceLines(
@@ -157,22 +157,6 @@ export class OrdersRepository {
       [orderId, totalCents],
     ))!;
     return { order, items };
-  }
-
-  /**
-   * Locks the order for an edit if it is still editable: pending with its hold live (and at the
-   * version the client named). Null when not: the caller re-reads to say why.
-   */
-  async lockEditable(m: EntityManager, id: string, version?: number): Promise<boolean> {
-    const { rows } = await sql(
-      m,
-      `SELECT id FROM orders
-        WHERE id = $1 AND status = 'pending' AND expires_at > clock_timestamp()
-          AND ($2::int IS NULL OR version = $2)
-        FOR UPDATE`,
-      [id, version ?? null],
-    );
-    return rows.length > 0;
   }
 
   /**
@@ -210,15 +194,20 @@ export class OrdersRepository {
     return rows[0]?.seconds ?? 0;
   }
 
-  /** The order, and whether it is pending with its hold over (by the database's clock). */
+  /**
+   * The order, and whether it is pending with its hold over (by the database's clock). With `lock`
+   * (inside a transaction) the row is locked first and read as the last writer committed it: a
+   * writer queued behind another decides from what that one left, never from an earlier read.
+   */
   async findById(
     id: string,
     m: EntityManager = this.manager,
+    lock = false,
   ): Promise<{ order: Order; overdue: boolean } | null> {
     const { rows } = await sql(
       m,
       `SELECT *, (status = 'pending' AND expires_at <= clock_timestamp()) AS overdue
-         FROM orders WHERE id = $1`,
+         FROM orders WHERE id = $1${lock ? ' FOR UPDATE' : ''}`,
       [id],
     );
     return rows.length

@@ -108,14 +108,7 @@ export class OrdersService {
   private readonly logger = new Logger('OrdersService');
   private readonly holdSeconds: number;
   /** Checkouts outside a transaction of their own, by their products: see PlacementQueue. */
-  private readonly placements = new PlacementQueue<Placement, PlacementAnswer>(
-    (batch) => this.placeBatch(batch),
-    {
-      maxBatch: MAX_PLACEMENT_BATCH,
-      maxWaitMs: POOL_WAIT_MS,
-      waitedTooLong: () => serviceUnavailable('busy'),
-    },
-  );
+  private readonly placements: PlacementQueue<Placement, PlacementAnswer>;
 
   constructor(
     private readonly orders: OrdersRepository,
@@ -126,6 +119,20 @@ export class OrdersService {
     config: ConfigService<Env, true>,
   ) {
     this.holdSeconds = config.get('ORDER_HOLD_SECONDS', { infer: true });
+    // Both 503 busy, with Retry-After: the queue sheds what it could not place in time.
+    this.placements = new PlacementQueue((batch) => this.placeBatch(batch), {
+      maxBatch: MAX_PLACEMENT_BATCH,
+      maxWaitMs: config.get('PLACEMENT_QUEUE_WAIT_MS', { infer: true }),
+      maxQueued: config.get('PLACEMENT_QUEUE_MAX', { infer: true }),
+      waitedTooLong: () => {
+        metrics.placementShed('waited');
+        return serviceUnavailable('busy');
+      },
+      queueFull: () => {
+        metrics.placementShed('queue_full');
+        return serviceUnavailable('busy');
+      },
+    });
     metrics.measurePlacementsWaiting(() => this.placements.waiting);
   }
 
@@ -342,11 +349,19 @@ export class OrdersService {
   /**
    * Customers see their own orders only: anyone else's is 404. A pending order whose hold is over
    * (by the database's clock) is expired on the way, so no answer ever shows it pending: inside the
-   * caller's transaction when there is one, else in a transaction of its own.
+   * caller's transaction when there is one, else in a transaction of its own. A writer passes
+   * `lock`: the order's row is locked before anything is read, so the order and its lines are as
+   * the last writer left them and stay so until the caller's transaction ends (every writer of an
+   * order takes this lock first: a writer that queued behind another decides from what it left).
    */
-  async findVisible(id: string, caller: Caller, m?: EntityManager): Promise<Current> {
+  async findVisible(
+    id: string,
+    caller: Caller,
+    m?: EntityManager,
+    { lock = false }: { lock?: boolean } = {},
+  ): Promise<Current> {
     const read = async (manager: EntityManager) => {
-      const found = await this.orders.findById(id, manager);
+      const found = await this.orders.findById(id, manager, lock && m !== undefined);
       if (!found || (caller.role !== 'admin' && found.order.userId !== caller.id)) {
         throw notFound(`Order ${id}`);
       }
@@ -396,11 +411,12 @@ export class OrdersService {
   }
 
   /**
-   * One transition inside the caller's transaction: 404 → 403 (role may never) → 412 (a stated
-   * precondition fails) → 409 (illegal from the current status), then one conditional write guarded
-   * by the allowed source states (and the version, when If-Match named one, and the hold), then the
-   * transition's effects and its history entry. Two racing transitions never both win: the loser's
-   * UPDATE matches no row and it answers from the fresh state.
+   * One transition inside the caller's transaction: the order's row locked and read first, then
+   * 404 → 403 (role may never) → 412 (a stated precondition fails) → 409 (illegal from the current
+   * status), each decided from what was read under the lock, then one conditional write guarded by
+   * the allowed source states (and the version, when If-Match named one, and the hold), then the
+   * transition's effects (on the lines as they are now) and its history entry. Two racing writers
+   * queue on the row lock: the second decides from what the first left.
    */
   async transition(
     m: EntityManager,
@@ -409,7 +425,7 @@ export class OrdersService {
     caller: Caller,
     preconditions: Preconditions,
   ): Promise<OrderWithItems> {
-    const current = await this.findVisible(id, caller, m);
+    const current = await this.findVisible(id, caller, m, { lock: true });
     const caps = capacities(current.order, caller);
     const t = transition(action);
     if (!mayPerform(action, caps)) {
@@ -550,22 +566,15 @@ export class OrdersService {
     dto: UpdateOrderDto,
     preconditions: Preconditions,
   ): Promise<OrderWithItems> {
-    const current = await this.findVisible(id, caller, m);
-    const resourceName = `order ${id}`;
-    const condition = decideWrite(preconditions, this.describe(current, caller), {
-      resourceName,
+    // Locked first: the precondition, the status and the lines the difference is taken from are
+    // what the last writer left, and stay so until this transaction ends.
+    const current = await this.findVisible(id, caller, m, { lock: true });
+    decideWrite(preconditions, this.describe(current, caller), {
+      resourceName: `order ${id}`,
       bodyVersion: dto.version,
-    })!;
+    });
     if (!EDITABLE_STATUSES.includes(current.order.status)) {
       throw this.notEditable(current.order, current.expiredNow);
-    }
-    const version = condition.kind === 'version' ? condition.version : undefined;
-    if (!(await this.orders.lockEditable(m, id, version))) {
-      const fresh = await this.findVisible(id, caller, m);
-      if (!EDITABLE_STATUSES.includes(fresh.order.status)) {
-        throw this.notEditable(fresh.order, fresh.expiredNow);
-      }
-      throw staleWrite(condition, this.describe(fresh, caller), resourceName);
     }
 
     const wanted = unitsOf(dto.items);
@@ -581,6 +590,15 @@ export class OrdersService {
       const delta = (wanted.get(pid) ?? 0) - (held.get(pid) ?? 0);
       if (delta > 0) more.set(pid, delta);
       if (delta < 0) fewer.set(pid, -delta);
+    }
+    // A product no longer for sale can be lowered or removed, never raised (at its old price).
+    const raisedInactive = locked.filter((p) => !p.active && more.has(p.id) && held.has(p.id));
+    if (raisedInactive.length) {
+      throw new ProblemError(
+        'PRODUCT_UNAVAILABLE',
+        `Not for sale any more: ${raisedInactive.map((p) => p.sku).join(', ')}. Their lines can be lowered or removed, not raised; nothing was changed.`,
+        { items: raisedInactive.map((p) => ({ productId: p.id, sku: p.sku })) },
+      );
     }
     await this.stock.reserve(m, locked, more);
     await this.stock.release(m, fewer);

@@ -220,4 +220,45 @@ describe('editing a pending order', () => {
     expect(await orderRow(placed.body.id)).toMatchObject({ version: 1 });
     expect(await stockOf(t, p.id)).toBe(4);
   });
+
+  it('refuses to raise the line of a product no longer for sale (409), and lets it be lowered or removed', async () => {
+    const p = await createProduct(t, admin, { stock: 10, priceCents: 100 });
+    const q = await createProduct(t, admin, { stock: 10, priceCents: 200 });
+    const placed = await placeOrder(t, alice, [
+      { productId: p.id, quantity: 3 },
+      { productId: q.id, quantity: 1 },
+    ]).expect(201);
+    await t.db.query('UPDATE products SET active = false WHERE id = $1', [p.id]);
+    const raised = await edit(
+      placed.body.id,
+      alice,
+      [
+        { productId: p.id, quantity: 4 },
+        { productId: q.id, quantity: 1 },
+      ],
+      { 'If-Match': '*' },
+    );
+    expectProblem(raised, 'PRODUCT_UNAVAILABLE');
+    expect(raised.body.items).toEqual([{ productId: p.id, sku: p.body.sku }]);
+    expect(await orderRow(placed.body.id)).toMatchObject({ version: 1, total_cents: 500 });
+    expect(await stockOf(t, p.id)).toBe(7);
+
+    const lowered = await edit(
+      placed.body.id,
+      alice,
+      [
+        { productId: p.id, quantity: 2 },
+        { productId: q.id, quantity: 1 },
+      ],
+      { 'If-Match': '*' },
+    );
+    expect(lowered.status).toBe(200);
+    expect(lowered.body.totalCents).toBe(400);
+    expect(await stockOf(t, p.id)).toBe(8);
+    const removed = await edit(placed.body.id, alice, [{ productId: q.id, quantity: 1 }], {
+      'If-Match': '*',
+    });
+    expect(removed.status).toBe(200);
+    expect(await stockOf(t, p.id)).toBe(10);
+  });
 });
