@@ -150,7 +150,7 @@ describe('writers of one order queued behind each other (row held in a separate 
               { productId: p.id, quantity: PLACED },
             ]).expect(201);
             const id = placed.body.id as string;
-            const etag = placed.headers.etag as string;
+            const etag = placed.headers.etag;
             const editing = edit(id, preconditioned ? etag : '*', editTo, p.id);
             const rivalling =
               rival === 'edit'
@@ -207,7 +207,7 @@ describe('writers of one order queued behind each other (row held in a separate 
       [id],
     );
     const etag = (await t.http().get(`/api/v1/orders/${id}`).set(buyer.auth).expect(200)).headers
-      .etag as string;
+      .etag;
     const before = await waiting(t);
     // The edit holds the order's lock and waits for the product's, held here.
     const product = await holdRow(t, 'products', p.id);
