@@ -83,6 +83,9 @@ export const CONSTRAINTS = {
     // The caller's account was deleted while a keyed request of theirs was in flight.
     missingParent: 'UNAUTHENTICATED',
   },
+  // the record of applied SQL function files (src/database/migrate.ts); no request writes it
+  repeatable_migrations_pkey: { code: 'INTERNAL', field: 'name' },
+  repeatable_migrations_checksum_format: { code: 'INTERNAL', field: 'checksum' },
 } as const satisfies Record<string, ConstraintMeaning>;
 
 export type ConstraintName = keyof typeof CONSTRAINTS;

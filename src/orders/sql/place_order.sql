@@ -1,0 +1,103 @@
+-- requires: outbox_append, iso_utc, place_order_locked
+--
+-- place_order(…): the checkout in one round trip, holding its product locks as briefly as it can
+-- (issue 15). Reads the products without a lock, writes the order, its history entry and its
+-- order.created event, and only then locks the products (in id order, so two orders can never
+-- deadlock) and decrements, on the condition that each product still has the stock and still says
+-- what the order copied (price, currency, SKU, name, active). The lines go in last, under the lock,
+-- so that their foreign-key checks find rows this transaction already holds. When the first read
+-- refuses, or anything moved between that read and the lock, the attempt rolls back (a
+-- subtransaction) and place_order_locked decides under its locks and explains a refusal.
+-- Called by OrdersRepository.placeAtOnce, and by place_orders for each order of a batch.
+-- The body keeps, byte for byte, the text (and indentation) it had in its migration, so that
+-- databases migrated before this file existed hold exactly this definition.
+CREATE OR REPLACE FUNCTION place_order(
+  p_user uuid,
+  p_ids uuid[],          -- one per product, in the client's line order
+  p_quantities integer[],
+  p_hold_seconds integer,
+  p_event_id uuid,
+  p_owner_actions text[], -- allowedTransitions of a pending order for its owner (the table's)
+  p_traceparent text
+) RETURNS json LANGUAGE plpgsql AS $$
+      DECLARE
+        v_found integer;
+        v_currencies integer;
+        v_currency char(3);
+        v_total bigint;
+        v_ok boolean;
+        v_lines json;
+        v_order orders%ROWTYPE;
+        v_items json;
+        v_at timestamptz;
+        v_taken integer;
+      BEGIN
+        -- What the order will copy, read without a lock: almost always still true at the lock.
+        SELECT count(*), count(DISTINCT p.currency), min(p.currency),
+               sum(p.price_cents::bigint * w.qty), bool_and(p.active AND p.stock >= w.qty),
+               json_agg(json_build_object('line_no', w.n, 'product_id', p.id, 'sku', p.sku,
+                 'name', p.name, 'unit_price_cents', p.price_cents, 'quantity', w.qty) ORDER BY w.n)
+          INTO v_found, v_currencies, v_currency, v_total, v_ok, v_lines
+          FROM unnest(p_ids, p_quantities) WITH ORDINALITY AS w(id, qty, n)
+          JOIN products p ON p.id = w.id;
+        IF v_found = cardinality(p_ids) AND v_currencies = 1 AND v_ok THEN
+          BEGIN
+            INSERT INTO orders (user_id, status, total_cents, currency, expires_at)
+            VALUES (p_user, 'pending', v_total, v_currency,
+                    clock_timestamp() + make_interval(secs => p_hold_seconds))
+            RETURNING * INTO v_order;
+            INSERT INTO order_history (order_id, action, from_status, to_status, actor_id)
+            VALUES (v_order.id, 'place', NULL, 'pending', p_user);
+            v_at := clock_timestamp();
+            -- The order at version 1 as its owner sees it: OrderDto's members, in its order.
+            PERFORM outbox_append(p_event_id, 'order.created', v_order.id, v_order.version,
+              json_build_object(
+                'id', p_event_id, 'type', 'order.created', 'occurredAt', iso_utc(v_at),
+                'data', json_build_object('order', json_build_object(
+                  'id', v_order.id, 'userId', v_order.user_id, 'status', v_order.status,
+                  'allowedTransitions', to_json(p_owner_actions),
+                  'items', (SELECT json_agg(json_build_object(
+                      'productId', l.product_id, 'sku', l.sku, 'name', l.name,
+                      'unitPriceCents', l.unit_price_cents, 'quantity', l.quantity)
+                      ORDER BY l.line_no)
+                    FROM json_to_recordset(v_lines) AS l(line_no integer, product_id uuid,
+                      sku text, name text, unit_price_cents integer, quantity integer)),
+                  'totalCents', v_order.total_cents, 'currency', v_order.currency,
+                  'expiresAt', iso_utc(v_order.expires_at), 'version', v_order.version,
+                  'createdAt', iso_utc(v_order.created_at), 'updatedAt', iso_utc(v_order.updated_at)
+                ))
+              )::text,
+              p_traceparent, v_at);
+            -- Only now the locks, in id order (so two orders can never deadlock), and the
+            -- decrement, conditional on the stock and on everything the order copied.
+            IF cardinality(p_ids) > 1 THEN
+              PERFORM 1 FROM products WHERE id = ANY(p_ids) ORDER BY id FOR NO KEY UPDATE;
+            END IF;
+            UPDATE products p SET stock = p.stock - l.quantity
+              FROM json_to_recordset(v_lines) AS l(product_id uuid, sku text, name text,
+                unit_price_cents integer, quantity integer)
+             WHERE p.id = l.product_id AND p.stock >= l.quantity AND p.active
+               AND p.price_cents = l.unit_price_cents AND p.currency = v_currency
+               AND p.sku = l.sku AND p.name = l.name;
+            GET DIAGNOSTICS v_taken = ROW_COUNT;
+            IF v_taken = cardinality(p_ids) THEN
+              WITH i AS (
+                INSERT INTO order_items
+                       (order_id, line_no, product_id, sku, name, unit_price_cents, quantity)
+                SELECT v_order.id, l.line_no, l.product_id, l.sku, l.name, l.unit_price_cents,
+                       l.quantity
+                  FROM json_to_recordset(v_lines) AS l(line_no integer, product_id uuid,
+                    sku text, name text, unit_price_cents integer, quantity integer)
+                RETURNING *)
+              SELECT json_agg(row_to_json(i) ORDER BY i.line_no) INTO v_items FROM i;
+              RETURN json_build_object('order', row_to_json(v_order), 'items', v_items);
+            END IF;
+            RAISE EXCEPTION USING ERRCODE = 'OSRTY'; -- caught below: nothing of it stays
+          EXCEPTION WHEN SQLSTATE 'OSRTY' THEN
+            NULL; -- a product moved between the read and the lock
+          END;
+        END IF;
+        -- Refused at first sight, or moved since: the locked way decides, and explains a refusal.
+        RETURN place_order_locked(p_user, p_ids, p_quantities, p_hold_seconds, p_event_id,
+                                  p_owner_actions, p_traceparent);
+      END $$;

@@ -1,0 +1,91 @@
+-- requires: outbox_append, iso_utc
+--
+-- place_order_locked(…): the checkout that locks first (issue 15). Locks the products in id order,
+-- checks every line, decrements, inserts the order, its lines, its history entry and its
+-- order.created event (with a delivery per matching webhook subscription). When any check fails it
+-- changes nothing, releases its locks (the block is a subtransaction) and returns what it read
+-- instead ('refused'): the products as they were under the lock, and whether overdue holds sit on
+-- them ('overdue'). place_order calls it when its own attempt is refused or a product moved; the
+-- service explains the refusal from its answer, or, when overdue holds could cover it, takes its
+-- step-by-step path that expires them first.
+-- The body keeps, byte for byte, the text (and indentation) it had in its migration, so that
+-- databases migrated before this file existed hold exactly this definition.
+CREATE OR REPLACE FUNCTION place_order_locked(
+  p_user uuid,
+  p_ids uuid[],          -- one per product, in the client's line order
+  p_quantities integer[],
+  p_hold_seconds integer,
+  p_event_id uuid,
+  p_owner_actions text[], -- allowedTransitions of a pending order for its owner (the table's)
+  p_traceparent text
+) RETURNS json LANGUAGE plpgsql AS $$
+      DECLARE
+        v_found integer;
+        v_currencies integer;
+        v_currency char(3);
+        v_total bigint;
+        v_ok boolean;
+        v_order orders%ROWTYPE;
+        v_items json;
+        v_at timestamptz;
+        v_products json;
+      BEGIN
+        BEGIN
+          -- Locked in id order, so two orders over the same products can never deadlock.
+          PERFORM 1 FROM products WHERE id = ANY(p_ids) ORDER BY id FOR UPDATE;
+          SELECT count(*), count(DISTINCT p.currency), min(p.currency),
+                 sum(p.price_cents::bigint * w.qty), bool_and(p.active AND p.stock >= w.qty)
+            INTO v_found, v_currencies, v_currency, v_total, v_ok
+            FROM unnest(p_ids, p_quantities) AS w(id, qty) JOIN products p ON p.id = w.id;
+          IF v_found <> cardinality(p_ids) OR v_currencies <> 1 OR NOT v_ok THEN
+            SELECT json_agg(json_build_object('id', p.id, 'sku', p.sku, 'name', p.name,
+                     'price_cents', p.price_cents, 'currency', p.currency, 'stock', p.stock,
+                     'active', p.active) ORDER BY p.id)
+              INTO v_products FROM products p WHERE p.id = ANY(p_ids);
+            RAISE EXCEPTION USING ERRCODE = 'OSNOT'; -- caught below: nothing happened
+          END IF;
+          -- Still conditional under the lock: the database has the last word.
+          UPDATE products p SET stock = p.stock - w.qty
+            FROM unnest(p_ids, p_quantities) AS w(id, qty)
+           WHERE p.id = w.id AND p.stock >= w.qty;
+          INSERT INTO orders (user_id, status, total_cents, currency, expires_at)
+          VALUES (p_user, 'pending', v_total, v_currency,
+                  clock_timestamp() + make_interval(secs => p_hold_seconds))
+          RETURNING * INTO v_order;
+          INSERT INTO order_items (order_id, line_no, product_id, sku, name, unit_price_cents, quantity)
+          SELECT v_order.id, w.n, p.id, p.sku, p.name, p.price_cents, w.qty
+            FROM unnest(p_ids, p_quantities) WITH ORDINALITY AS w(id, qty, n)
+            JOIN products p ON p.id = w.id;
+          INSERT INTO order_history (order_id, action, from_status, to_status, actor_id)
+          VALUES (v_order.id, 'place', NULL, 'pending', p_user);
+          SELECT json_agg(row_to_json(i) ORDER BY i.line_no) INTO v_items
+            FROM order_items i WHERE i.order_id = v_order.id;
+          v_at := clock_timestamp();
+          -- The order at version 1 as its owner sees it: OrderDto's members, in its order.
+          PERFORM outbox_append(p_event_id, 'order.created', v_order.id, v_order.version,
+            json_build_object(
+              'id', p_event_id, 'type', 'order.created', 'occurredAt', iso_utc(v_at),
+              'data', json_build_object('order', json_build_object(
+                'id', v_order.id, 'userId', v_order.user_id, 'status', v_order.status,
+                'allowedTransitions', to_json(p_owner_actions),
+                'items', (SELECT json_agg(json_build_object(
+                    'productId', i.product_id, 'sku', i.sku, 'name', i.name,
+                    'unitPriceCents', i.unit_price_cents, 'quantity', i.quantity) ORDER BY i.line_no)
+                  FROM order_items i WHERE i.order_id = v_order.id),
+                'totalCents', v_order.total_cents, 'currency', v_order.currency,
+                'expiresAt', iso_utc(v_order.expires_at), 'version', v_order.version,
+                'createdAt', iso_utc(v_order.created_at), 'updatedAt', iso_utc(v_order.updated_at)
+              ))
+            )::text,
+            p_traceparent, v_at);
+          RETURN json_build_object('order', row_to_json(v_order), 'items', v_items);
+        EXCEPTION WHEN SQLSTATE 'OSNOT' THEN
+          -- The block's row locks go with it; what it read stays, to explain the refusal.
+          RETURN json_build_object(
+            'refused', coalesce(v_products, '[]'::json),
+            'overdue', EXISTS (
+              SELECT 1 FROM order_items i JOIN orders o ON o.id = i.order_id
+               WHERE i.product_id = ANY(p_ids) AND o.status = 'pending'
+                 AND o.expires_at <= clock_timestamp()));
+        END;
+      END $$;

@@ -1,0 +1,47 @@
+-- requires: place_order
+--
+-- place_orders(…): several checkouts of the same products in one statement and one transaction
+-- (issue 15, the hot product). The service queues the checkouts of exactly the same products that
+-- arrive while one of them is in the database (src/orders/placement-queue.ts) and sends the queue as
+-- one call (OrdersRepository.placeTogether): each order is placed with place_order, in the order they
+-- queued, and decided on its own (its stock check, its refusal and explanation, its event). The
+-- products are locked once, in id order, by the first order of the batch. An error in any one order
+-- aborts the whole call; the service then places every order of that batch again on its own.
+--
+-- Locks: a member refused after others were placed asks place_order_locked, which locks the same
+-- rows FOR UPDATE: an upgrade of a lock this transaction holds, which waits only for other
+-- transactions' KEY SHARE locks, and every path that inserts lines (the only KEY SHARE takers on
+-- products) takes a stronger product lock first, in id order. Keep it so.
+--
+-- The arrays hold one element per order; p_ids and p_quantities are two-dimensional, one row per
+-- order (the orders of a batch name the same products, so the rows have the same length).
+-- The body keeps, byte for byte, the text (and indentation) it had in its migration, so that
+-- databases migrated before this file existed hold exactly this definition.
+CREATE OR REPLACE FUNCTION place_orders(
+  p_users uuid[],
+  p_ids uuid[],          -- [order][line]: the products, in each client's line order
+  p_quantities integer[], -- [order][line]
+  p_hold_seconds integer,
+  p_event_ids uuid[],
+  p_owner_actions text[],
+  p_traceparents text[]
+) RETURNS json LANGUAGE plpgsql AS $$
+      DECLARE
+        v_answers json[] := '{}';
+      BEGIN
+        IF array_ndims(p_ids) <> 2 OR array_ndims(p_quantities) <> 2
+           OR array_length(p_ids, 1) <> cardinality(p_users)
+           OR array_length(p_quantities, 1) <> cardinality(p_users)
+           OR cardinality(p_event_ids) <> cardinality(p_users)
+           OR cardinality(p_traceparents) <> cardinality(p_users) THEN
+          RAISE EXCEPTION 'place_orders: one row of products, quantities, event id and traceparent per order';
+        END IF;
+        FOR i IN 1 .. cardinality(p_users) LOOP
+          v_answers := v_answers || place_order(
+            p_users[i],
+            ARRAY(SELECT x FROM unnest(p_ids[i:i][:]) WITH ORDINALITY AS u(x, n) ORDER BY n),
+            ARRAY(SELECT x FROM unnest(p_quantities[i:i][:]) WITH ORDINALITY AS u(x, n) ORDER BY n),
+            p_hold_seconds, p_event_ids[i], p_owner_actions, p_traceparents[i]);
+        END LOOP;
+        RETURN array_to_json(v_answers);
+      END $$;
