@@ -2,7 +2,8 @@ import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { DocumentBuilder, getSchemaPath, type OpenAPIObject, SwaggerModule } from '@nestjs/swagger';
 import { Webhook } from 'standardwebhooks';
 import type { OrderDto } from './orders/dto/order.dto';
-import { ORDER_EVENT_TYPES, type OrderEvent, type OrderEventType } from './orders/order-events';
+import type { OrderEvent } from './orders/order-events';
+import { ORDER_EVENT_TYPES, type OrderEventType } from './orders/order-state';
 import {
   allowedTransitions,
   type OrderStatus,

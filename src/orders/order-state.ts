@@ -1,5 +1,3 @@
-import type { OrderEventType } from './order-events';
-
 /**
  * The order state machine as data. The service, `allowedTransitions`, error bodies, the routes (one
  * per action, generated), the OpenAPI description, the client's action type and the README's table
@@ -19,6 +17,21 @@ export const ORDER_STATUSES = [
 export type OrderStatus = (typeof ORDER_STATUSES)[number];
 
 /**
+ * The events an order change produces (API.md §8): one per change, written in the change's own
+ * transaction (see OutboxRepository), so an event exists if and only if its change committed.
+ */
+export const ORDER_EVENT_TYPES = [
+  'order.created',
+  'order.edited',
+  'order.paid',
+  'order.shipped',
+  'order.delivered',
+  'order.cancelled',
+  'order.expired',
+] as const;
+export type OrderEventType = (typeof ORDER_EVENT_TYPES)[number];
+
+/**
  * How a caller relates to an order: its owner, an admin, or both; `system` is the service itself
  * (the hold sweeper), which no request ever is.
  */
@@ -26,7 +39,7 @@ export type Capacity = 'owner' | 'admin' | 'system';
 
 /**
  * What a transition does besides moving the status, in the same transaction. Each effect is a hook
- * the service runs after the guarded status update (see OrdersService.EFFECTS).
+ * the service runs after the guarded status update (see OrderChanges.effects).
  */
 export const TRANSITION_EFFECTS = {
   releaseStock: {

@@ -14,7 +14,7 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import type { ConfigService } from '@nestjs/config';
 import { Client } from 'pg';
 import type { DataSource } from 'typeorm';
-import { ORDER_EVENT_TYPES } from '../../src/orders/order-events';
+import { ORDER_EVENT_TYPES } from '../../src/orders/order-state';
 import { createApp } from '../../src/app.factory';
 import { loadEnv, type Env } from '../../src/config/env';
 import { NatsRelay, STREAM } from '../../src/events/nats/nats-relay';

@@ -1,4 +1,4 @@
-import { ORDER_EVENT_TYPES } from '../../src/orders/order-events';
+import { ORDER_EVENT_TYPES } from '../../src/orders/order-state';
 import { HISTORY_ACTIONS, ORDER_STATUSES } from '../../src/orders/order-state';
 import { createTestApp, type TestApp } from '../support/test-app';
 

@@ -1,7 +1,8 @@
 import { ApiProperty } from '@nestjs/swagger';
 import { ArrayMaxSize, ArrayMinSize, IsArray, IsIn, IsString, MaxLength } from 'class-validator';
 import { OrderDto } from '../../orders/dto/order.dto';
-import { ORDER_EVENT_TYPES, type OrderEvent, type OrderEventType } from '../../orders/order-events';
+import type { OrderEvent } from '../../orders/order-events';
+import { ORDER_EVENT_TYPES, type OrderEventType } from '../../orders/order-state';
 
 const EVENT_CHOICES = ['*', ...ORDER_EVENT_TYPES] as const;
 
