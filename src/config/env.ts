@@ -15,6 +15,14 @@ export interface Env {
   DB_POOL_SIZE: number;
   /** A statement running longer (e.g. waiting behind a lock) is cancelled and answered 503. */
   DB_STATEMENT_TIMEOUT_MS: number;
+  /**
+   * How long a checkout may wait in the instance behind a placement of the same products
+   * (PlacementQueue) before it is answered 503 and not placed. Default 5 s: as long as a request
+   * may wait for a pool connection.
+   */
+  PLACEMENT_QUEUE_WAIT_MS: number;
+  /** The most checkouts that queue so per product set; the next one is answered 503 at once. */
+  PLACEMENT_QUEUE_MAX: number;
   /** Seed the demo catalogue and accounts. Default: only on the embedded database. */
   SEED_DEMO: boolean | undefined;
   REDIS_URL: string | undefined;
@@ -132,6 +140,11 @@ export function loadEnv(src: Source = process.env): Env {
     EMBEDDED_PG_PORT: int(src, 'EMBEDDED_PG_PORT', 54329, 1, 65535),
     DB_POOL_SIZE: int(src, 'DB_POOL_SIZE', 10, 1, 200),
     DB_STATEMENT_TIMEOUT_MS: int(src, 'DB_STATEMENT_TIMEOUT_MS', 15_000, 100, 600_000),
+    PLACEMENT_QUEUE_WAIT_MS: int(src, 'PLACEMENT_QUEUE_WAIT_MS', 5_000, 50, 60_000),
+    // 32 full batches (of 32): at the ~50 ms a batch of a hot product takes on the bench machine,
+    // the last of them is placed after ~1.6 s, well inside the wait; far beyond that a checkout
+    // would mostly wait only to time out, and an unbounded queue is unbounded memory.
+    PLACEMENT_QUEUE_MAX: int(src, 'PLACEMENT_QUEUE_MAX', 1024, 1, 100_000),
     SEED_DEMO: bool(src, 'SEED_DEMO'),
     REDIS_URL: url(src, 'REDIS_URL', ['redis:', 'rediss:']),
     // The Node client speaks the NATS protocol over TCP (and TLS), not WebSockets.

@@ -67,8 +67,8 @@ export interface DatabaseConfig {
 
 /**
  * How long a request may wait for a pool connection before it is answered 503 (busy). A checkout
- * queued behind a placement of the same products (PlacementQueue) that finds, when its turn comes,
- * that it waited longer than this is answered the same instead of being sent.
+ * queued behind a placement of the same products (PlacementQueue) is answered the same when it has
+ * waited PLACEMENT_QUEUE_WAIT_MS, by default as long as this.
  */
 export const POOL_WAIT_MS = 5_000;
 

@@ -72,6 +72,13 @@ export class MetricsService {
     registers: [this.registry],
   });
 
+  private readonly placementsShed = new Counter({
+    name: 'order_placements_shed_total',
+    help: 'Checkouts answered 503 by the placement queue without being placed: waited (still queued at their deadline) or queue_full (the queue of their products at its bound).',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+
   /** Set by the orders service: checkouts queued behind a placement of the same products. */
   private placementsWaiting: () => number = () => 0;
 
@@ -103,6 +110,7 @@ export class MetricsService {
     });
     for (const outcome of ['delivered', 'retry', 'failed'])
       this.webhookDeliveries.inc({ outcome }, 0);
+    for (const reason of ['waited', 'queue_full']) this.placementsShed.inc({ reason }, 0);
     const waiting = (): number => this.placementsWaiting();
     new Gauge({
       name: 'order_placements_waiting',
@@ -134,6 +142,10 @@ export class MetricsService {
 
   placementBatch(size: number): void {
     this.placementBatches.observe(size);
+  }
+
+  placementShed(reason: 'waited' | 'queue_full'): void {
+    this.placementsShed.inc({ reason });
   }
 
   measurePlacementsWaiting(source: () => number): void {

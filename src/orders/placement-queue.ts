@@ -17,6 +17,17 @@ import { type Context, context } from '@opentelemetry/api';
  *
  * Per process, in memory, for the length of one statement: no state that must hold across instances
  * lives here; across instances the row locks order the checkouts as before.
+ *
+ * Bounded in time and in length (issue 20). A queued checkout has a timer of its own: at
+ * `maxWaitMs` after it arrived it is taken out of the queue and answered `waitedTooLong()` (503
+ * busy, "nothing was changed") at once, not when the batch ahead happens to answer, and it is never
+ * sent. That answer is true only while it is queued: once its batch has been handed to the
+ * database it may commit, so from then on it gets its batch's outcome, however long that takes
+ * (bounded by the database's statement timeout, whose own 503 means rolled back). The rule: only
+ * checkouts still queued time out; a sent one is never answered before the database answers it.
+ * And a key's queue holds at most `maxQueued` checkouts: the next one is answered `queueFull()`
+ * (503 busy with Retry-After) at once rather than waiting behind work it could not get through
+ * in time, and the memory one hot product can take is bounded.
  */
 export class PlacementQueue<A, R> {
   /** Per key (the products), the checkouts waiting for the batch in flight; a key is here while one is. */
@@ -26,13 +37,20 @@ export class PlacementQueue<A, R> {
    * @param send places a batch, in one statement when it holds more than one: a result per checkout,
    *   in order (or a rejection for all of them). An async function: it never throws, it rejects.
    * @param limits `maxBatch`, the most checkouts in one batch; `maxWaitMs`, how long a checkout may
-   *   have waited when its turn comes: one that waited longer is rejected with `waitedTooLong()`
-   *   instead (under overload, as a request waiting for a pool connection would be), so that the
-   *   queue sheds load rather than growing.
+   *   wait in the queue: at that deadline, still queued, it is rejected with `waitedTooLong()` and
+   *   never sent (under overload, as a request waiting for a pool connection would be);
+   *   `maxQueued`, the most checkouts waiting per key: one more is rejected with `queueFull()` at
+   *   once. So the queue sheds load rather than growing.
    */
   constructor(
     private readonly send: (batch: A[]) => Promise<PromiseSettledResult<R>[]>,
-    private readonly limits: { maxBatch: number; maxWaitMs: number; waitedTooLong: () => unknown },
+    private readonly limits: {
+      maxBatch: number;
+      maxWaitMs: number;
+      maxQueued: number;
+      waitedTooLong: () => unknown;
+      queueFull: () => unknown;
+    },
   ) {}
 
   /** Checkouts waiting for a batch in flight on the same products. */
@@ -45,18 +63,35 @@ export class PlacementQueue<A, R> {
   /** Places `args`: now, alone, or with the others that wait for the same products. */
   submit(key: string, args: A): Promise<R> {
     return new Promise<R>((resolve, reject) => {
-      const waiter = { args, resolve, reject, context: context.active(), since: performance.now() };
+      const waiter: Waiter<A, R> = { args, resolve, reject, context: context.active() };
       const queue = this.queues.get(key);
-      if (queue) {
-        queue.push(waiter);
+      if (!queue) {
+        this.queues.set(key, []);
+        this.dispatch(key, [waiter]);
         return;
       }
-      this.queues.set(key, []);
-      this.dispatch(key, [waiter]);
+      if (queue.length >= this.limits.maxQueued) {
+        waiter.reject(this.limits.queueFull());
+        return;
+      }
+      queue.push(waiter);
+      waiter.timer = setTimeout(() => this.expire(key, waiter), this.limits.maxWaitMs);
     });
   }
 
+  /** `waiter`'s deadline: answered busy if it is still queued; a sent one is no longer ours to answer. */
+  private expire(key: string, waiter: Waiter<A, R>): void {
+    const queue = this.queues.get(key);
+    const at = queue?.indexOf(waiter) ?? -1;
+    if (at === -1) return;
+    queue!.splice(at, 1);
+    // The key stays: the batch ahead is still in flight, and frees it when it answers.
+    waiter.reject(this.limits.waitedTooLong());
+  }
+
   private dispatch(key: string, batch: Waiter<A, R>[]): void {
+    // Sent: from here on each gets its batch's outcome, never a timeout of the queue's.
+    for (const w of batch) clearTimeout(w.timer);
     // In the trace of the batch's first request (when tracing is on): its statement is a child span of
     // that request, not of whichever request's batch answered before it.
     context
@@ -76,11 +111,7 @@ export class PlacementQueue<A, R> {
   /** The batch in flight for `key` has answered: send the next one, or free the key. */
   private next(key: string): void {
     const queue = this.queues.get(key)!;
-    // In arrival order: those that waited too long are the first ones. Answered, not sent.
-    const oldest = performance.now() - this.limits.maxWaitMs;
-    let late = 0;
-    while (late < queue.length && queue[late].since < oldest) late++;
-    for (const w of queue.splice(0, late)) w.reject(this.limits.waitedTooLong());
+    // Those whose deadline passed were answered by their timers and are gone.
     if (!queue.length) {
       this.queues.delete(key);
       return;
@@ -94,6 +125,6 @@ interface Waiter<A, R> {
   resolve: (value: R) => void;
   reject: (reason: unknown) => void;
   context: Context;
-  /** performance.now() when it was submitted. */
-  since: number;
+  /** Its deadline while queued (none when it was sent at once). */
+  timer?: NodeJS.Timeout;
 }

@@ -17,6 +17,8 @@ describe('environment validation', () => {
     [{ RATE_LIMIT_MAX: '0' }, 'RATE_LIMIT_MAX'],
     [{ JWT_SECRET: 'short' }, 'JWT_SECRET'],
     [{ SEED_DEMO: 'maybe' }, 'SEED_DEMO'],
+    [{ PLACEMENT_QUEUE_MAX: '0' }, 'PLACEMENT_QUEUE_MAX'],
+    [{ PLACEMENT_QUEUE_WAIT_MS: 'soon' }, 'PLACEMENT_QUEUE_WAIT_MS'],
   ])('rejects %j naming %s', (src, variable) => {
     expect(() => loadEnv(src)).toThrow(EnvError);
     expect(() => loadEnv(src)).toThrow(new RegExp(`^Invalid environment variable ${variable}:`));
