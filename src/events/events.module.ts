@@ -1,5 +1,6 @@
 import { Module } from '@nestjs/common';
 import { OutboxRepository } from './outbox.repository';
+import { OutboxRetention } from './outbox-retention';
 
-@Module({ providers: [OutboxRepository], exports: [OutboxRepository] })
+@Module({ providers: [OutboxRepository, OutboxRetention], exports: [OutboxRepository] })
 export class EventsModule {}

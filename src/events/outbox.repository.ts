@@ -32,4 +32,50 @@ export class OutboxRepository {
       event.occurredAt,
     ]);
   }
+
+  /**
+   * Deletes up to `limit` delivered or failed webhook deliveries settled more than `hours` ago,
+   * oldest first. SKIP LOCKED: a row another transaction holds (a redelivery) is left for next time.
+   */
+  async purgeSettledDeliveries(m: EntityManager, hours: number, limit: number): Promise<number> {
+    const { affected } = await sql(
+      m,
+      `DELETE FROM webhook_deliveries WHERE id IN (
+         SELECT id FROM webhook_deliveries
+          WHERE status <> 'pending' AND settled_at < clock_timestamp() - make_interval(hours => $1)
+          ORDER BY settled_at
+          LIMIT $2
+            FOR UPDATE SKIP LOCKED)`,
+      [hours, limit],
+    );
+    return affected;
+  }
+
+  /**
+   * Deletes up to `limit` events that occurred more than `hours` ago and that nothing waits for: no
+   * webhook delivery left (pending ones, and settled ones still within retention, keep their event),
+   * and published to NATS, or before the NATS relay's start (outbox_relays), or `withoutNats` (this
+   * instance runs without NATS_URL). SKIP LOCKED: an event a NATS relay is publishing is left alone.
+   */
+  async purgeHandledEvents(
+    m: EntityManager,
+    hours: number,
+    limit: number,
+    withoutNats: boolean,
+  ): Promise<number> {
+    const { affected } = await sql(
+      m,
+      `DELETE FROM outbox_events WHERE id IN (
+         SELECT e.id FROM outbox_events e
+          WHERE e.occurred_at < clock_timestamp() - make_interval(hours => $1)
+            AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = e.id)
+            AND ($3 OR e.nats_published_at IS NOT NULL
+                 OR e.seq <= (SELECT since_seq FROM outbox_relays WHERE name = 'nats'))
+          ORDER BY e.occurred_at
+          LIMIT $2
+            FOR UPDATE OF e SKIP LOCKED)`,
+      [hours, limit, withoutNats],
+    );
+    return affected;
+  }
 }

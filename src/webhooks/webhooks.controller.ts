@@ -16,6 +16,10 @@ import { ApiProblems } from '../common/problems/openapi';
 import { CreatedWebhookDto, CreateWebhookDto, DeliveryDto, WebhookDto } from './dto/webhook.dto';
 import { WebhooksService } from './webhooks.service';
 
+class WebhookPageDto extends PageMetaDto {
+  @ApiProperty({ type: [WebhookDto] }) items: WebhookDto[];
+}
+
 class DeliveryPageDto extends PageMetaDto {
   @ApiProperty({ type: [DeliveryDto] }) items: DeliveryDto[];
 }
@@ -45,11 +49,14 @@ export class WebhooksController {
   }
 
   @Get()
-  @ApiOperation({ summary: 'List webhook subscriptions (admin)', description: 'Without secrets.' })
-  @ApiOkResponse({ type: [WebhookDto] })
-  @ApiProblems('UNAUTHENTICATED', 'FORBIDDEN')
-  list(): Promise<WebhookDto[]> {
-    return this.webhooks.list();
+  @ApiOperation({
+    summary: 'List webhook subscriptions (admin)',
+    description: 'Without secrets. A page, oldest first (creation time, then id).',
+  })
+  @ApiOkResponse({ type: WebhookPageDto })
+  @ApiProblems('UNAUTHENTICATED', 'FORBIDDEN', 'VALIDATION_FAILED')
+  list(@Query() query: PageQueryDto): Promise<WebhookPageDto> {
+    return this.webhooks.list(query.limit, query.offset);
   }
 
   @Get(':id')

@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, type EntityManager } from 'typeorm';
-import { sql } from '../common/database/sql';
+import { pageOfRows, sql } from '../common/database/sql';
 
 export interface SubscriptionRow {
   id: string;
@@ -25,6 +25,7 @@ export interface DeliveryRow {
 /** A delivery a relay has claimed: what it needs to make one attempt. */
 export interface ClaimedDelivery {
   id: string;
+  subscription_id: string;
   event_id: string;
   attempts: number;
   url: string;
@@ -55,13 +56,15 @@ export class WebhooksRepository {
     return rows[0];
   }
 
-  async list(): Promise<SubscriptionRow[]> {
-    return (
-      await sql<SubscriptionRow>(
-        this.m,
-        `SELECT ${SUBSCRIPTION_COLUMNS} FROM webhook_subscriptions ORDER BY created_at, id`,
-      )
-    ).rows;
+  /** A page of subscriptions, oldest first, and how many there are. */
+  list(limit: number, offset: number): Promise<{ rows: SubscriptionRow[]; total: number }> {
+    return pageOfRows<SubscriptionRow>(this.m, {
+      columns: SUBSCRIPTION_COLUMNS,
+      from: 'FROM webhook_subscriptions',
+      orderBy: 'created_at, id',
+      limit,
+      offset,
+    });
   }
 
   async find(id: string): Promise<SubscriptionRow | undefined> {
@@ -80,17 +83,18 @@ export class WebhooksRepository {
     );
   }
 
-  async deliveries(subscriptionId: string, limit: number, offset: number) {
-    const { rows } = await sql<DeliveryRow & { total: number }>(
-      this.m,
-      `SELECT d.id, d.event_id, e.type, d.order_id, d.status, d.attempts, d.last_status,
-              d.last_error, d.next_attempt_at, count(*) OVER ()::int AS total
-         FROM webhook_deliveries d JOIN outbox_events e ON e.id = d.event_id
-        WHERE d.subscription_id = $1
-        ORDER BY d.seq LIMIT $2 OFFSET $3`,
-      [subscriptionId, limit, offset],
-    );
-    return rows;
+  /** A page of a subscription's deliveries, oldest first, and how many it has in all. */
+  deliveries(subscriptionId: string, limit: number, offset: number) {
+    return pageOfRows<DeliveryRow>(this.m, {
+      columns: `d.id, d.event_id, e.type, d.order_id, d.status, d.attempts, d.last_status,
+                d.last_error, d.next_attempt_at`,
+      from: `FROM webhook_deliveries d JOIN outbox_events e ON e.id = d.event_id
+        WHERE d.subscription_id = $1`,
+      orderBy: 'd.seq',
+      parameters: [subscriptionId],
+      limit,
+      offset,
+    });
   }
 
   async findDelivery(subscriptionId: string, deliveryId: string) {
@@ -109,7 +113,7 @@ export class WebhooksRepository {
       this.m,
       `UPDATE webhook_deliveries
           SET status = 'pending', attempts = 0, next_attempt_at = clock_timestamp(),
-              lease_token = NULL, lease_until = NULL
+              settled_at = NULL, lease_token = NULL, lease_until = NULL
         WHERE id = $1 AND subscription_id = $2 AND status = 'failed'`,
       [deliveryId, subscriptionId],
     );
@@ -121,15 +125,22 @@ export class WebhooksRepository {
    * leased by a live relay, and the earliest pending one of its (subscription, order), so an order's
    * next event waits until the previous one is delivered or failed. SKIP LOCKED keeps relays on
    * several instances off each other's rows; the lease keeps the claim for `leaseSeconds`, after
-   * which a crashed relay's claim is due again. The attempt is counted now.
+   * which a crashed relay's claim is due again. The attempt is counted now. `skipSubscriptions`: those
+   * the caller has at its cap of attempts in flight.
    */
-  async claim(limit: number, leaseToken: string, leaseSeconds: number): Promise<ClaimedDelivery[]> {
+  async claim(
+    limit: number,
+    leaseToken: string,
+    leaseSeconds: number,
+    skipSubscriptions: string[] = [],
+  ): Promise<ClaimedDelivery[]> {
     const { rows } = await sql<ClaimedDelivery>(
       this.m,
       `WITH due AS (
          SELECT d.id FROM webhook_deliveries d
           WHERE d.status = 'pending' AND d.next_attempt_at <= clock_timestamp()
             AND (d.lease_until IS NULL OR d.lease_until < clock_timestamp())
+            AND d.subscription_id <> ALL($4::uuid[])
             AND NOT EXISTS (
               SELECT 1 FROM webhook_deliveries p
                WHERE p.subscription_id = d.subscription_id AND p.order_id = d.order_id
@@ -142,8 +153,9 @@ export class WebhooksRepository {
               attempts = d.attempts + 1
          FROM due, webhook_subscriptions s, outbox_events e
         WHERE d.id = due.id AND s.id = d.subscription_id AND e.id = d.event_id
-        RETURNING d.id, d.event_id, d.attempts, s.url, s.secret, e.body, e.type, e.traceparent`,
-      [limit, leaseToken, leaseSeconds],
+        RETURNING d.id, d.subscription_id, d.event_id, d.attempts, s.url, s.secret, e.body, e.type,
+                  e.traceparent`,
+      [limit, leaseToken, leaseSeconds, skipSubscriptions],
     );
     return rows;
   }
@@ -161,7 +173,8 @@ export class WebhooksRepository {
       await sql(
         this.m,
         `UPDATE webhook_deliveries
-            SET status = 'delivered', delivered_at = clock_timestamp(), last_status = $3,
+            SET status = 'delivered', delivered_at = clock_timestamp(),
+                settled_at = clock_timestamp(), last_status = $3,
                 last_error = NULL, lease_token = NULL, lease_until = NULL
           WHERE id = $1 AND lease_token = $2`,
         [id, leaseToken, outcome.status],
@@ -173,6 +186,7 @@ export class WebhooksRepository {
       `UPDATE webhook_deliveries
           SET status = $3, last_status = $4, last_error = $5,
               next_attempt_at = clock_timestamp() + make_interval(secs => $6),
+              settled_at = CASE WHEN $3 = 'failed' THEN clock_timestamp() END,
               lease_token = NULL, lease_until = NULL
         WHERE id = $1 AND lease_token = $2`,
       [

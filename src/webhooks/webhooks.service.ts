@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import type { Caller } from '../common/access';
+import type { Page } from '../common/http/pagination';
 import { notFound, ProblemError } from '../common/problems/problem.error';
 import { validationProblem } from '../common/problems/validation';
 import type { Env } from '../config/env';
@@ -49,8 +50,9 @@ export class WebhooksService {
     return { ...toDto(row), secret };
   }
 
-  async list(): Promise<WebhookDto[]> {
-    return (await this.webhooks.list()).map(toDto);
+  async list(limit: number, offset: number): Promise<Page<WebhookDto>> {
+    const { rows, total } = await this.webhooks.list(limit, offset);
+    return { items: rows.map(toDto), total, limit, offset };
   }
 
   async get(id: string): Promise<WebhookDto> {
@@ -63,13 +65,9 @@ export class WebhooksService {
     if (!(await this.webhooks.delete(id))) throw notFound(`Webhook ${id}`);
   }
 
-  async deliveries(
-    id: string,
-    limit: number,
-    offset: number,
-  ): Promise<{ items: DeliveryDto[]; total: number; limit: number; offset: number }> {
+  async deliveries(id: string, limit: number, offset: number): Promise<Page<DeliveryDto>> {
     await this.get(id);
-    const rows = await this.webhooks.deliveries(id, limit, offset);
+    const { rows, total } = await this.webhooks.deliveries(id, limit, offset);
     return {
       items: rows.map((d) => ({
         id: d.id,
@@ -82,7 +80,7 @@ export class WebhooksService {
         lastError: d.last_error,
         nextAttemptAt: d.status === 'pending' ? d.next_attempt_at.toISOString() : null,
       })),
-      total: rows[0]?.total ?? 0,
+      total,
       limit,
       offset,
     };

@@ -1,4 +1,7 @@
 import { randomUUID } from 'node:crypto';
+import { createServer, type Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { OutboxRetention } from '../../src/events/outbox-retention';
 import { refuseWebhookUrl } from '../../src/webhooks/webhook-url';
 import { backoffSeconds } from '../../src/webhooks/webhook-relay';
 import { type Account, account, expectProblem } from '../support/http';
@@ -51,9 +54,9 @@ describe('webhooks', () => {
       const one = await t.http().get(`/api/v1/webhooks/${res.body.id}`).set(admin.auth).expect(200);
       expect(one.body.secret).toBeUndefined();
       const all = await t.http().get('/api/v1/webhooks').set(admin.auth).expect(200);
-      expect(all.body.some((w: { id: string; secret?: string }) => w.id === res.body.id)).toBe(
-        true,
-      );
+      expect(
+        all.body.items.some((w: { id: string; secret?: string }) => w.id === res.body.id),
+      ).toBe(true);
       expect(JSON.stringify(all.body)).not.toContain(res.body.secret);
       await unsubscribe(res.body.id);
       expectProblem(
@@ -254,6 +257,152 @@ describe('webhooks', () => {
     expect(payment.data.order).toEqual(paid.body);
     expect(created).toMatchObject({ type: 'order.created', id: expect.any(String) });
     expect(Date.parse(created.occurredAt as string)).not.toBeNaN();
+  });
+
+  it('an unresponsive receiver does not hold up the others: 200 orders reach a healthy receiver within seconds', async () => {
+    // A black hole: accepts the connection, reads, never answers.
+    const sockets = new Set<Socket>();
+    const hole = createServer((socket) => {
+      sockets.add(socket);
+      socket.on('error', () => undefined);
+      socket.resume();
+    });
+    await new Promise<void>((resolve) => hole.listen(0, '127.0.0.1', resolve));
+    const holeUrl = `http://127.0.0.1:${(hole.address() as AddressInfo).port}/hole`;
+    const black = await t
+      .http()
+      .post('/api/v1/webhooks')
+      .set(admin.auth)
+      .send({ url: holeUrl, events: ['order.created'] })
+      .expect(201);
+    const healthyPath = `/healthy-${randomUUID()}`;
+    const healthy = await subscribe(healthyPath, ['order.created']);
+    try {
+      const p = await createProduct(t, admin, { stock: 1000 });
+      const started = Date.now();
+      for (let i = 0; i < 200; i += 20) {
+        await Promise.all(
+          Array.from({ length: 20 }, () =>
+            placeOrder(t, alice, [{ productId: p.id, quantity: 1 }]).expect(201),
+          ),
+        );
+      }
+      const placedIn = Date.now() - started;
+      const here = () => receiver.received.filter((r) => r.path === healthyPath);
+      await receiver.waitFor(() => here().length >= 200, 8_000);
+      const deliveredIn = Date.now() - started;
+      expect(new Set(here().map((r) => r.orderId)).size).toBe(200);
+      // The black hole is still being waited on, with no more attempts in flight than its cap.
+      const [{ inflight }] = await t.db.query(
+        `SELECT count(*)::int AS inflight FROM webhook_deliveries
+          WHERE subscription_id = $1 AND status = 'pending' AND lease_until > clock_timestamp()`,
+        [black.body.id],
+      );
+      expect(inflight).toBeGreaterThan(0);
+      expect(inflight).toBeLessThanOrEqual(4);
+      console.log(
+        `black hole + healthy receiver: 200 orders placed in ${placedIn} ms, all 200 delivered to the healthy one ${deliveredIn} ms after the first (${inflight} attempts hanging at the black hole)`,
+      );
+    } finally {
+      await unsubscribe(black.body.id);
+      await unsubscribe(healthy.id);
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => hole.close(() => resolve()));
+    }
+  }, 60_000);
+
+  it('pages GET /webhooks like /orders and rejects unknown or bad parameters', async () => {
+    const made: { id: string }[] = [];
+    for (let i = 0; i < 3; i++) made.push(await subscribe(`/page-${i}`, ['order.paid']));
+    const page = await t
+      .http()
+      .get('/api/v1/webhooks?limit=2&offset=1')
+      .set(admin.auth)
+      .expect(200);
+    expect(page.headers['content-type']).toMatch(/^application\/json/);
+    expect(page.body).toMatchObject({ total: 3, limit: 2, offset: 1 });
+    expect(page.body.items.map((w: { id: string }) => w.id)).toEqual([made[1].id, made[2].id]);
+    const past = await t.http().get('/api/v1/webhooks?offset=10').set(admin.auth).expect(200);
+    expect(past.body).toEqual({ items: [], total: 3, limit: 20, offset: 10 });
+    for (const query of ['limit=0', 'limit=101', 'offset=-1', 'limit=abc', 'status=pending']) {
+      const res = await t.http().get(`/api/v1/webhooks?${query}`).set(admin.auth);
+      expectProblem(res, 'VALIDATION_FAILED');
+      expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
+    }
+    // Past the last page of deliveries, the total is still the total.
+    const p = await createProduct(t, admin, { stock: 5 });
+    const paidOrder = await placeOrder(t, alice, [{ productId: p.id, quantity: 1 }]).expect(201);
+    await act(t, alice, paidOrder.body.id, 'pay').expect(200);
+    const deliveries = (offset: number) =>
+      t.http().get(`/api/v1/webhooks/${made[0].id}/deliveries?offset=${offset}`).set(admin.auth);
+    expect((await deliveries(0).expect(200)).body).toMatchObject({ total: 1, offset: 0 });
+    expect((await deliveries(5).expect(200)).body).toEqual({
+      items: [],
+      total: 1,
+      limit: 20,
+      offset: 5,
+    });
+    for (const w of made) await unsubscribe(w.id);
+  });
+
+  it('purges settled deliveries and handled events past OUTBOX_RETENTION_HOURS, in batches, keeping the rest', async () => {
+    const keep = await subscribe(`/retention-${randomUUID()}`, ['*']);
+    const p = await createProduct(t, admin, { stock: 10 });
+    const orders = [];
+    for (let i = 0; i < 4; i++) {
+      orders.push(
+        (await placeOrder(t, alice, [{ productId: p.id, quantity: 1 }]).expect(201)).body,
+      );
+    }
+    const deliveryOf = async (orderId: string) =>
+      (
+        await t.db.query(
+          `SELECT d.id, d.status, d.event_id FROM webhook_deliveries d
+            WHERE d.subscription_id = $1 AND d.order_id = $2`,
+          [keep.id, orderId],
+        )
+      )[0] as { id: string; status: string; event_id: string } | undefined;
+    await receiver.waitFor(
+      () => receiver.received.filter((r) => r.path.startsWith('/retention-')).length >= 4,
+    );
+    const until = Date.now() + 5_000;
+    while ((await deliveryOf(orders[3].id))?.status !== 'delivered' && Date.now() < until)
+      await new Promise((r) => setTimeout(r, 50));
+    const [old, oldFailed, oldPending, recent] = await Promise.all(
+      orders.map((o) => deliveryOf(o.id)),
+    );
+    // Age three of them past the 168 h default: a delivered one, a failed one, a pending one.
+    await t.db.query(
+      `UPDATE outbox_events SET occurred_at = now() - interval '200 hours' WHERE id = ANY($1::uuid[])`,
+      [[old!.event_id, oldFailed!.event_id, oldPending!.event_id]],
+    );
+    await t.db.query(
+      `UPDATE webhook_deliveries SET settled_at = now() - interval '200 hours' WHERE id = $1`,
+      [old!.id],
+    );
+    await t.db.query(
+      `UPDATE webhook_deliveries SET status = 'failed', settled_at = now() - interval '169 hours'
+        WHERE id = $1`,
+      [oldFailed!.id],
+    );
+    await t.db.query(
+      `UPDATE webhook_deliveries SET status = 'pending', settled_at = NULL,
+              next_attempt_at = now() + interval '1 hour' WHERE id = $1`,
+      [oldPending!.id],
+    );
+    const outcome = await t.app.get(OutboxRetention).purgeOnce();
+    expect(outcome.deliveries).toBeGreaterThanOrEqual(2);
+    expect(await deliveryOf(orders[0].id)).toBeUndefined();
+    expect(await deliveryOf(orders[1].id)).toBeUndefined();
+    expect(await deliveryOf(orders[2].id)).toMatchObject({ status: 'pending' });
+    expect(await deliveryOf(orders[3].id)).toMatchObject({ id: recent!.id, status: 'delivered' });
+    const events: { id: string }[] = await t.db.query(
+      'SELECT id FROM outbox_events WHERE id = ANY($1::uuid[])',
+      [[old!.event_id, oldFailed!.event_id, oldPending!.event_id, recent!.event_id]],
+    );
+    // The aged events with no delivery left are gone; a pending delivery keeps its event.
+    expect(events.map((e) => e.id).sort()).toEqual([oldPending!.event_id, recent!.event_id].sort());
+    await unsubscribe(keep.id);
   });
 
   it('backs off exponentially with ±25% jitter, capped at 6 h', () => {

@@ -18,7 +18,7 @@ describe('webhook relays on two instances', () => {
   let productId: string;
   // Development, so that the receiver on 127.0.0.1 is an acceptable target; a short lease, so that
   // a killed instance's claim comes back within the test.
-  const env = { NODE_ENV: 'development', WEBHOOK_LEASE_SECONDS: '12' };
+  const env = { NODE_ENV: 'development', WEBHOOK_LEASE_SECONDS: '15' };
 
   beforeAll(async () => {
     base = await receiver.start();
@@ -146,7 +146,7 @@ describe('webhook relays on two instances', () => {
       expect(accepted).toHaveLength(1);
       expect(accepted[0].orderId).toBe(order.body.id);
       console.log(
-        'killed mid-delivery: A claimed attempt 1 and died; B delivered attempt 2 after the 12 s lease',
+        'killed mid-delivery: A claimed attempt 1 and died; B delivered attempt 2 after the 15 s lease',
       );
     } finally {
       if (frozen) b.process.kill('SIGCONT');

@@ -75,6 +75,10 @@ export const CONSTRAINTS = {
   webhook_deliveries_once_per_subscription: { code: 'INTERNAL', field: 'eventId' },
   webhook_deliveries_status_check: { code: 'INTERNAL', field: 'status' },
   webhook_deliveries_attempts_nonnegative: { code: 'INTERNAL', field: 'attempts' },
+  webhook_deliveries_settled_at_check: { code: 'INTERNAL', field: 'settledAt' },
+  // where a bus relay starts publishing (written by the relay, never by a request)
+  outbox_relays_pkey: { code: 'INTERNAL', field: 'name' },
+  outbox_relays_name_check: { code: 'INTERNAL', field: 'name' },
   // idempotency keys
   idempotency_keys_pkey: { code: 'INTERNAL', field: 'key' },
   idempotency_keys_user_id_fkey: {

@@ -219,9 +219,8 @@ export async function insert<E extends ObjectLiteral>(
  * One page of rows in a stable order, and how many match in all, in one round trip (a window count);
  * a second query counts only when the page is past the end. `from` is `FROM … [WHERE …]`.
  */
-export async function pageOf<E extends ObjectLiteral>(
+export async function pageOfRows<R>(
   manager: EntityManager,
-  target: EntityTarget<E>,
   query: {
     columns?: string;
     from: string;
@@ -230,10 +229,10 @@ export async function pageOf<E extends ObjectLiteral>(
     limit: number;
     offset: number;
   },
-): Promise<{ items: E[]; total: number }> {
+): Promise<{ rows: R[]; total: number }> {
   const parameters = query.parameters ?? [];
   const n = parameters.length;
-  const { rows } = await sql(
+  const { rows } = await sql<R & { page_total: string }>(
     manager,
     `SELECT ${query.columns ?? '*'}, count(*) OVER () AS page_total ${query.from}
       ORDER BY ${query.orderBy} LIMIT $${n + 1} OFFSET $${n + 2}`,
@@ -243,5 +242,16 @@ export async function pageOf<E extends ObjectLiteral>(
     ? Number(rows[0].page_total)
     : (await sql<{ n: number }>(manager, `SELECT count(*)::int AS n ${query.from}`, parameters))
         .rows[0].n;
+  for (const row of rows) delete (row as { page_total?: string }).page_total;
+  return { rows, total };
+}
+
+/** pageOfRows, each row hydrated into an entity. */
+export async function pageOf<E extends ObjectLiteral>(
+  manager: EntityManager,
+  target: EntityTarget<E>,
+  query: Parameters<typeof pageOfRows>[1],
+): Promise<{ items: E[]; total: number }> {
+  const { rows, total } = await pageOfRows<Record<string, unknown>>(manager, query);
   return { items: rows.map((row) => hydrate(manager, target, row)), total };
 }

@@ -97,6 +97,9 @@ export class NatsRelay implements OnApplicationBootstrap, OnApplicationShutdown 
   private watching?: Promise<void>;
   private wake?: () => void;
   private warnedWindow = false;
+  /** Set once where publishing starts is known to be written (outbox_relays). */
+  private startMarked = false;
+  private marking?: Promise<void>;
   private published = 0;
   private duplicates = 0;
 
@@ -130,6 +133,8 @@ export class NatsRelay implements OnApplicationBootstrap, OnApplicationShutdown 
       );
       return;
     }
+    // Publishing starts from here (the first start ever; see markStart), whether NATS is up or not.
+    this.marking = this.markStart().catch(() => undefined);
     // In the background: the application starts (and serves) whether NATS is there or not.
     this.starting = this.connectFirst(options);
   }
@@ -148,8 +153,9 @@ export class NatsRelay implements OnApplicationBootstrap, OnApplicationShutdown 
       .catch((err: unknown): BatchOutcome => {
         // The database failed (the claim or the commit): the events stay unpublished, and what was
         // published is published again later, as a duplicate JetStream drops. Logged once a streak.
+        // Only the SQLSTATE and names of a database error are logged (the logger's serializer).
         if (!this.databaseFailing)
-          this.logger.warn(`NATS relay: the outbox batch failed (${String(err)}); retrying`);
+          this.logger.warn({ err }, 'NATS relay: the outbox batch failed; retrying');
         this.databaseFailing = true;
         return { claimed: 0, acked: 0, duplicates: 0, error: err };
       })
@@ -163,6 +169,7 @@ export class NatsRelay implements OnApplicationBootstrap, OnApplicationShutdown 
     clearTimeout(this.timer);
     this.wake?.();
     await this.starting;
+    await this.marking;
     await this.running;
     const nc = this.connection;
     if (nc && !nc.isClosed()) {
@@ -255,6 +262,8 @@ export class NatsRelay implements OnApplicationBootstrap, OnApplicationShutdown 
         return { ...idle, error: err };
       }
     }
+    await this.marking;
+    if (!this.startMarked) await this.markStart();
     return inTransaction(this.dataSource, async (m) => {
       const claimed = await this.outbox.claim(m, BATCH);
       const acked: string[] = [];
@@ -285,6 +294,11 @@ export class NatsRelay implements OnApplicationBootstrap, OnApplicationShutdown 
       outcome.acked = acked.length;
       return outcome;
     });
+  }
+
+  private async markStart(): Promise<void> {
+    await this.outbox.markStart(this.dataSource.manager);
+    this.startMarked = true;
   }
 
   /** Creates the stream when missing; an existing one is left as its operators configured it. */

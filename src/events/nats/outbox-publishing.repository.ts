@@ -43,6 +43,8 @@ export class OutboxPublishingRepository {
    * Per order, seq order is commit order (every change of an order locks its row, and the creating
    * transaction is the only one that sees a new order), so no earlier event can still appear later.
    * The scan of earlier unpublished events stays within the unpublished backlog (the partial index).
+   *
+   * Only events after the relay's start (markStart) are claimed: without that row, none.
    */
   async claim(m: EntityManager, limit: number): Promise<ClaimedEvent[]> {
     const { rows } = await sql<RawClaimedEvent>(
@@ -51,6 +53,7 @@ export class OutboxPublishingRepository {
          SELECT id, seq, type, order_id, body, traceparent
            FROM outbox_events
           WHERE nats_published_at IS NULL
+            AND seq > (SELECT since_seq FROM outbox_relays WHERE name = 'nats')
           ORDER BY seq
           LIMIT $1
             FOR UPDATE SKIP LOCKED)
@@ -59,6 +62,7 @@ export class OutboxPublishingRepository {
                 SELECT 1 FROM outbox_events e
                  WHERE e.nats_published_at IS NULL
                    AND e.seq < c.seq
+                   AND e.seq > (SELECT since_seq FROM outbox_relays WHERE name = 'nats')
                    AND e.order_id = c.order_id
                    AND e.id NOT IN (SELECT id FROM claimed)) AS ready
          FROM claimed c
@@ -74,6 +78,20 @@ export class OutboxPublishingRepository {
       traceparent: r.traceparent,
       ready: r.ready,
     }));
+  }
+
+  /**
+   * Where publishing starts, written once, by the first relay ever started (later starts, on any
+   * instance, keep it): after the outbox's newest event. Turning NATS on publishes the events
+   * committed from then on, not the history the outbox kept while NATS was off.
+   */
+  async markStart(m: EntityManager): Promise<void> {
+    await sql(
+      m,
+      `INSERT INTO outbox_relays (name, since_seq)
+       SELECT 'nats', coalesce(max(seq), 0) FROM outbox_events
+       ON CONFLICT (name) DO NOTHING`,
+    );
   }
 
   /** Marks events JetStream acknowledged (stored or already stored) as published. */
