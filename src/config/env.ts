@@ -32,8 +32,28 @@ export interface Env {
   WEBHOOK_BACKOFF_BASE_SECONDS: number;
   /** After this many attempts a delivery is `failed` (until redelivered). */
   WEBHOOK_MAX_ATTEMPTS: number;
-  /** How long a relay holds a claimed delivery; a crashed relay's claims come back after it. */
+  /**
+   * How long a relay holds a claimed delivery; a crashed relay's claims come back after it. At least
+   * 15: an attempt (address lookup, connection and answer) is cut off after 10 s, so a live relay
+   * settles its attempt before its claim can run out.
+   */
   WEBHOOK_LEASE_SECONDS: number;
+  /**
+   * Webhook attempts one instance makes at once: a fixed pool of workers, each claiming the next due
+   * delivery as soon as it is free, so a slow receiver holds only its own workers.
+   */
+  WEBHOOK_RELAY_CONCURRENCY: number;
+  /**
+   * Attempts in flight per subscription on one instance (at most WEBHOOK_RELAY_CONCURRENCY): an
+   * unresponsive receiver ties up this many workers, the rest keep serving every other subscription.
+   * @default `4` (at most `WEBHOOK_RELAY_CONCURRENCY`)
+   */
+  WEBHOOK_MAX_IN_FLIGHT_PER_SUBSCRIPTION: number;
+  /**
+   * Hours delivered and failed webhook deliveries, and outbox events nothing is waiting for, are
+   * kept; older ones are purged in batches by every instance.
+   */
+  OUTBOX_RETENTION_HOURS: number;
   /** Accept webhook URLs on loopback, private or link-local addresses outside development/test. */
   WEBHOOK_ALLOW_PRIVATE_URLS: boolean;
   JWT_SECRET: string;
@@ -131,6 +151,7 @@ export function loadEnv(src: Source = process.env): Env {
   } else if (JWT_SECRET.length < 32) {
     throw new EnvError('JWT_SECRET', 'must be at least 32 characters');
   }
+  const WEBHOOK_RELAY_CONCURRENCY = int(src, 'WEBHOOK_RELAY_CONCURRENCY', 16, 1, 256);
   return {
     NODE_ENV,
     PORT: int(src, 'PORT', 3000, 0, 65535),
@@ -151,8 +172,18 @@ export function loadEnv(src: Source = process.env): Env {
     NATS_URL: url(src, 'NATS_URL', ['nats:', 'tls:']),
     WEBHOOK_BACKOFF_BASE_SECONDS: int(src, 'WEBHOOK_BACKOFF_BASE_SECONDS', 30, 1, 21_600),
     WEBHOOK_MAX_ATTEMPTS: int(src, 'WEBHOOK_MAX_ATTEMPTS', 8, 1, 100),
-    // Longer than the 10 s an attempt may take, so a live relay never loses its claim mid-attempt.
-    WEBHOOK_LEASE_SECONDS: int(src, 'WEBHOOK_LEASE_SECONDS', 30, 12, 3600),
+    // Longer than the 10 s an attempt may take in all (lookup included) plus its settling write, so
+    // a live relay never loses its claim mid-attempt.
+    WEBHOOK_LEASE_SECONDS: int(src, 'WEBHOOK_LEASE_SECONDS', 30, 15, 3600),
+    WEBHOOK_RELAY_CONCURRENCY,
+    WEBHOOK_MAX_IN_FLIGHT_PER_SUBSCRIPTION: int(
+      src,
+      'WEBHOOK_MAX_IN_FLIGHT_PER_SUBSCRIPTION',
+      Math.min(4, WEBHOOK_RELAY_CONCURRENCY),
+      1,
+      WEBHOOK_RELAY_CONCURRENCY,
+    ),
+    OUTBOX_RETENTION_HOURS: int(src, 'OUTBOX_RETENTION_HOURS', 168, 1, 24 * 3650),
     WEBHOOK_ALLOW_PRIVATE_URLS: bool(src, 'WEBHOOK_ALLOW_PRIVATE_URLS') ?? false,
     JWT_SECRET,
     JWT_EXPIRES_IN_SECONDS: int(src, 'JWT_EXPIRES_IN_SECONDS', 3600, 60, 7 * 24 * 3600),

@@ -10,6 +10,7 @@ import { Outbox1763790600000 } from '../../migrations/1763790600000-Outbox';
 import { PlaceOrderAtOnce1763790700000 } from '../../migrations/1763790700000-PlaceOrderAtOnce';
 import { CheckoutLocksLate1763790800000 } from '../../migrations/1763790800000-CheckoutLocksLate';
 import { PlaceOrdersTogether1763790900000 } from '../../migrations/1763790900000-PlaceOrdersTogether';
+import { OutboxRetention1763791000000 } from '../../migrations/1763791000000-OutboxRetention';
 import { RepeatableMigrations1763791100000 } from '../../migrations/1763791100000-RepeatableMigrations';
 import { Order, OrderHistoryEntry, OrderItem } from '../orders/order.entity';
 import { Product } from '../products/product.entity';
@@ -29,6 +30,7 @@ export const MIGRATIONS = [
   PlaceOrderAtOnce1763790700000,
   CheckoutLocksLate1763790800000,
   PlaceOrdersTogether1763790900000,
+  OutboxRetention1763791000000,
   RepeatableMigrations1763791100000,
 ];
 
