@@ -38,7 +38,7 @@ function etag(id, version, kind = 'product', variant = '') {
   const digest = createHash('sha256')
     .update(`${kind}\0${id}\0${version}\0${variant}`)
     .digest('base64url');
-  return `"${digest.slice(0, 27)}"`;
+  return `"v${version}-${digest.slice(0, 27)}"`;
 }
 
 const pool = new pg.Pool({

@@ -17,6 +17,7 @@ import { IdempotencyService, serializeJson } from '../common/http/idempotency.se
 import {
   ApiConditionalGetHeaders,
   ApiPreconditionHeaders,
+  IF_MATCH_VALUE,
   VALIDATOR_HEADERS,
 } from '../common/http/openapi-headers';
 import type { Preconditions } from '../common/http/preconditions';
@@ -59,8 +60,7 @@ const IDEMPOTENCY_HEADER = ApiHeader({
 const IF_MATCH_HEADER = ApiHeader({
   name: 'If-Match',
   required: false,
-  description:
-    'Optional: the order ETag you read. Stale → 412 and nothing changes. A matching `If-None-Match` (or `*`) → 412.',
+  description: `Optional. ${IF_MATCH_VALUE} Nothing changes on a 412. A matching \`If-None-Match\` (or \`*\`) → 412.`,
 });
 const TRANSITION_PROBLEMS = [
   'UNAUTHENTICATED',

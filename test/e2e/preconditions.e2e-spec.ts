@@ -71,6 +71,70 @@ describe('preconditions', () => {
     });
   });
 
+  describe('an If-Match that matches nothing says why (issue 20)', () => {
+    /** PATCHes with `ifMatch`; asserts the 412 with `current` and that nothing changed; the detail. */
+    async function refused(id: string, ifMatch: string, version = 1): Promise<string> {
+      const res = await patch(id, { 'If-Match': ifMatch });
+      expectProblem(res, 'PRECONDITION_FAILED');
+      expect(res.body).toMatchObject({ currentVersion: version, current: { id, version } });
+      expect(res.body.currentEtag).toMatch(/^"v\d+-[A-Za-z0-9_-]{27}"$/);
+      expect(await productRow(t, id)).toMatchObject({ version, price_cents: 1250 });
+      return res.body.detail as string;
+    }
+
+    it('an ETag sent without its quotes, or backslash-escaped as copied from JSON: not a valid entity-tag', async () => {
+      const p = await createProduct(t, admin);
+      const bare = p.etag.slice(1, -1);
+      const unquoted = await refused(p.id, bare);
+      expect(unquoted).toMatch(/is not a valid entity-tag: its double quotes are missing/);
+      expect(unquoted).not.toMatch(/changed since you read it/);
+      expect(unquoted).toContain(`If-Match: ${p.etag}`);
+      const escaped = await refused(p.id, `\\"${bare}\\"`);
+      expect(escaped).toMatch(/is not a valid entity-tag: it contains backslashes/);
+      expect(await refused(p.id, 'garbage, "x')).toMatch(/is not a valid entity-tag/);
+    });
+
+    it("the README's own placeholder, and other tags this service never issued for it", async () => {
+      const p = await createProduct(t, admin);
+      const other = await createProduct(t, admin);
+      // `If-Match: "q0Yx2…"` as curl sends it: the ellipsis as UTF-8 bytes (Node reads latin1).
+      const readme = await refused(p.id, '"q0Yx2\u00e2\u0080\u00a6"');
+      expect(readme).toMatch(/is not an ETag this service issued for product .* as you read it/);
+      expect(readme).not.toMatch(/changed since you read it/);
+      expect(await refused(p.id, other.etag)).toMatch(/is not an ETag this service issued/);
+      const ahead = p.etag.replace('"v1-', '"v7-');
+      expect(await refused(p.id, ahead)).toMatch(/is not an ETag this service issued/);
+      expect(await refused(p.id, `W/${p.etag}`)).toMatch(/A weak ETag .* never matches/);
+    });
+
+    it('a real earlier version: it has changed since you read it, naming both versions', async () => {
+      const p = await createProduct(t, admin);
+      await patch(p.id, { 'If-Match': p.etag }, { priceCents: 1250, name: 'Renamed' }).expect(200);
+      const res = await patch(p.id, { 'If-Match': p.etag });
+      expectProblem(res, 'PRECONDITION_FAILED');
+      expect(res.body.detail).toMatch(
+        /changed since you read it \(you hold version 1, now version 2\); nothing was changed/,
+      );
+      expect(res.body).toMatchObject({ currentVersion: 2, current: { name: 'Renamed' } });
+    });
+
+    it('the same on an order transition', async () => {
+      const p = await createProduct(t, admin, { stock: 5 });
+      const order = await placeOrder(t, alice, [{ productId: p.id, quantity: 1 }]).expect(201);
+      const res = await t
+        .http()
+        .post(`/api/v1/orders/${order.body.id}/cancel`)
+        .set(alice.auth)
+        .set('If-Match', order.headers.etag.slice(1, -1))
+        .send();
+      expectProblem(res, 'PRECONDITION_FAILED');
+      expect(res.body.detail).toMatch(/not a valid entity-tag: its double quotes are missing/);
+      expect(res.body).toMatchObject({ currentVersion: 1, currentEtag: order.headers.etag });
+      const [row] = await t.db.query('SELECT status FROM orders WHERE id = $1', [order.body.id]);
+      expect(row).toEqual({ status: 'pending' });
+    });
+  });
+
   describe('If-Unmodified-Since', () => {
     /** Two versions within one second: retried until the clock puts both in the same second. */
     async function twoVersionsInOneSecond(): Promise<{

@@ -1,16 +1,42 @@
 import { createHash } from 'node:crypto';
 
 /**
- * Strong, opaque entity tags (RFC 9110 §8.8.3). The tag is a digest of what determines the
- * representation (resource kind, id, version and, where the representation depends on the caller,
- * a variant), so it changes exactly when the representation does.
+ * Strong entity tags (RFC 9110 §8.8.3) of versioned resources: `"v<version>-<digest>"`, the digest
+ * covering what determines the representation (resource kind, id, version and, where the
+ * representation depends on the caller, a variant), so the tag changes exactly when the
+ * representation does. Clients treat it as opaque; the service reads the version back only to explain
+ * an `If-Match` that does not match (an earlier version of this resource, or a tag it never issued).
  */
 export function computeEtag(kind: string, id: string, version: number, variant = ''): string {
   const digest = createHash('sha256')
     .update(`${kind}\0${id}\0${version}\0${variant}`)
     .digest('base64url')
     .slice(0, 27);
-  return `"${digest}"`;
+  return `"v${version}-${digest}"`;
+}
+
+const VERSIONED_TAG = /^"v([1-9][0-9]{0,9})-[A-Za-z0-9_-]{27}"$/;
+
+/** The version a tag of computeEtag's shape names (not yet proof that it was issued); else undefined. */
+export function etagVersion(tag: string): number | undefined {
+  const m = VERSIONED_TAG.exec(tag);
+  return m ? Number(m[1]) : undefined;
+}
+
+/**
+ * Why a header value is not a valid `If-Match` (RFC 9110: `*` or a comma-separated list of quoted
+ * entity-tags), said so that the sender can fix it: the usual ways a copied ETag gets mangled first.
+ */
+export function invalidEtagListReason(raw: string): string {
+  const value = raw.trim();
+  if (value === '') return 'it is empty';
+  if (value.includes('\\')) {
+    return 'it contains backslashes, as copied from a JSON string (`\\"…\\"`): send the ETag without them';
+  }
+  if (!value.includes('"')) {
+    return 'its double quotes are missing: the quotes are part of the ETag and must be sent';
+  }
+  return 'it is neither `*` nor a comma-separated list of quoted ETags';
 }
 
 /** A strong ETag for a representation without a version (a list): a digest of its JSON. */

@@ -1,6 +1,14 @@
 import type { WriteCondition } from '../database/sql';
 import { ProblemError } from '../problems/problem.error';
-import { computeEtag, type EtagList, parseEtagList, strongMatch, weakMatch } from './etag';
+import {
+  computeEtag,
+  type EtagList,
+  etagVersion,
+  invalidEtagListReason,
+  parseEtagList,
+  strongMatch,
+  weakMatch,
+} from './etag';
 import { parseHttpDate, truncateToSecond } from './http-date';
 
 /**
@@ -11,6 +19,8 @@ import { parseHttpDate, truncateToSecond } from './http-date';
 export interface Preconditions {
   /** A malformed If-Match is kept as an empty list: it matches nothing (412), never "no header". */
   ifMatch?: EtagList;
+  /** The raw If-Match when it was malformed, so that the 412 can say what is wrong with it. */
+  ifMatchInvalid?: string;
   ifNoneMatch?: EtagList;
   /** Only a valid HTTP-date; anything else is ignored (RFC 9110 §13.1.4). */
   ifUnmodifiedSince?: Date;
@@ -21,7 +31,13 @@ type Headers = Record<string, string | string[] | undefined>;
 
 export function parsePreconditions(headers: Headers): Preconditions {
   const pre: Preconditions = {};
-  if (headers['if-match'] !== undefined) pre.ifMatch = parseEtagList(headers['if-match']) ?? [];
+  const ifMatch = headers['if-match'];
+  if (ifMatch !== undefined) {
+    const parsed = parseEtagList(ifMatch);
+    pre.ifMatch = parsed ?? [];
+    if (!parsed || (parsed !== '*' && !parsed.length))
+      pre.ifMatchInvalid = Array.isArray(ifMatch) ? ifMatch.join(', ') : ifMatch;
+  }
   if (headers['if-none-match'] !== undefined) {
     pre.ifNoneMatch = parseEtagList(headers['if-none-match']) ?? [];
   }
@@ -41,6 +57,8 @@ export interface Versioned<R> {
   previousUpdatedAt: Date | null;
   /** The representation as this caller would GET it: sent back on 409/412 so clients can merge. */
   representation: R;
+  /** The ETag this caller was given for another version: tells a stale If-Match from a foreign one. */
+  etagOf?: (version: number) => string;
 }
 
 /**
@@ -59,6 +77,7 @@ export function versioned<R>(
     updatedAt: row.updatedAt,
     previousUpdatedAt: row.previousUpdatedAt,
     representation,
+    etagOf: (version) => computeEtag(kind, row.id, version, variant),
   };
 }
 
@@ -89,7 +108,7 @@ export function decideWrite<R>(
     if (pre.ifMatch === '*') condition = { kind: 'any' };
     else if (strongMatch(pre.ifMatch, current.etag)) {
       condition = { kind: 'version', version: current.version, via: 'if-match' };
-    } else throw preconditionFailed(current, resourceName);
+    } else throw ifMatchFailed(pre, current, resourceName);
   } else if (pre.ifUnmodifiedSince !== undefined) {
     condition = unmodifiedSince(pre.ifUnmodifiedSince, current, resourceName);
   }
@@ -163,11 +182,82 @@ export function preconditionFailed<R>(
   current: Versioned<R>,
   resourceName: string,
   reason = `It has changed since you read it (now version ${current.version})`,
+  advice = `Merge into \`current\` and resend with \`If-Match: ${current.etag}\`.`,
 ): ProblemError {
   return new ProblemError(
     'PRECONDITION_FAILED',
-    `${capitalize(resourceName)}: ${reason}; nothing was changed. Merge into \`current\` and resend with \`If-Match: ${current.etag}\`.`,
+    `${capitalize(resourceName)}: ${reason}; nothing was changed. ${advice}`,
     { currentVersion: current.version, currentEtag: current.etag, current: current.representation },
+  );
+}
+
+/** How the header is quoted back in a detail: bounded, and unable to close the code span. */
+function quoted(raw: string): string {
+  const clean = raw.replace(/`/g, "'");
+  return clean.length > 80 ? `${clean.slice(0, 80)}…` : clean;
+}
+
+/**
+ * An If-Match that matched nothing, told apart as a client needs it (always 412 with `current`):
+ * a header that is not a valid entity-tag list, a weak tag (never matches If-Match), a tag of an
+ * earlier version of this resource (someone changed it since: merge), or a well-formed tag this
+ * service never issued for this resource as this caller reads it (another resource's, a version it
+ * has not reached, or made up).
+ */
+function ifMatchFailed<R>(
+  pre: Preconditions,
+  current: Versioned<R>,
+  resourceName: string,
+): ProblemError {
+  const resend = `Send an ETag exactly as this service sent it, quotes included: \`If-Match: ${current.etag}\` is the ETag of \`current\`.`;
+  if (pre.ifMatchInvalid !== undefined) {
+    return preconditionFailed(
+      current,
+      resourceName,
+      `\`If-Match: ${quoted(pre.ifMatchInvalid)}\` is not a valid entity-tag: ${invalidEtagListReason(pre.ifMatchInvalid)}`,
+      resend,
+    );
+  }
+  const tags = pre.ifMatch === '*' || pre.ifMatch === undefined ? [] : pre.ifMatch;
+  const etagOf = current.etagOf;
+  if (!etagOf) return preconditionFailed(current, resourceName);
+  // The newest earlier version among the tags that this service really gave this caller.
+  let held: number | undefined;
+  for (const { weak, tag } of tags) {
+    const v = weak ? undefined : etagVersion(tag);
+    if (
+      v !== undefined &&
+      v < current.version &&
+      etagOf(v) === tag &&
+      (held === undefined || v > held)
+    ) {
+      held = v;
+    }
+  }
+  if (held !== undefined) {
+    return preconditionFailed(
+      current,
+      resourceName,
+      `It has changed since you read it (you hold version ${held}, now version ${current.version})`,
+    );
+  }
+  if (tags.length && tags.every((t) => t.weak)) {
+    return preconditionFailed(
+      current,
+      resourceName,
+      'A weak ETag (`W/"…"`) never matches `If-Match`, which compares strongly',
+      resend,
+    );
+  }
+  const named = tags.map((t) => etagVersion(t.tag)).find((v) => v !== undefined);
+  const sent = tags.map((t) => t.tag).join(', ');
+  return preconditionFailed(
+    current,
+    resourceName,
+    named !== undefined && named > current.version
+      ? `\`If-Match: ${quoted(sent)}\` is not an ETag this service issued: it names version ${named}, and ${resourceName} is at version ${current.version}`
+      : `\`If-Match: ${quoted(sent)}\` is not an ETag this service issued for ${resourceName} as you read it (another resource's, or made up)`,
+    resend,
   );
 }
 

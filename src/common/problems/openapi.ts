@@ -47,7 +47,7 @@ const MEMBER_EXAMPLES: Record<string, unknown> = {
   conflictingResource: '/api/v1/products/6f1c2a4e-0d7b-4e57-9a43-0c2b7f0a9d11',
   requestedVersion: 3,
   currentVersion: 4,
-  currentEtag: '"q0Yx2oN3cS1vEJrXc0b3A8v8k2Yq1bE"',
+  currentEtag: '"v4-Z_BSLm1xZgHGoLJPYRnzAZxoHkE"',
   current: { id: '6f1c2a4e-0d7b-4e57-9a43-0c2b7f0a9d11', version: 4, '…': '…' },
   currentStatus: 'shipped',
   attemptedTransition: 'cancel',

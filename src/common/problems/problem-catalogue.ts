@@ -169,8 +169,9 @@ export const PROBLEMS = {
     slug: 'precondition-failed',
     title: 'Precondition failed',
     explanation:
-      '`If-Match` or `If-Unmodified-Since` does not hold: the resource changed since you read it. Nothing was changed.',
-    resolution: 'Merge your change into `current`, then resubmit with `If-Match: currentEtag`.',
+      '`If-Match` or `If-Unmodified-Since` does not hold: the resource changed since you read it, or the `If-Match` you sent is not an ETag this service issued for it (the `detail` says which: a malformed value, say without its quotes, or a made-up one). Nothing was changed.',
+    resolution:
+      'Merge your change into `current`, then resubmit with `If-Match: currentEtag` (the value exactly as sent, quotes included).',
     members: ['currentVersion', 'currentEtag', 'current'],
   },
   PAYLOAD_TOO_LARGE: {
