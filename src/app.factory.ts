@@ -9,6 +9,7 @@ import { Redis } from 'ioredis';
 import { Logger as NestPinoLogger } from 'nestjs-pino';
 import type { DestinationStream, Logger } from 'pino';
 import { AppModule } from './app.module';
+import { corsPolicy, describeCorsPolicy, registerCors } from './common/http/cors';
 import { assertSaneJson } from './common/http/json-depth';
 import { requestId } from './common/http/request-id';
 import { writeResponse } from './common/http/responses';
@@ -175,22 +176,10 @@ export async function createApp(options: CreateAppOptions): Promise<NestFastifyA
   fastify.addHook('onRequest', (request, reply, done) => {
     securityHeaders(request.raw, reply.raw, (err) => done(err as Error | undefined));
   });
-  if (env.CORS_ORIGINS.length) {
-    app.enableCors({
-      origin: env.CORS_ORIGINS,
-      exposedHeaders: EXPOSED_HEADERS,
-      allowedHeaders: [
-        'Authorization',
-        'Content-Type',
-        'If-Match',
-        'If-None-Match',
-        'If-Unmodified-Since',
-        'Idempotency-Key',
-        'X-Request-Id',
-      ],
-      maxAge: 600,
-    });
-  }
+  // CORS: CORS_ORIGINS, plus any localhost port in development; a refused preflight is a 403 problem.
+  const cors = corsPolicy(env);
+  registerCors(fastify, cors, EXPOSED_HEADERS);
+  logger.info({ cors }, describeCorsPolicy(cors));
 
   const metrics = app.get(MetricsService);
   fastify.addHook('onRequest', (request, reply, done) => {
