@@ -1,5 +1,9 @@
+import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { load as loadYaml } from 'js-yaml';
+import { PROBLEM_CODES, PROBLEMS } from '../../src/common/problems/problem-catalogue';
+import { recordSkip, requiredServices } from '../support/services';
 import { createTestApp, type TestApp } from '../support/test-app';
 
 /**
@@ -8,7 +12,9 @@ import { createTestApp, type TestApp } from '../support/test-app';
  * every PromQL expression of the dashboard, asks the real service for `/metrics`, and fails naming
  * each metric (and label) the dashboard uses that the service does not expose. It also checks the
  * provisioning: every panel on the provisioned Prometheus (by uid or through the variable), and the
- * dashboards provider loading the folder the dashboard lives in.
+ * dashboards provider loading the folder the dashboard lives in. The Prometheus alert rules
+ * (deploy/prometheus/alerts.yml) are held to the same: loaded as YAML, every expression on exposed
+ * metrics and labels, and checked and unit-tested by promtool when it is installed.
  */
 const ROOT = process.cwd();
 const DEPLOY = join(ROOT, 'deploy');
@@ -17,6 +23,8 @@ const DASHBOARD_FILE = join(DASHBOARDS_DIR, 'order-service.json');
 const DATASOURCES_FILE = join(DEPLOY, 'grafana/provisioning/datasources/prometheus.yml');
 const PROVIDERS_FILE = join(DEPLOY, 'grafana/provisioning/dashboards/dashboards.yml');
 const PROMETHEUS_FILE = join(DEPLOY, 'prometheus/prometheus.yml');
+const ALERTS_FILE = join(DEPLOY, 'prometheus/alerts.yml');
+const ALERTS_TEST_FILE = join(DEPLOY, 'prometheus/alerts.test.yml');
 
 // ---------------------------------------------------------------------------------------------
 // PromQL, as far as telling metric names apart from everything else needs.
@@ -364,6 +372,9 @@ describe('Grafana dashboard (deploy/grafana)', () => {
         'idempotent_replays_total',
         'order_hold_oldest_overdue_seconds',
         'order_holds_expired_total',
+        'order_placement_batch_size',
+        'order_placements_shed_total',
+        'order_placements_waiting',
         'outbox_lag_seconds',
         'stock_reservation_failures_total',
         'webhook_deliveries_total',
@@ -412,6 +423,72 @@ describe('Grafana dashboard (deploy/grafana)', () => {
         problems.push(`${q.where}: a fixed range; use $__rate_interval (or $__range)`);
     }
     expect(problems).toEqual([]);
+  });
+
+  it('shows conflicts (409/412/428) apart from the other refusals (401/404, …), each with exactly its codes', () => {
+    /** The codes a panel's conflicts_total queries select with `code=~"A|B"`, sorted. */
+    const codesOf = (p: Panel): string[] => {
+      const lists = (p.targets ?? []).map(
+        (x) => /conflicts_total\{[^}]*code=~"([^"]*)"/.exec(x.expr ?? '')?.[1] ?? '',
+      );
+      expect(new Set(lists).size).toBe(1);
+      return lists[0].split('|').filter(Boolean).sort();
+    };
+    const statusOf = (code: string): number => PROBLEMS[code as keyof typeof PROBLEMS].status;
+    const conflicts = PROBLEM_CODES.filter((c) => [409, 412, 428].includes(statusOf(c))).sort();
+    const refusals = PROBLEM_CODES.filter(
+      (c) => statusOf(c) < 500 && !conflicts.includes(c),
+    ).sort();
+    expect(conflicts).toEqual(expect.arrayContaining(['INSUFFICIENT_STOCK', 'VERSION_MISMATCH']));
+    expect(refusals).toEqual(expect.arrayContaining(['UNAUTHENTICATED', 'NOT_FOUND']));
+    const byCode = queryPanels.filter((p) =>
+      (p.targets ?? []).some((x) => /\bconflicts_total\b/.test(x.expr ?? '')),
+    );
+    const selected = byCode.map((p) => ({ title: p.title, codes: codesOf(p) }));
+    // Every panel on conflicts_total selects either the conflicts or the other refusals, never
+    // both, and only the conflicts' panels say "Conflicts".
+    const kind = (codes: string[]): string =>
+      codes.join() === conflicts.join()
+        ? 'conflicts'
+        : codes.join() === refusals.join()
+          ? 'refusals'
+          : `other: ${codes.join()}`;
+    expect(selected.map((x) => ({ title: x.title, kind: kind(x.codes) }))).toEqual(
+      selected.map((x) => ({
+        title: x.title,
+        kind: x.title.startsWith('Conflicts') ? 'conflicts' : 'refusals',
+      })),
+    );
+    expect(selected.map((x) => kind(x.codes)).sort()).toEqual(
+      expect.arrayContaining(['conflicts', 'refusals']),
+    );
+  });
+
+  it('has a 5xx panel and an error-rate panel, and the placement queue', () => {
+    const exprs = (p: Panel) => (p.targets ?? []).map((x) => x.expr ?? '').join('\n');
+    const fiveXx = queryPanels.filter((p) => /status_code(=~|!~)"5\.\."/.test(exprs(p)));
+    expect(fiveXx.map((p) => p.title)).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/5xx/),
+        expect.stringMatching(/[Ee]rror rate/),
+      ]),
+    );
+    // The rate is a share of all answers of the same selection: 1 - the others' (0 before any 5xx).
+    const rate = fiveXx.find((p) => /[Ee]rror rate/.test(p.title))!;
+    expect(exprs(rate)).toMatch(
+      /^1 - sum\(rate\(http_request_duration_seconds_count\{[^}]*status_code!~"5\.\."\}\[\$__rate_interval\]\)\) \/ sum\(rate\(http_request_duration_seconds_count\{/,
+    );
+    for (const metric of [
+      'order_placement_batch_size_bucket',
+      'order_placement_batch_size_sum',
+      'order_placement_batch_size_count',
+      'order_placements_waiting',
+      'order_placements_shed_total',
+    ]) {
+      expect(
+        queryPanels.filter((p) => new RegExp(`\\b${metric}\\b`).test(exprs(p))).length,
+      ).toBeGreaterThanOrEqual(1);
+    }
   });
 
   it('puts every panel on the provisioned Prometheus, by uid or through the datasource variable', () => {
@@ -504,4 +581,113 @@ describe('Grafana dashboard (deploy/grafana)', () => {
       });
     },
   );
+
+  describe('Prometheus alert rules (deploy/prometheus/alerts.yml)', () => {
+    interface Rule {
+      alert?: string;
+      record?: string;
+      expr: string;
+      for?: string;
+      labels?: Record<string, string>;
+      annotations?: Record<string, string>;
+    }
+    const prometheus = loadYaml(readFileSync(PROMETHEUS_FILE, 'utf8')) as {
+      rule_files?: string[];
+      scrape_configs: { job_name: string }[];
+    };
+    const alerts = loadYaml(readFileSync(ALERTS_FILE, 'utf8')) as {
+      groups: { name: string; rules: Rule[] }[];
+    };
+    const rules = alerts.groups.flatMap((g) => g.rules);
+
+    it('is loaded by prometheus.yml, and every rule is a complete alert', () => {
+      expect(prometheus.rule_files).toEqual(['alerts.yml']);
+      expect(alerts.groups.length).toBeGreaterThanOrEqual(1);
+      for (const rule of rules) {
+        expect(rule).toEqual({
+          alert: expect.stringMatching(/^[A-Z][A-Za-z]+$/),
+          expr: expect.any(String),
+          ...(rule.for === undefined ? {} : { for: expect.stringMatching(/^\d+[smh]$/) }),
+          labels: { severity: expect.stringMatching(/^(warning|critical)$/) },
+          annotations: { summary: expect.any(String), description: expect.any(String) },
+        });
+      }
+      expect(new Set(rules.map((r) => r.alert)).size).toBe(rules.length);
+    });
+
+    it('alerts on a stalled sweeper, outbox lag and failed deliveries, with only exposed metrics and labels', () => {
+      const job = prometheus.scrape_configs[0].job_name;
+      const problems: string[] = [];
+      const used = new Set<string>();
+      for (const rule of rules) {
+        const { metrics, labels } = promqlNames(rule.expr);
+        const tokens = tokenize(rule.expr);
+        for (const m of metrics) {
+          used.add(familyOf(m, exposition.types));
+          const type = exposition.types.get(familyOf(m, exposition.types));
+          if (!type || !exposition.samples.has(m))
+            problems.push(`${rule.alert}: ${m} is not exposed`);
+          const at = tokens.findIndex((tok) => tok.kind === 'ident' && tok.text === m);
+          const fn = tokens[at - 1]?.text === '(' ? tokens[at - 2]?.text : undefined;
+          const rated = fn === 'rate' || fn === 'increase' || fn === 'irate';
+          if ((type === 'counter' || type === 'histogram') && !rated)
+            problems.push(`${rule.alert}: ${type} ${m} without rate()/increase()`);
+          if (type === 'gauge' && rated) problems.push(`${rule.alert}: ${fn}() of gauge ${m}`);
+        }
+        const available = new Set(metrics.flatMap((m) => [...(exposition.samples.get(m) ?? [])]));
+        for (const label of labels) {
+          if (!TARGET_LABELS.has(label) && !available.has(label))
+            problems.push(`${rule.alert}: label "${label}" is on none of ${metrics.join(', ')}`);
+        }
+        // Scoped to the service's scrape job, by its name in prometheus.yml.
+        const jobs = [...rule.expr.matchAll(/\bjob\s*=\s*"([^"]*)"/g)].map((m) => m[1]);
+        if (!jobs.length || jobs.some((j) => j !== job))
+          problems.push(`${rule.alert}: not on job="${job}" (${jobs.join(', ')})`);
+      }
+      expect(problems).toEqual([]);
+      expect([...used].sort()).toEqual(
+        expect.arrayContaining([
+          'order_hold_oldest_overdue_seconds',
+          'outbox_lag_seconds',
+          'webhook_deliveries_total',
+        ]),
+      );
+      expect(rules.find((r) => r.expr.includes('webhook_deliveries_total'))?.expr).toMatch(
+        /outcome\s*=\s*"failed"/,
+      );
+    });
+
+    // promtool (Debian: apt-get install prometheus) checks the syntax Prometheus itself accepts and
+    // runs alerts.test.yml: each alert fires on its series and stays silent on a healthy service.
+    const promtool = spawnSync('promtool', ['--version']).status === 0;
+    const needed = requiredServices().has('promtool');
+    if (!promtool && !needed) {
+      const line =
+        'promtool check/test of the alert rules (no promtool on PATH; REQUIRE_TEST_SERVICES=promtool makes it an error)';
+      process.stderr.write(`\nskipped: ${line}\n`);
+      recordSkip(line);
+    }
+    (promtool || needed ? it : it.skip)(
+      'passes promtool check config, check rules and test rules',
+      () => {
+        expect(promtool).toBe(true);
+        for (const args of [
+          ['check', 'config', PROMETHEUS_FILE],
+          ['check', 'rules', ALERTS_FILE],
+          ['test', 'rules', ALERTS_TEST_FILE],
+        ]) {
+          const run = spawnSync('promtool', args, { encoding: 'utf8' });
+          expect({
+            args,
+            status: run.status,
+            output: run.status === 0 ? '' : run.stdout + run.stderr,
+          }).toEqual({
+            args,
+            status: 0,
+            output: '',
+          });
+        }
+      },
+    );
+  });
 });
