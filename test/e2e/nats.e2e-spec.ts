@@ -496,6 +496,50 @@ describeWithNats('NATS JetStream relay', () => {
     beforeAll(async () => {
       quiet = await createTestApp();
       quietUser = (await account(quiet)).id;
+      // NATS was turned on before these events (some instance started with NATS_URL earlier): the
+      // quiet instance's events are owed to the relays below.
+      await quiet.db.query(`INSERT INTO outbox_relays (name, since_seq) VALUES ('nats', 0)`);
+    });
+
+    it('turning NATS on publishes the events committed from then on, not the history before', async () => {
+      const fresh = await createTestApp();
+      try {
+        const user = (await account(fresh)).id;
+        const [x, y] = await insertOrders(fresh.db, user, 2);
+        const before = await insertEvents(fresh.db, [{ orderId: x, type: 'order.created' }]);
+        const r = relayOn(fresh.db);
+        try {
+          await until('the start recorded', async () => {
+            const rows: { since_seq: string }[] = await fresh.db.query(
+              `SELECT since_seq FROM outbox_relays WHERE name = 'nats'`,
+            );
+            return rows[0];
+          });
+          const after = await insertEvents(fresh.db, [
+            { orderId: x, type: 'order.paid' },
+            { orderId: y, type: 'order.created' },
+          ]);
+          await until(
+            'the new events published',
+            async () =>
+              (await r.publishOnce()) &&
+              (await unpublished(
+                fresh.db,
+                after.map((e) => e.id),
+              )) === 0,
+          );
+          expect(
+            await unpublished(
+              fresh.db,
+              before.map((e) => e.id),
+            ),
+          ).toBe(1);
+        } finally {
+          await r.onApplicationShutdown();
+        }
+      } finally {
+        await fresh.close();
+      }
     });
     afterAll(async () => {
       await Promise.all(relays.map((r) => r.onApplicationShutdown()));
