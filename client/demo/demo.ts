@@ -16,7 +16,7 @@ import {
   type Order,
   OrderClient,
   type Product,
-} from '../src/index';
+} from '../src/index.ts';
 
 const color = process.stdout.isTTY && !process.env.NO_COLOR;
 const paint = (code: string) => (s: string) => (color ? `\x1b[${code}m${s}\x1b[0m` : s);

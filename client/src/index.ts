@@ -1,12 +1,11 @@
-import { randomUUID } from 'node:crypto';
 import createFetchClient, { type Client } from 'openapi-fetch';
-import { type Lines, MergeConflict, mergeLines, type Snapshot, threeWayMerge } from './merge';
-import { ApiProblem, isProblemBody } from './problem';
-import { retry, type RetryOptions } from './retry';
-import type { components, paths } from './schema';
+import { type Lines, MergeConflict, mergeLines, type Snapshot, threeWayMerge } from './merge.ts';
+import { ApiProblem, isProblemBody } from './problem.ts';
+import { retry, type RetryOptions } from './retry.ts';
+import type { components, paths } from './schema.ts';
 
-export { ApiProblem, isProblemBody, type ProblemBody, type ProblemCode } from './problem';
-export { isNetworkError, retry, RETRYABLE, type RetryOptions } from './retry';
+export { ApiProblem, isProblemBody, type ProblemBody, type ProblemCode } from './problem.ts';
+export { isNetworkError, retry, RETRYABLE, type RetryOptions } from './retry.ts';
 export {
   changedFields,
   type FieldConflict,
@@ -14,8 +13,8 @@ export {
   MergeConflict,
   mergeLines,
   threeWayMerge,
-} from './merge';
-export type { components, paths } from './schema';
+} from './merge.ts';
+export type { components, paths } from './schema.ts';
 
 export type Product = components['schemas']['ProductDto'];
 export type User = components['schemas']['UserDto'];
@@ -69,6 +68,24 @@ export function holdRemainingMs(
   return order.expiresAt === null ? null : Math.max(0, Date.parse(order.expiresAt) - now);
 }
 
+/**
+ * Refuses a request whose path still has a `{name}` without a value: openapi-fetch would send the
+ * template itself (`/orders/%7Bid%7D`), and an empty id would name another route (`/orders/`).
+ */
+function refuseMissingPathParameters(
+  schemaPath: string,
+  values: Record<string, unknown> = {},
+): void {
+  for (const [, name] of schemaPath.matchAll(/\{([^}]+)\}/g)) {
+    const value = values[name];
+    if (typeof value === 'number' || (typeof value === 'string' && value !== '')) continue;
+    const got = value === '' ? 'an empty string' : value === null ? 'null' : typeof value;
+    throw new TypeError(
+      `The path parameter "${name}" of ${schemaPath} is ${got}: nothing was sent`,
+    );
+  }
+}
+
 /** Throws the problem as an ApiProblem; returns the data of a success. */
 function unwrap<T>(result: { data?: T; error?: unknown; response: Response }): T {
   if (result.error !== undefined || !result.response.ok) {
@@ -91,7 +108,8 @@ export class OrderClient {
     this.token = options.token;
     this.api = createFetchClient<paths>({ baseUrl: options.baseUrl, fetch: options.fetch });
     this.api.use({
-      onRequest: ({ request, schemaPath }) => {
+      onRequest: ({ request, schemaPath, params }) => {
+        refuseMissingPathParameters(schemaPath, params.path);
         if (this.token && !CREDENTIAL_ROUTES.has(schemaPath)) {
           request.headers.set('Authorization', `Bearer ${this.token}`);
         }
@@ -149,7 +167,7 @@ export class OrderClient {
   async placeOrder(
     items: OrderLine[],
     {
-      idempotencyKey = randomUUID(),
+      idempotencyKey = globalThis.crypto.randomUUID(),
       ...retryOptions
     }: RetryOptions & { idempotencyKey?: string } = {},
   ): Promise<{ order: Order; replayed: boolean }> {

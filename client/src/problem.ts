@@ -1,4 +1,4 @@
-import type { components } from './schema';
+import type { components } from './schema.ts';
 
 /** Every problem body the service sends (RFC 9457), as documented in its OpenAPI document. */
 export type ProblemBody = components['schemas']['ProblemDto'] & Record<string, unknown>;

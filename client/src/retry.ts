@@ -1,4 +1,4 @@
-import { ApiProblem, type ProblemCode } from './problem';
+import { ApiProblem, type ProblemCode } from './problem.ts';
 
 /** What is safe to retry unchanged: the server did nothing, or will replay what it did. */
 export const RETRYABLE: ReadonlySet<ProblemCode> = new Set<ProblemCode>([

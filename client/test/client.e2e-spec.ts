@@ -7,10 +7,10 @@ import {
   OrderClient,
   type ProblemCode,
   retry,
-} from '../src/index';
-import type { ProblemCode as ServerProblemCode } from '../../src/common/problems/problem-catalogue';
-import { account } from '../../test/support/http';
-import { createTestApp, type TestApp } from '../../test/support/test-app';
+} from '../src/index.ts';
+import type { ProblemCode as ServerProblemCode } from '../../src/common/problems/problem-catalogue.ts';
+import { account } from '../../test/support/http.ts';
+import { createTestApp, type TestApp } from '../../test/support/test-app.ts';
 
 // The client's code union (generated from openapi.json) is exactly the server's catalogue.
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;

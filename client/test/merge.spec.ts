@@ -1,4 +1,4 @@
-import { changedFields, mergeLines, threeWayMerge } from '../src/merge';
+import { changedFields, mergeLines, threeWayMerge } from '../src/merge.ts';
 
 describe('three-way merge', () => {
   const base = { id: 'p', version: 1, name: 'Mug', priceCents: 100, stock: 5 };

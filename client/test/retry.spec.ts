@@ -1,5 +1,5 @@
-import { ApiProblem, type ProblemBody } from '../src/problem';
-import { retry } from '../src/retry';
+import { ApiProblem, type ProblemBody } from '../src/problem.ts';
+import { retry } from '../src/retry.ts';
 
 const problem = (code: ProblemBody['code'], status: number, retryAfter?: string): ApiProblem =>
   new ApiProblem(
