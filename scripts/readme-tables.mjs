@@ -1,7 +1,9 @@
 // `npm run readme`: rewrites the README's generated sections (state diagram, transition table,
-// problem catalogue) from the built code; unit tests fail until they match.
+// problem catalogue from the built code; configuration table from src/config/env.ts); unit tests
+// fail until they match.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { envTable } from './env-table.mjs';
 import { ROOT } from './service-process.mjs';
 
 const state = await import(join(ROOT, 'dist/src/orders/order-state.js'));
@@ -20,5 +22,6 @@ const table = (t) => `<!-- prettier-ignore-start -->\n${t}\n<!-- prettier-ignore
 put('diagram', `\n\`\`\`\n${state.STATE_DIAGRAM}\n\`\`\`\n`);
 put('transitions', table(state.transitionTable()));
 put('problems', table(catalogue.catalogueTable()));
+put('env', table(envTable()));
 writeFileSync(file, text);
-console.log('README.md: diagram, transitions and problems regenerated');
+console.log('README.md: diagram, transitions, problems and configuration regenerated');

@@ -5,13 +5,19 @@ import { randomBytes } from 'node:crypto';
  * a typo in production must not quietly fall back to a default.
  */
 export interface Env {
+  /** Run mode: outside `development`, `JWT_SECRET` is required. */
   NODE_ENV: 'development' | 'production' | 'test';
+  /** HTTP port. */
   PORT: number;
+  /** Interface to listen on. */
   HOST: string;
-  /** Unset: an embedded PostgreSQL under EMBEDDED_PG_DIR is started and used. */
+  /** `postgres://…`; unset: an embedded PostgreSQL under `EMBEDDED_PG_DIR` is started and used. */
   DATABASE_URL: string | undefined;
+  /** Data folder of the embedded PostgreSQL. */
   EMBEDDED_PG_DIR: string;
+  /** Port of the embedded PostgreSQL (on 127.0.0.1 only). */
   EMBEDDED_PG_PORT: number;
+  /** Database connections per instance. */
   DB_POOL_SIZE: number;
   /** A statement running longer (e.g. waiting behind a lock) is cancelled and answered 503. */
   DB_STATEMENT_TIMEOUT_MS: number;
@@ -23,8 +29,13 @@ export interface Env {
   PLACEMENT_QUEUE_WAIT_MS: number;
   /** The most checkouts that queue so per product set; the next one is answered 503 at once. */
   PLACEMENT_QUEUE_MAX: number;
-  /** Seed the demo catalogue and accounts. Default: only on the embedded database. */
+  /**
+   * Seed the demo catalogue and accounts (with random passwords, printed once, under
+   * `NODE_ENV=production`).
+   * @default embedded: `true`, else `false`
+   */
   SEED_DEMO: boolean | undefined;
+  /** `redis://…`: rate-limit counters shared by every instance (unset: each instance counts alone). */
   REDIS_URL: string | undefined;
   /** With it, order events are also published to NATS JetStream (`orders.events.<type>`). */
   NATS_URL: string | undefined;
@@ -56,22 +67,38 @@ export interface Env {
   OUTBOX_RETENTION_HOURS: number;
   /** Accept webhook URLs on loopback, private or link-local addresses outside development/test. */
   WEBHOOK_ALLOW_PRIVATE_URLS: boolean;
+  /**
+   * HS256 key that signs every access token, 32+ characters; **required** outside development.
+   * @default random per start in development
+   */
   JWT_SECRET: string;
+  /** Access-token lifetime. */
   JWT_EXPIRES_IN_SECONDS: number;
+  /** How long `Idempotency-Key` outcomes are kept. */
   IDEMPOTENCY_TTL_HOURS: number;
-  /** How long a pending order holds its units (API.md §6). */
+  /** How long a pending order holds its units (then it expires and they go back on sale). */
   ORDER_HOLD_SECONDS: number;
   /** How often each instance expires due holds (at most this late after expiresAt). */
   ORDER_EXPIRY_SWEEP_SECONDS: number;
   /** Live Idempotency-Keys one caller may hold: bounds what one caller can make us store. */
   IDEMPOTENCY_MAX_KEYS_PER_USER: number;
+  /** Larger request bodies get 413. */
   BODY_LIMIT_BYTES: number;
+  /**
+   * Comma-separated origins whose browser pages may call the API (under `NODE_ENV=development`,
+   * also any port of localhost, 127.0.0.1 and [::1]).
+   */
   CORS_ORIGINS: string[];
+  /** Log level. */
   LOG_LEVEL: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   /** Requests per window per client IP, for everything under /api/v1. */
   RATE_LIMIT_MAX: number;
-  /** The stricter limit for /api/v1/auth/* (login brute force). */
+  /**
+   * Requests per window per client IP to `/api/v1/auth/*` (login brute force): a storefront's test
+   * suite that logs in more often than this gets 429.
+   */
   AUTH_RATE_LIMIT_MAX: number;
+  /** The window both rate limits count in. */
   RATE_LIMIT_WINDOW_SECONDS: number;
   /** Key prefix in Redis, so that several services can share one Redis. */
   RATE_LIMIT_NAMESPACE: string;
