@@ -61,8 +61,8 @@ export interface Env {
    */
   WEBHOOK_MAX_IN_FLIGHT_PER_SUBSCRIPTION: number;
   /**
-   * Hours delivered and failed webhook deliveries, and outbox events nothing is waiting for, are
-   * kept; older ones are purged in batches by every instance.
+   * Hours delivered webhook deliveries, and outbox events nothing is waiting for, are kept; older
+   * ones are purged in batches by every instance (failed deliveries stay until redelivered).
    */
   OUTBOX_RETENTION_HOURS: number;
   /** Accept webhook URLs on loopback, private or link-local addresses outside development/test. */

@@ -25,8 +25,9 @@ export interface PurgeOutcome {
 }
 
 /**
- * Keeps the outbox from growing for ever, on every instance: delivered and failed webhook deliveries
- * settled more than OUTBOX_RETENTION_HOURS ago are deleted, then events older than that which nothing
+ * Keeps the outbox from growing for ever, on every instance: delivered webhook deliveries settled
+ * more than OUTBOX_RETENTION_HOURS ago are deleted (a failed one stays listed until redelivered, API.md
+ * §8), then events older than that which nothing
  * waits for any more (no delivery left, and published to NATS or not for NATS: see
  * OutboxRepository.purgeHandledEvents). In batches of 1000 rows, each its own statement (SKIP LOCKED,
  * so instances purging at once, a redelivery or a NATS batch never wait for each other).

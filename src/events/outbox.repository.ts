@@ -34,15 +34,16 @@ export class OutboxRepository {
   }
 
   /**
-   * Deletes up to `limit` delivered or failed webhook deliveries settled more than `hours` ago,
-   * oldest first. SKIP LOCKED: a row another transaction holds (a redelivery) is left for next time.
+   * Deletes up to `limit` delivered webhook deliveries settled more than `hours` ago, oldest first.
+   * A failed one stays listed until it is redelivered (API.md §8), and keeps its event. SKIP LOCKED: a
+   * row another transaction holds is left for next time.
    */
   async purgeSettledDeliveries(m: EntityManager, hours: number, limit: number): Promise<number> {
     const { affected } = await sql(
       m,
       `DELETE FROM webhook_deliveries WHERE id IN (
          SELECT id FROM webhook_deliveries
-          WHERE status <> 'pending' AND settled_at < clock_timestamp() - make_interval(hours => $1)
+          WHERE status = 'delivered' AND settled_at < clock_timestamp() - make_interval(hours => $1)
           ORDER BY settled_at
           LIMIT $2
             FOR UPDATE SKIP LOCKED)`,
