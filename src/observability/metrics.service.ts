@@ -79,7 +79,7 @@ export class MetricsService {
     registers: [this.registry],
   });
 
-  /** Set by the orders service: checkouts queued behind a placement of the same products. */
+  /** Set by OrderPlacement: checkouts queued behind a placement of the same products. */
   private placementsWaiting: () => number = () => 0;
 
   /** Set by the webhook relay: the age of the oldest event with a delivery pending. */

@@ -9,7 +9,7 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
 import type { Env } from '../config/env';
 import { MetricsService } from '../observability/metrics.service';
-import { OrdersService } from './orders.service';
+import { HoldExpiry } from './hold-expiry';
 
 /**
  * Expires unpaid holds on every instance, every ORDER_EXPIRY_SWEEP_SECONDS: no leader, no extra
@@ -25,7 +25,7 @@ export class HoldSweeper implements OnApplicationBootstrap, OnApplicationShutdow
   private running?: Promise<void>;
 
   constructor(
-    private readonly orders: OrdersService,
+    private readonly holds: HoldExpiry,
     private readonly metrics: MetricsService,
     @InjectDataSource() private readonly dataSource: DataSource,
     config: ConfigService<Env, true>,
@@ -35,7 +35,7 @@ export class HoldSweeper implements OnApplicationBootstrap, OnApplicationShutdow
 
   onApplicationBootstrap(): void {
     this.metrics.measureOldestOverdueHold(() =>
-      this.dataSource.isInitialized ? this.orders.oldestOverdueSeconds() : Promise.resolve(0),
+      this.dataSource.isInitialized ? this.holds.oldestOverdueSeconds() : Promise.resolve(0),
     );
     // Built without a database (the OpenAPI document): nothing to sweep.
     if (!this.dataSource.isInitialized) return;
@@ -45,7 +45,7 @@ export class HoldSweeper implements OnApplicationBootstrap, OnApplicationShutdow
 
   /** One sweep, unless the previous one is still running. */
   sweepOnce(): Promise<void> {
-    this.running ??= this.orders
+    this.running ??= this.holds
       .sweep()
       .then(
         (n) => void (n && this.logger.log(`Expired ${n} unpaid hold(s)`)),

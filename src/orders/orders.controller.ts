@@ -49,7 +49,11 @@ import {
   TRANSITION_EFFECTS,
   transitionTable,
 } from './order-state';
-import { orderPath, OrdersService, type OrderWithItems } from './orders.service';
+import { OrderEdits } from './order-edits';
+import { OrderPlacement } from './order-placement';
+import { versionedOrder, OrderReads, orderPath } from './order-reads';
+import { OrderTransitions } from './order-transitions';
+import type { OrderWithItems } from './orders.repository';
 
 const IDEMPOTENCY_HEADER = ApiHeader({
   name: 'Idempotency-Key',
@@ -80,7 +84,10 @@ const IDEMPOTENT_ACTIONS: readonly OrderAction[] = ['pay'];
 @Controller('orders')
 export class OrdersController {
   constructor(
-    private readonly orders: OrdersService,
+    private readonly placement: OrderPlacement,
+    private readonly reads: OrderReads,
+    private readonly transitions: OrderTransitions,
+    private readonly edits: OrderEdits,
     private readonly idempotency: IdempotencyService,
     @InjectDataSource() private readonly dataSource: DataSource,
   ) {}
@@ -123,7 +130,7 @@ export class OrdersController {
     // A placement is one statement, and opens a transaction itself only to explain a refusal.
     return this.idempotency.run(
       this.idempotent(request, caller, '/api/v1/orders'),
-      async (m) => this.serialize(await this.orders.place(m, caller, body), caller, 201, true),
+      async (m) => this.serialize(await this.placement.place(m, caller, body), caller, 201, true),
       { ownTransaction: true },
     );
   }
@@ -136,10 +143,10 @@ export class OrdersController {
   @ApiOkResponse({ type: OrderPageDto })
   @ApiProblems('UNAUTHENTICATED', 'VALIDATION_FAILED')
   async list(@Query() query: OrderQueryDto, @CurrentUser() caller: Caller): Promise<OrderPageDto> {
-    const page = await this.orders.list(caller, query);
+    const page = await this.reads.list(caller, query);
     return {
       ...page,
-      items: page.items.map((o) => this.orders.describe(o, caller).representation),
+      items: page.items.map((o) => versionedOrder(o, caller).representation),
     };
   }
 
@@ -153,9 +160,7 @@ export class OrdersController {
     @Param('id', UuidPipe) id: string,
     @CurrentUser() caller: Caller,
   ): Promise<VersionedResponse<OrderDto>> {
-    return new VersionedResponse(
-      this.orders.describe(await this.orders.findVisible(id, caller), caller),
-    );
+    return new VersionedResponse(versionedOrder(await this.reads.findVisible(id, caller), caller));
   }
 
   @Patch(':id')
@@ -187,9 +192,9 @@ export class OrdersController {
     @RequestPreconditions() preconditions: Preconditions,
   ): Promise<VersionedResponse<OrderDto>> {
     const edited = await inTransaction(this.dataSource, (m) =>
-      this.orders.edit(m, id, caller, body, preconditions),
+      this.edits.edit(m, id, caller, body, preconditions),
     );
-    return new VersionedResponse(this.orders.describe(edited, caller));
+    return new VersionedResponse(versionedOrder(edited, caller));
   }
 
   @Get(':id/history')
@@ -205,7 +210,7 @@ export class OrdersController {
     @Query() query: PageQueryDto,
     @CurrentUser() caller: Caller,
   ): Promise<HistoryPageDto> {
-    const page = await this.orders.history(id, caller, query);
+    const page = await this.reads.history(id, caller, query);
     return { ...page, items: page.items.map((e) => HistoryEntryDto.from(e)) };
   }
 
@@ -222,7 +227,7 @@ export class OrdersController {
   ): Promise<SerializedReply> {
     const work = async (m: EntityManager): Promise<SerializedResponse> =>
       this.serialize(
-        await this.orders.transition(m, id, action, caller, preconditions),
+        await this.transitions.transition(m, id, action, caller, preconditions),
         caller,
         200,
       );
@@ -253,7 +258,7 @@ export class OrdersController {
     status: number,
     created = false,
   ): SerializedResponse {
-    const v = this.orders.describe(placed, caller);
+    const v = versionedOrder(placed, caller);
     return serializeJson(status, v.representation, {
       ETag: v.etag,
       'Last-Modified': toHttpDate(v.updatedAt),

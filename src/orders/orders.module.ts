@@ -5,11 +5,25 @@ import { ProductsModule } from '../products/products.module';
 import { HoldSweeper } from './hold-sweeper';
 import { OrdersController } from './orders.controller';
 import { OrdersRepository } from './orders.repository';
-import { OrdersService } from './orders.service';
+import { HoldExpiry } from './hold-expiry';
+import { OrderChanges } from './order-changes';
+import { OrderEdits } from './order-edits';
+import { OrderPlacement } from './order-placement';
+import { OrderReads } from './order-reads';
+import { OrderTransitions } from './order-transitions';
 
 @Module({
   imports: [IdempotencyModule, ProductsModule, EventsModule],
   controllers: [OrdersController],
-  providers: [OrdersService, OrdersRepository, HoldSweeper],
+  providers: [
+    OrdersRepository,
+    OrderChanges,
+    HoldExpiry,
+    OrderReads,
+    OrderPlacement,
+    OrderTransitions,
+    OrderEdits,
+    HoldSweeper,
+  ],
 })
 export class OrdersModule {}

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { OrdersService } from '../../src/orders/orders.service';
+import { HoldExpiry } from '../../src/orders/hold-expiry';
 import { type Account, account } from '../support/http';
 import { act, createProduct, placeOrder, stockOf } from '../support/fixtures';
 import { createTestApp, type TestApp } from '../support/test-app';
@@ -37,7 +37,7 @@ describe('races on holds and edits (real parallel requests, real PostgreSQL)', (
     // Each order's pay lands within ±60 ms of its own deadline, while sweeps run back to back.
     const deadlines = orders.map((o) => Date.parse(o.body.expiresAt as string));
     await sleep(Math.max(0, Math.min(...deadlines) - Date.now() - 100));
-    const service = t.app.get(OrdersService);
+    const service = t.app.get(HoldExpiry);
     let sweeping = true;
     const sweeps = (async () => {
       let expired = 0;

@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Client } from 'pg';
 import type { Response } from 'supertest';
 import { inTransaction } from '../../src/common/database/transaction';
-import { OrdersService } from '../../src/orders/orders.service';
+import { HoldExpiry } from '../../src/orders/hold-expiry';
 import { type Account, account, expectProblem } from '../support/http';
 import { createProduct, placeOrder, stockOf } from '../support/fixtures';
 import { createTestApp, type TestApp } from '../support/test-app';
@@ -221,7 +221,7 @@ describe('writers of one order queued behind each other (row held in a separate 
         [id],
       );
       await sleep(Math.max(0, left * 1000) + 50);
-      const service = t.app.get(OrdersService);
+      const service = t.app.get(HoldExpiry);
       expired = inTransaction(t.db, (m) => service.expireOverdue(m, { orderIds: [id] }));
       await untilWaiting(t, before + 2);
     } finally {

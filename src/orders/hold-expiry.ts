@@ -1,0 +1,65 @@
+import { Injectable } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { DataSource, type EntityManager } from 'typeorm';
+import { inTransaction } from '../common/database/transaction';
+import { MetricsService } from '../observability/metrics.service';
+import { OrderChanges } from './order-changes';
+import { OrdersRepository } from './orders.repository';
+
+/** How many overdue holds one sweep transaction expires. */
+const SWEEP_BATCH = 50;
+
+/**
+ * Pending orders whose hold is over end `expired`, their units returned (API.md §6): by the
+ * sweeper on every instance (HoldSweeper), and by whoever meets them first (a read, a pay, a
+ * placement short of stock).
+ */
+@Injectable()
+export class HoldExpiry {
+  constructor(
+    private readonly orders: OrdersRepository,
+    private readonly changes: OrderChanges,
+    private readonly metrics: MetricsService,
+    @InjectDataSource() private readonly dataSource: DataSource,
+  ) {}
+
+  /**
+   * Expires pending orders whose hold is over, each one exactly once whoever races for it (the
+   * sweeper on every instance, a read, a pay, a placement short of stock): the rows are locked
+   * first (`skipLocked` for the sweeper, which leaves them to whoever holds them), each order and
+   * its lines are read under that lock, and the status write is guarded by the hold being over.
+   * Returns how many it expired.
+   */
+  async expireOverdue(
+    m: EntityManager,
+    filter: { orderIds?: string[]; productIds?: string[] },
+    { limit = SWEEP_BATCH, skipLocked = false }: { limit?: number; skipLocked?: boolean } = {},
+  ): Promise<number> {
+    const ids = await this.orders.lockOverdue(m, filter, limit, skipLocked);
+    let expired = 0;
+    for (const id of ids) {
+      const found = await this.orders.findById(id, m);
+      if (!found) continue;
+      const current = { order: found.order, items: await this.orders.items(id, m) };
+      if (await this.changes.move(m, current, 'expire', null)) expired++;
+    }
+    if (expired) this.metrics.holdsExpired(expired);
+    return expired;
+  }
+
+  /** One sweep: batches of overdue holds until none is left that no one else holds. */
+  async sweep(): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const n = await inTransaction(this.dataSource, (m) =>
+        this.expireOverdue(m, {}, { skipLocked: true }),
+      );
+      total += n;
+      if (n < SWEEP_BATCH) return total;
+    }
+  }
+
+  oldestOverdueSeconds(): Promise<number> {
+    return this.orders.oldestOverdueSeconds();
+  }
+}

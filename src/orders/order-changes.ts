@@ -1,0 +1,103 @@
+import { Injectable } from '@nestjs/common';
+import { context, propagation } from '@opentelemetry/api';
+import type { EntityManager } from 'typeorm';
+import { OutboxRepository } from '../events/outbox.repository';
+import { StockRepository } from '../products/stock.repository';
+import { OrderDto } from './dto/order.dto';
+import { orderEvent } from './order-events';
+import { unitsOf } from './order-lines';
+import {
+  allowedTransitions,
+  eventOf,
+  type OrderAction,
+  type OrderHistoryAction,
+  type OrderStatus,
+  transition,
+  type TransitionEffect,
+} from './order-state';
+import { OrdersRepository, type OrderWithItems } from './orders.repository';
+
+/**
+ * What every change of an order writes besides the change itself, in the change's transaction: the
+ * history entry and the event; and the guarded status write with the transition's effects, shared by
+ * the requests' transitions and the holds' expiry.
+ */
+@Injectable()
+export class OrderChanges {
+  constructor(
+    private readonly orders: OrdersRepository,
+    private readonly stock: StockRepository,
+    private readonly outbox: OutboxRepository,
+  ) {}
+
+  /**
+   * The hooks behind the table's effects (order-state.ts, TRANSITION_EFFECTS), run in the
+   * transition's transaction after the guarded status update.
+   */
+  private readonly effects: Record<
+    TransitionEffect,
+    (m: EntityManager, moved: OrderWithItems) => Promise<void>
+  > = {
+    releaseStock: (m, { items }) => this.stock.release(m, unitsOf(items)),
+  };
+
+  /**
+   * The guarded status write, the action's effects and its history entry and event; null if the
+   * guard failed. `current` must have been read under the order's row lock (its lines are what the
+   * effects act on).
+   */
+  async move(
+    m: EntityManager,
+    current: OrderWithItems,
+    action: OrderAction,
+    actorId: string | null,
+    version?: number,
+  ): Promise<OrderWithItems | null> {
+    const t = transition(action);
+    const moved = await this.orders.moveStatus(m, current.order.id, t, version);
+    if (!moved) return null;
+    const result = { order: moved.order, items: current.items };
+    for (const effect of t.effects) await this.effects[effect](m, result);
+    await this.record(m, result, { action, from: moved.left, actorId });
+    return result;
+  }
+
+  /**
+   * What every change of an order records, in its own transaction: the history entry, and the event
+   * (the order at this version, as its owner sees it) in the outbox, with a delivery for every
+   * matching webhook subscription. An event exists if and only if the change committed.
+   */
+  async record(
+    m: EntityManager,
+    { order, items }: OrderWithItems,
+    change: { action: OrderHistoryAction; from: OrderStatus | null; actorId: string | null },
+  ): Promise<void> {
+    await this.orders.recordHistory(m, {
+      orderId: order.id,
+      action: change.action,
+      from: change.from,
+      to: order.status,
+      actorId: change.actorId,
+    });
+    const event = orderEvent(
+      eventOf(change.action),
+      OrderDto.from(order, items, allowedTransitions(order.status, ['owner'])),
+    );
+    await this.outbox.append(m, {
+      id: event.id,
+      type: event.type,
+      orderId: order.id,
+      orderVersion: order.version,
+      occurredAt: event.occurredAt,
+      body: JSON.stringify(event),
+      traceparent: traceparent(),
+    });
+  }
+}
+
+/** The trace of the request that caused a change: it goes with the event to its deliveries. */
+export function traceparent(): string | undefined {
+  const carrier: Record<string, string> = {};
+  propagation.inject(context.active(), carrier);
+  return carrier.traceparent;
+}

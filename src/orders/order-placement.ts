@@ -1,0 +1,273 @@
+import { randomUUID } from 'node:crypto';
+import { Injectable, Logger } from '@nestjs/common';
+import { ConfigService } from '@nestjs/config';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { DataSource, type EntityManager } from 'typeorm';
+import type { Caller } from '../common/access';
+import {
+  databaseErrorInfo,
+  loggableDatabaseError,
+  missingParentProblem,
+} from '../common/database/database-errors';
+import { sql } from '../common/database/sql';
+import { inTransaction, serviceUnavailable } from '../common/database/transaction';
+import { afterCommit, ProblemError } from '../common/problems/problem.error';
+import { validationProblem } from '../common/problems/validation';
+import type { Env } from '../config/env';
+import { MetricsService } from '../observability/metrics.service';
+import { insufficientStock, type StockRow, StockRepository } from '../products/stock.repository';
+import type { CreateOrderDto } from './dto/order.dto';
+import { HoldExpiry } from './hold-expiry';
+import { OrderChanges, traceparent } from './order-changes';
+import { lineOf, totalOf, unitsOf } from './order-lines';
+import { allowedTransitions } from './order-state';
+import {
+  type Placement,
+  type PlacementAnswer,
+  OrdersRepository,
+  type OrderWithItems,
+} from './orders.repository';
+import { PlacementQueue } from './placement-queue';
+
+/**
+ * The most checkouts placed together (place_orders). Each is a subtransaction that writes (the
+ * exception block of place_order), and PostgreSQL keeps only 64 of those per transaction in shared
+ * memory before every snapshot in the cluster gets slower: stay well below.
+ */
+const MAX_PLACEMENT_BATCH = 32;
+
+/**
+ * An error of one checkout of a batch rather than of the database: bad data (class 22) or a
+ * constraint (class 23: the account deleted meanwhile). It aborted the whole batch, so each of its
+ * checkouts is placed again on its own, to be answered by its own outcome.
+ */
+function oneCheckoutsError(err: unknown): boolean {
+  const state = databaseErrorInfo(err)?.sqlState;
+  return state !== undefined && (state.startsWith('22') || state.startsWith('23'));
+}
+
+/** `POST /orders`: placing an order, at once, in a batch, or step by step to explain a refusal. */
+@Injectable()
+export class OrderPlacement {
+  private readonly logger = new Logger('OrderPlacement');
+  private readonly holdSeconds: number;
+  /** How long a queued checkout may wait; also bounds a failed batch's one-by-one re-placement. */
+  private readonly maxWaitMs: number;
+  /** Checkouts outside a transaction of their own, by their products: see PlacementQueue. */
+  private readonly placements: PlacementQueue<Placement, PlacementAnswer>;
+
+  constructor(
+    private readonly orders: OrdersRepository,
+    private readonly stock: StockRepository,
+    private readonly holds: HoldExpiry,
+    private readonly changes: OrderChanges,
+    private readonly metrics: MetricsService,
+    @InjectDataSource() private readonly dataSource: DataSource,
+    config: ConfigService<Env, true>,
+  ) {
+    this.holdSeconds = config.get('ORDER_HOLD_SECONDS', { infer: true });
+    this.maxWaitMs = config.get('PLACEMENT_QUEUE_WAIT_MS', { infer: true });
+    // Both 503 busy, with Retry-After: the queue sheds what it could not place in time.
+    this.placements = new PlacementQueue((batch) => this.placeBatch(batch), {
+      maxBatch: MAX_PLACEMENT_BATCH,
+      maxWaitMs: this.maxWaitMs,
+      maxQueued: config.get('PLACEMENT_QUEUE_MAX', { infer: true }),
+      waitedTooLong: () => {
+        metrics.placementShed('waited');
+        return serviceUnavailable('busy');
+      },
+      queueFull: () => {
+        metrics.placementShed('queue_full');
+        return serviceUnavailable('busy');
+      },
+    });
+    metrics.measurePlacementsWaiting(() => this.placements.waiting);
+  }
+
+  /**
+   * Places an order, in the caller's transaction or as one statement on the pool. Usually that one
+   * statement (place_order) is all: lines merged per product, every line checked, order, history and
+   * event written, then the products locked in id order (so two orders over the same products cannot
+   * deadlock) and decremented conditionally, and the lines written: the locks are held as briefly as
+   * the database allows (sql/place_order.sql). On the pool, checkouts of the same products
+   * that arrive while one of them is in the database queue behind it and are then placed together,
+   * one statement and one commit for all of them (PlacementQueue, sql/place_orders.sql).
+   * When a line fails, the step-by-step path explains it; a placement that is short first expires
+   * the overdue holds on exactly its products and decides again, so nobody is refused while expired
+   * holds sit on the stock. If any line still fails, nothing is reserved; the problem lists every
+   * failing line.
+   */
+  async place(m: EntityManager, caller: Caller, dto: CreateOrderDto): Promise<OrderWithItems> {
+    const wanted = unitsOf(dto.items);
+    const ids = [...wanted.keys()];
+    const placement: Placement = {
+      userId: caller.id,
+      productIds: ids,
+      quantities: ids.map((id) => wanted.get(id)!),
+      holdSeconds: this.holdSeconds,
+      eventId: randomUUID(),
+      ownerActions: allowedTransitions('pending', ['owner']),
+      traceparent: traceparent(),
+    };
+    // The usual case in one round trip. A refusal changes nothing and keeps no lock, and says
+    // what it read: enough to explain it, unless overdue holds sit on these products.
+    const answer = await (
+      m.queryRunner
+        ? this.orders.placeAtOnce(m, placement)
+        : this.placements.submit([...ids].sort().join(' '), placement)
+    ).catch((err: unknown) => {
+      throw missingParentProblem(err) ?? err;
+    });
+    if ('placed' in answer) return answer.placed;
+    if (!answer.overdue) {
+      vet(answer.refused, ids, dto);
+      const short = insufficientStock(answer.refused, wanted);
+      if (short) throw short;
+    }
+    // Overdue holds to expire first (or a refusal the checks above do not see, which cannot
+    // happen): several statements and savepoints, in the caller's transaction or one of its own.
+    if (m.queryRunner?.isTransactionActive) return this.placeExplaining(m, caller, dto, wanted);
+    return inTransaction(this.dataSource, (t) => this.placeExplaining(t, caller, dto, wanted));
+  }
+
+  /**
+   * A batch of PlacementQueue: alone in place_order, several in place_orders. When one checkout's
+   * error aborted the batch, each is placed again on its own, one after the other (they want the
+   * same rows: at once, they would only wait for each other holding pool connections), as long as
+   * the database answers and for at most PLACEMENT_QUEUE_WAIT_MS; any other error (the database away, a
+   * timeout) is every checkout's. Like a single checkout's, a batch whose connection is lost
+   * mid-commit may have committed: every member gets the 503.
+   */
+  private async placeBatch(batch: Placement[]): Promise<PromiseSettledResult<PlacementAnswer>[]> {
+    const m = this.dataSource.manager;
+    this.metrics.placementBatch(batch.length);
+    if (batch.length > 1) {
+      try {
+        const answers = await this.orders.placeTogether(m, batch);
+        return answers.map((value) => ({ status: 'fulfilled', value }));
+      } catch (err) {
+        if (!oneCheckoutsError(err)) throw err;
+        this.logger.warn(
+          { err: loggableDatabaseError(err), checkouts: batch.length },
+          'A checkout failed its batch; placing each checkout of it alone',
+        );
+      }
+    }
+    // One after the other, but not for ever: once one fails for the database's reasons (away, busy)
+    // or the queue's wait has passed, the rest are answered without being sent.
+    const settled: PromiseSettledResult<PlacementAnswer>[] = [];
+    const until = performance.now() + this.maxWaitMs;
+    let stop: unknown;
+    for (const p of batch) {
+      if (stop === undefined && performance.now() > until) {
+        stop = serviceUnavailable('busy');
+      }
+      if (stop !== undefined) {
+        settled.push({ status: 'rejected', reason: stop });
+        continue;
+      }
+      settled.push(
+        await this.orders.placeAtOnce(m, p).then(
+          (value) => ({ status: 'fulfilled', value }) as const,
+          (reason: unknown) => {
+            if (!oneCheckoutsError(reason)) stop = reason;
+            return { status: 'rejected', reason } as const;
+          },
+        ),
+      );
+    }
+    return settled;
+  }
+
+  /**
+   * The placement that failed at once, done step by step to say why: unknown (422), inactive (409),
+   * mixed currency (400), or short, after first expiring the overdue holds on exactly its products.
+   */
+  private async placeExplaining(
+    m: EntityManager,
+    caller: Caller,
+    dto: CreateOrderDto,
+    wanted: Map<string, number>,
+  ): Promise<OrderWithItems> {
+    const ids = [...wanted.keys()];
+    // Rolling back to here releases the product locks, so that overdue orders can be locked before
+    // their products, in the order every other path takes (orders, then products).
+    await sql(m, 'SAVEPOINT placement');
+    let locked = await this.vetProducts(m, ids, dto);
+    let released = 0;
+    if (isShort(locked, wanted)) {
+      await sql(m, 'ROLLBACK TO SAVEPOINT placement');
+      released = await this.holds.expireOverdue(m, { productIds: ids }, { limit: 1000 });
+      if (released) locked = await this.vetProducts(m, ids, dto);
+    }
+    await this.stock.reserve(m, locked, wanted).catch((err: unknown) => {
+      // Still short: refused, but the holds expired on the way stay expired.
+      throw released && err instanceof ProblemError ? afterCommit(err) : err;
+    });
+
+    const byId = new Map(locked.map((p) => [p.id, p]));
+    const lines = ids.map((id) => lineOf(byId.get(id)!, wanted.get(id)!));
+    const placed = await this.orders
+      .insert(
+        m,
+        {
+          userId: caller.id,
+          totalCents: totalOf(lines),
+          currency: locked[0].currency,
+          holdSeconds: this.holdSeconds,
+        },
+        lines,
+      )
+      // The caller's account deleted since the guard read it (its products are locked, so they stay).
+      .catch((err: unknown) => {
+        throw missingParentProblem(err) ?? err;
+      });
+    await this.changes.record(m, placed, { action: 'place', from: null, actorId: caller.id });
+    return placed;
+  }
+
+  /** Locks the products in id order and vets them (see vet). */
+  private async vetProducts(
+    m: EntityManager,
+    ids: string[],
+    dto: CreateOrderDto,
+  ): Promise<StockRow[]> {
+    const locked = await this.stock.lock(m, ids);
+    vet(locked, ids, dto);
+    return locked;
+  }
+}
+
+function isShort(locked: StockRow[], wanted: Map<string, number>): boolean {
+  return locked.some((p) => (wanted.get(p.id) ?? 0) > p.stock);
+}
+
+/** 422 for unknown products, 409 for inactive ones, 400 for mixed currencies. */
+function vet(locked: StockRow[], ids: string[], dto: CreateOrderDto): void {
+  const known = new Set(locked.map((p) => p.id));
+  const unknown = [...ids].sort().filter((id) => !known.has(id));
+  if (unknown.length) {
+    throw new ProblemError(
+      'UNKNOWN_PRODUCT',
+      `${unknown.length} product(s) in the order do not exist: ${unknown.join(', ')}. Nothing was reserved.`,
+      { items: unknown.map((productId) => ({ productId })) },
+    );
+  }
+  const inactive = locked.filter((p) => !p.active);
+  if (inactive.length) {
+    throw new ProblemError(
+      'PRODUCT_UNAVAILABLE',
+      `Not for sale: ${inactive.map((p) => p.sku).join(', ')}. Remove them and resubmit; nothing was reserved.`,
+      { items: inactive.map((p) => ({ productId: p.id, sku: p.sku })) },
+    );
+  }
+  const currencies = new Set(locked.map((p) => p.currency));
+  if (currencies.size > 1) {
+    throw validationProblem(
+      dto.items.map((_, i) => ({
+        field: `items[${i}].productId`,
+        message: `an order has one currency; these products are priced in ${[...currencies].join(' and ')}`,
+      })),
+    );
+  }
+}
