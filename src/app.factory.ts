@@ -9,6 +9,7 @@ import { Redis } from 'ioredis';
 import { Logger as NestPinoLogger } from 'nestjs-pino';
 import type { DestinationStream, Logger } from 'pino';
 import { AppModule } from './app.module';
+import { registerFormBody } from './auth/form-body';
 import { corsPolicy, describeCorsPolicy, registerCors } from './common/http/cors';
 import { assertSaneJson } from './common/http/json-depth';
 import { requestId } from './common/http/request-id';
@@ -118,6 +119,8 @@ export async function createApp(options: CreateAppOptions): Promise<NestFastifyA
   app.useLogger(app.get(NestPinoLogger));
   const fastify = app.getHttpAdapter().getInstance();
   fastify.removeContentTypeParser('text/plain');
+  // Form bodies only where OAuth requires them: the token endpoint of the Swagger UI's Authorize.
+  registerFormBody(fastify, [`/${API_PREFIX}/auth/token`], env.BODY_LIMIT_BYTES);
 
   // Per-route limits, decided as routes are registered: strict on /auth, none on operations.
   fastify.addHook('onRoute', (route) => {

@@ -10,6 +10,7 @@ import {
   STATE_DIAGRAM,
   transitionTable,
 } from './orders/order-state';
+import { DEMO_ACCOUNTS } from './database/seed';
 import { EXAMPLE_WEBHOOK_SECRET, OrderEventDto } from './webhooks/dto/webhook.dto';
 
 export function buildOpenApiDocument(app: NestFastifyApplication): OpenAPIObject {
@@ -23,10 +24,23 @@ export function buildOpenApiDocument(app: NestFastifyApplication): OpenAPIObject
         'Writes to users and products need a precondition (`If-Match`, `If-Unmodified-Since` or a body `version`): stale → 412/409, missing → 428.',
         'Every response carries `X-Request-Id` (yours when well-formed, else a new one).',
         'Order events are pushed to the URLs of webhook subscriptions as Standard Webhooks: the body is `OrderEventDto`, and `x-webhooks` describes the delivery of each event type, with an example.',
+        '',
+        '**Trying it here.** Press **Authorize** and log in under `oauth2` with an email as *username* and its password (leave the client fields empty), or paste a token from `POST /api/v1/auth/login` under `bearer`.',
+        `On the demo database that \`npm start\` seeds (outside production) the accounts are ${DEMO_ACCOUNTS.map((a) => `\`${a.email}\` / \`${a.password}\` (${a.role})`).join(' and ')}; under \`NODE_ENV=production\` they get random passwords, printed once at their first start.`,
+        'The request examples work on a fresh demo database: the login example is the demo customer, the order example orders the demo catalogue’s Logo mug, and the product example is a SKU the catalogue does not have yet (a second try gets 409 `SKU_TAKEN`, showing the conflict).',
       ].join('\n'),
     )
     .setVersion('1.0.0')
     .addBearerAuth({ type: 'http', scheme: 'bearer', bearerFormat: 'JWT' })
+    .addOAuth2(
+      {
+        type: 'oauth2',
+        description:
+          'Log in with email (as username) and password: the OAuth 2.0 password grant on `POST /api/v1/auth/token`, which answers the same bearer token as `POST /api/v1/auth/login`.',
+        flows: { password: { tokenUrl: TOKEN_URL, scopes: {} } },
+      },
+      'oauth2',
+    )
     .addServer('/', 'This service')
     .addTag('auth', 'Registration (customers only) and login for a bearer token.')
     .addTag('users', 'Accounts. Writes need a precondition (If-Match or a body version).')
@@ -56,7 +70,27 @@ export function buildOpenApiDocument(app: NestFastifyApplication): OpenAPIObject
     )
     .build();
   const doc = SwaggerModule.createDocument(app, config, { extraModels: [OrderEventDto] });
-  return withWebhooks(withCommonHeaders(doc));
+  return withWebhooks(withCommonHeaders(withPasswordLogin(doc)));
+}
+
+const TOKEN_URL = '/api/v1/auth/token';
+
+/**
+ * Every operation that takes the bearer token also takes it from the OAuth2 password flow (the same
+ * token, got by the Authorize dialog from an email and a password): either scheme authorizes it.
+ */
+function withPasswordLogin(doc: OpenAPIObject): OpenAPIObject {
+  for (const path of Object.values(doc.paths)) {
+    for (const method of ['get', 'post', 'put', 'patch', 'delete'] as const) {
+      const op = (path as Record<string, { security?: Record<string, string[]>[] } | undefined>)[
+        method
+      ];
+      if (op?.security?.some((s) => 'bearer' in s) && !op.security.some((s) => 'oauth2' in s)) {
+        op.security.push({ oauth2: [] });
+      }
+    }
+  }
+  return doc;
 }
 
 /** What an event of each type says happened, and the order it carries in the examples. */

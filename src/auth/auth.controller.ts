@@ -1,12 +1,18 @@
-import { Body, Controller, HttpCode, Post } from '@nestjs/common';
-import { ApiCreatedResponse, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { Body, Controller, Header, HttpCode, Post } from '@nestjs/common';
+import {
+  ApiConsumes,
+  ApiCreatedResponse,
+  ApiOkResponse,
+  ApiOperation,
+  ApiTags,
+} from '@nestjs/swagger';
 import { VersionedResponse } from '../common/http/responses';
 import { ApiProblems } from '../common/problems/openapi';
 import { UserDto } from '../users/dto/user.dto';
 import { userPath, UsersService } from '../users/users.service';
 import { Public } from '../common/access';
 import { AuthService } from './auth.service';
-import { LoginDto, RegisterDto, TokenDto } from './dto/auth.dto';
+import { LoginDto, OAuthTokenDto, RegisterDto, TokenDto, TokenRequestDto } from './dto/auth.dto';
 
 @ApiTags('auth')
 @Public()
@@ -44,5 +50,25 @@ export class AuthController {
   @ApiProblems('VALIDATION_FAILED', 'UNAUTHENTICATED', 'UNSUPPORTED_MEDIA_TYPE')
   login(@Body() body: LoginDto): Promise<TokenDto> {
     return this.auth.login(body);
+  }
+
+  @Post('token')
+  @HttpCode(200)
+  @Header('Cache-Control', 'no-store')
+  @ApiOperation({
+    summary: 'OAuth 2.0 password grant (for the Swagger UI’s Authorize dialog)',
+    description:
+      'The same credentials and token as `POST /auth/login`, as RFC 6749 §4.3 asks: an `application/x-www-form-urlencoded` body `grant_type=password&username=<email>&password=…` (JSON is accepted too), answered `{access_token, token_type, expires_in}`. Client credentials and `scope` are ignored. Wrong credentials → 401 problem+json, as on login. Strictly rate-limited.',
+  })
+  @ApiConsumes('application/x-www-form-urlencoded', 'application/json')
+  @ApiOkResponse({ type: OAuthTokenDto })
+  @ApiProblems('VALIDATION_FAILED', 'UNAUTHENTICATED', 'UNSUPPORTED_MEDIA_TYPE')
+  async token(@Body() body: TokenRequestDto): Promise<OAuthTokenDto> {
+    const token = await this.auth.login({ email: body.username, password: body.password });
+    return {
+      access_token: token.accessToken,
+      token_type: token.tokenType,
+      expires_in: token.expiresIn,
+    };
   }
 }

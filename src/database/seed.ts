@@ -23,8 +23,13 @@ export const DEMO_ACCOUNTS = [
   },
 ] as const;
 
+/**
+ * The demo catalogue. Ids are fixed, so that examples (the Swagger UI's order body) name a product
+ * that exists on every fresh demo database.
+ */
 export const DEMO_PRODUCTS = [
   {
+    id: '8d5b6a3e-1f0c-4b7e-9a61-2c4f0e9d7a11',
     sku: 'TSHIRT-RED-M',
     slug: 'red-t-shirt-m',
     name: 'Red T-shirt (M)',
@@ -33,6 +38,7 @@ export const DEMO_PRODUCTS = [
     stock: 50,
   },
   {
+    id: '8d5b6a3e-1f0c-4b7e-9a61-2c4f0e9d7a12',
     sku: 'TSHIRT-BLUE-L',
     slug: 'blue-t-shirt-l',
     name: 'Blue T-shirt (L)',
@@ -41,6 +47,7 @@ export const DEMO_PRODUCTS = [
     stock: 40,
   },
   {
+    id: '8d5b6a3e-1f0c-4b7e-9a61-2c4f0e9d7a13',
     sku: 'MUG-LOGO',
     slug: 'logo-mug',
     name: 'Logo mug',
@@ -49,6 +56,7 @@ export const DEMO_PRODUCTS = [
     stock: 25,
   },
   {
+    id: '8d5b6a3e-1f0c-4b7e-9a61-2c4f0e9d7a14',
     sku: 'POSTER-A2',
     slug: 'a2-poster',
     name: 'A2 poster',
@@ -57,6 +65,7 @@ export const DEMO_PRODUCTS = [
     stock: 10,
   },
   {
+    id: '8d5b6a3e-1f0c-4b7e-9a61-2c4f0e9d7a15',
     sku: 'STICKER-PACK',
     slug: 'sticker-pack',
     name: 'Sticker pack',
@@ -65,6 +74,7 @@ export const DEMO_PRODUCTS = [
     stock: 200,
   },
   {
+    id: '8d5b6a3e-1f0c-4b7e-9a61-2c4f0e9d7a16',
     sku: 'LAST-ONE',
     slug: 'limited-print',
     name: 'Limited print',
@@ -114,9 +124,9 @@ export async function seedDemo(
     for (const p of DEMO_PRODUCTS) {
       await sql(
         dataSource.manager,
-        `INSERT INTO products (sku, slug, name, description, price_cents, currency, stock, active)
-         VALUES ($1, $2, $3, $4, $5, 'EUR', $6, true) ON CONFLICT DO NOTHING`,
-        [p.sku, p.slug, p.name, p.description, p.priceCents, p.stock],
+        `INSERT INTO products (id, sku, slug, name, description, price_cents, currency, stock, active)
+         VALUES ($1, $2, $3, $4, $5, $6, 'EUR', $7, true) ON CONFLICT DO NOTHING`,
+        [p.id, p.sku, p.slug, p.name, p.description, p.priceCents, p.stock],
       );
     }
   }

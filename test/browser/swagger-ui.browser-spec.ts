@@ -14,6 +14,7 @@ import {
   type Locator,
   type Page,
 } from 'playwright-core';
+import { DEMO_ACCOUNTS, seedDemo } from '../../src/database/seed';
 import { createProduct, placeOrder, productInput } from '../support/fixtures';
 import { account, type Account } from '../support/http';
 import { createTestApp, type TestApp } from '../support/test-app';
@@ -36,6 +37,8 @@ const OUTPUT_DIR = join(process.cwd(), 'test-output');
 /** Swagger UI ids are `operations-<tag>-<operationId>`; Nest's operationId is Controller_method. */
 const LIST_ORDERS = '#operations-orders-OrdersController_list';
 const CREATE_PRODUCT = '#operations-products-ProductsController_create';
+const CREATE_ORDER = '#operations-orders-OrdersController_create';
+const LOGIN = '#operations-auth-AuthController_login';
 
 describe('Swagger UI (browser)', () => {
   let t: TestApp | undefined;
@@ -106,9 +109,30 @@ describe('Swagger UI (browser)', () => {
     await dialog.getByRole('button', { name: 'Apply credentials' }).click();
     // Once applied, the dialog offers "Logout" instead of the input.
     await logout.waitFor();
-    await dialog.locator('.btn-done').click();
+    await dialog.locator('.btn-done').first().click();
     await dialog.waitFor({ state: 'detached' });
     // The page-level button turns "locked" once a scheme is authorized.
+    await page.locator('.auth-wrapper .btn.authorize.locked').waitFor();
+  }
+
+  /**
+   * Logs in through the Authorize dialog's OAuth2 password flow (email as username), logging out
+   * a previous login first: what a new user does with the demo credentials.
+   */
+  async function authorizeWithPassword(email: string, password: string): Promise<void> {
+    await page.locator('.auth-wrapper .btn.authorize').click();
+    const dialog = page.locator('.dialog-ux .modal-ux');
+    await dialog.waitFor();
+    const oauth = dialog.locator('.auth-container', { hasText: 'oauth2' });
+    const logout = oauth.getByRole('button', { name: 'Remove authorization' });
+    if (await logout.isVisible()) await logout.click();
+    await oauth.locator('input[data-name="username"]').fill(email);
+    await oauth.locator('input[data-name="password"]').fill(password);
+    await oauth.getByRole('button', { name: 'Apply given OAuth2 credentials' }).click();
+    // Swagger UI fetched a token from /api/v1/auth/token: the block now offers "Logout".
+    await logout.waitFor();
+    await dialog.locator('.btn-done').first().click();
+    await dialog.waitFor({ state: 'detached' });
     await page.locator('.auth-wrapper .btn.authorize.locked').waitFor();
   }
 
@@ -180,5 +204,75 @@ describe('Swagger UI (browser)', () => {
     });
 
     await page.screenshot({ path: join(OUTPUT_DIR, 'swagger-ui.png'), fullPage: true });
+  }, 180_000);
+
+  /**
+   * A new user on the demo data (issue 20): the page names the demo accounts, Authorize logs in with
+   * an email and a password (OAuth2 password flow), and the prefilled examples, sent unchanged,
+   * succeed: login 200, create product 201 (then 409 `SKU_TAKEN` on a second try), place order 201.
+   */
+  it('logs in through Authorize with a demo email and password; the prefilled examples work on the demo data', async () => {
+    await seedDemo(t!.db, 'development');
+    const [demoAdmin, demoCustomer] = (['admin', 'customer'] as const).map((role) =>
+      DEMO_ACCOUNTS.find((a) => a.role === role)!,
+    );
+    // A fresh context: nothing authorized or persisted from the other test.
+    const context = await browser!.newContext({ viewport: { width: 1280, height: 900 } });
+    page = await context.newPage();
+    page.setDefaultTimeout(WAIT_MS);
+    page.on('pageerror', (e) => consoleErrors.push(`pageerror: ${e.message}`));
+
+    await step('open /docs: the description names the demo accounts', async () => {
+      await page.goto(`${t!.baseUrl}/docs`);
+      await page.locator(CREATE_ORDER).waitFor();
+      const info = (await page.locator('.information-container').textContent()) ?? '';
+      expect(info).toContain(`${demoCustomer.email} / ${demoCustomer.password}`);
+      expect(info).toContain(`${demoAdmin.email} / ${demoAdmin.password}`);
+    });
+
+    await step('POST /api/v1/auth/login, example unchanged → 200 with a token', async () => {
+      const operation = page.locator(LOGIN);
+      await tryItOut(operation);
+      const res = await execute(operation);
+      expect(res.status).toBe('200');
+      expect(res.body).toMatch(/"accessToken":/);
+    });
+
+    await step('Authorize (oauth2) with the demo admin’s email and password', () =>
+      authorizeWithPassword(demoAdmin.email, demoAdmin.password),
+    );
+
+    await step(
+      'POST /api/v1/products, example unchanged → 201; again → 409 SKU_TAKEN',
+      async () => {
+        const operation = page.locator(CREATE_PRODUCT);
+        await tryItOut(operation);
+        const res = await execute(operation);
+        expect(res.status).toBe('201');
+        expect(res.body).toMatch(/"sku":\s*"TOTE-BAG-NATURAL"/);
+        const again = await execute(operation);
+        expect(again.status).toMatch(/^409\b/);
+        expect(again.body).toMatch(/"code":\s*"SKU_TAKEN"/);
+      },
+    );
+
+    await step('Authorize (oauth2) as the demo customer', () =>
+      authorizeWithPassword(demoCustomer.email, demoCustomer.password),
+    );
+
+    await step('POST /api/v1/orders, example unchanged → 201 for the demo Logo mug', async () => {
+      const operation = page.locator(CREATE_ORDER);
+      await tryItOut(operation);
+      const res = await execute(operation);
+      expect(res.status).toBe('201');
+      expect(res.body).toMatch(/"sku":\s*"MUG-LOGO"/);
+      expect(res.body).toMatch(/"status":\s*"pending"/);
+      await page.screenshot({ path: join(OUTPUT_DIR, 'swagger-ui-demo.png'), fullPage: true });
+    });
+
+    await step('no Content-Security-Policy violations', () => {
+      expect(consoleErrors.filter((e) => /Content.Security.Policy/i.test(e))).toEqual([]);
+    });
+    await context.close();
   }, 180_000);
 });

@@ -22,17 +22,25 @@ import {
   type OrderHistoryAction,
   type OrderStatus,
 } from '../order-state';
+import { DEMO_PRODUCTS } from '../../database/seed';
 import type { Order, OrderHistoryEntry, OrderItem } from '../order.entity';
 
 export const MAX_LINES = 100;
 export const MAX_QUANTITY = 1000;
 
+/** The demo catalogue's Logo mug: the example line orders a product that exists on a demo database. */
+const EXAMPLE_PRODUCT = DEMO_PRODUCTS.find((p) => p.sku === 'MUG-LOGO')!;
+
 export class OrderLineInputDto {
-  @ApiProperty({ format: 'uuid' })
+  @ApiProperty({
+    format: 'uuid',
+    example: EXAMPLE_PRODUCT.id,
+    description: `A product's id (\`GET /api/v1/products\`). The example is the demo catalogue's ${EXAMPLE_PRODUCT.name} (\`${EXAMPLE_PRODUCT.sku}\`).`,
+  })
   @IsUUID('all', { message: 'productId must be a UUID' })
   productId: string;
 
-  @ApiProperty({ example: 2, minimum: 1, maximum: MAX_QUANTITY })
+  @ApiProperty({ example: 1, minimum: 1, maximum: MAX_QUANTITY })
   @IsInt()
   @Min(1)
   @Max(MAX_QUANTITY)

@@ -62,10 +62,15 @@ export class ProductPageDto extends PageMetaDto {
   @ApiProperty({ type: [ProductDto] }) items: ProductDto[];
 }
 
+/**
+ * The create example is a product the demo catalogue does not have, so that "Try it out" on a fresh
+ * demo database answers 201; trying it a second time shows the 409 `SKU_TAKEN`.
+ */
 export class CreateProductDto {
   @ApiProperty({
-    example: 'TSHIRT-RED-M',
-    description: 'Unique case-insensitively after trimming. Letters, digits, `.`, `_`, `-`.',
+    example: 'TOTE-BAG-NATURAL',
+    description:
+      'Unique case-insensitively after trimming. Letters, digits, `.`, `_`, `-`. (The example is not in the demo catalogue: it is created once, then 409 `SKU_TAKEN`; change it to create another.)',
   })
   @Transform(trim)
   @IsString()
@@ -73,7 +78,7 @@ export class CreateProductDto {
   sku: string;
 
   @ApiProperty({
-    example: 'red-t-shirt-m',
+    example: 'natural-tote-bag',
     description: 'Unique; lowercase words joined by dashes.',
   })
   @IsString()
@@ -81,13 +86,13 @@ export class CreateProductDto {
   @Matches(/^[a-z0-9]+(-[a-z0-9]+)*$/, { message: 'slug must be lowercase words joined by dashes' })
   slug: string;
 
-  @ApiProperty({ example: 'Red T-shirt (M)' })
+  @ApiProperty({ example: 'Tote bag (natural)' })
   @Transform(trim)
   @IsString()
   @Length(1, 200)
   name: string;
 
-  @ApiPropertyOptional({ example: 'Organic cotton, medium.', default: '' })
+  @ApiPropertyOptional({ example: 'Organic cotton canvas, 10 l.', default: '' })
   @Omittable()
   @IsString()
   @MaxLength(5000)
