@@ -102,6 +102,21 @@ export interface Env {
   RATE_LIMIT_WINDOW_SECONDS: number;
   /** Key prefix in Redis, so that several services can share one Redis. */
   RATE_LIMIT_NAMESPACE: string;
+  /**
+   * Stripe secret API key (`sk_…` or a restricted `rk_…`). With `STRIPE_WEBHOOK_SECRET` (both or
+   * neither) it enables `provider: "stripe"`.
+   */
+  STRIPE_SECRET_KEY: string | undefined;
+  /**
+   * Signing secret of the Stripe webhook endpoint `/api/v1/payments/stripe/webhook` (`whsec_…`, the
+   * whole string is the key). Set with `STRIPE_SECRET_KEY` or not at all.
+   */
+  STRIPE_WEBHOOK_SECRET: string | undefined;
+  /**
+   * Tests and local development only: `http(s)://host:port` of a local double of Stripe's API that
+   * the Stripe SDK talks to instead of api.stripe.com; refused under `NODE_ENV=production`.
+   */
+  STRIPE_API_BASE: string | undefined;
 }
 
 export class EnvError extends Error {
@@ -161,6 +176,32 @@ function url(src: Source, name: string, protocols: string[]): string | undefined
   return v;
 }
 
+/** A Stripe key or secret: its prefix tells a swapped or mistyped variable at boot. */
+function stripeSecret(src: Source, name: string, prefixes: string[]): string | undefined {
+  const v = str(src, name);
+  if (v !== undefined && !prefixes.some((p) => v.startsWith(p) && v.length > p.length)) {
+    throw new EnvError(name, `expected a value starting with ${prefixes.join(' or ')}`);
+  }
+  return v;
+}
+
+/** The SDK takes host, port and protocol, so the URL may have nothing else; never in production. */
+function stripeApiBase(src: Source, name: string, nodeEnv: Env['NODE_ENV']): string | undefined {
+  const v = url(src, name, ['http:', 'https:']);
+  if (v === undefined) return undefined;
+  if (nodeEnv === 'production') {
+    throw new EnvError(
+      name,
+      'a local Stripe double is for tests and development only; unset it under NODE_ENV=production',
+    );
+  }
+  const u = new URL(v);
+  if ((u.pathname !== '/' && u.pathname !== '') || u.search || u.hash || u.username || u.password) {
+    throw new EnvError(name, 'expected only protocol, host and port, e.g. http://127.0.0.1:12111');
+  }
+  return v;
+}
+
 /** A development secret that changes on every start: tokens do not survive a restart, by design. */
 const developmentSecret = randomBytes(32).toString('hex');
 
@@ -179,6 +220,16 @@ export function loadEnv(src: Source = process.env): Env {
     throw new EnvError('JWT_SECRET', 'must be at least 32 characters');
   }
   const WEBHOOK_RELAY_CONCURRENCY = int(src, 'WEBHOOK_RELAY_CONCURRENCY', 16, 1, 256);
+  const STRIPE_SECRET_KEY = stripeSecret(src, 'STRIPE_SECRET_KEY', ['sk_', 'rk_']);
+  const STRIPE_WEBHOOK_SECRET = stripeSecret(src, 'STRIPE_WEBHOOK_SECRET', ['whsec_']);
+  if ((STRIPE_SECRET_KEY === undefined) !== (STRIPE_WEBHOOK_SECRET === undefined)) {
+    const missing = STRIPE_SECRET_KEY === undefined ? 'STRIPE_SECRET_KEY' : 'STRIPE_WEBHOOK_SECRET';
+    throw new EnvError(
+      missing,
+      'Stripe needs both STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET (or neither: stripe disabled)',
+    );
+  }
+  const STRIPE_API_BASE = stripeApiBase(src, 'STRIPE_API_BASE', NODE_ENV);
   return {
     NODE_ENV,
     PORT: int(src, 'PORT', 3000, 0, 65535),
@@ -233,5 +284,8 @@ export function loadEnv(src: Source = process.env): Env {
     AUTH_RATE_LIMIT_MAX: int(src, 'AUTH_RATE_LIMIT_MAX', 20, 1, 1_000_000_000),
     RATE_LIMIT_WINDOW_SECONDS: int(src, 'RATE_LIMIT_WINDOW_SECONDS', 60, 1, 86_400),
     RATE_LIMIT_NAMESPACE: str(src, 'RATE_LIMIT_NAMESPACE') ?? 'order-service:rate:',
+    STRIPE_SECRET_KEY,
+    STRIPE_WEBHOOK_SECRET,
+    STRIPE_API_BASE,
   };
 }
