@@ -64,12 +64,16 @@ export type ProviderNotification =
     }
   | { kind: 'ignored'; eventId: string; type: string };
 
-/** The provider refused (a 4xx of its own): 409 PAYMENT_PROVIDER_REJECTED, or a refund failed. */
+/**
+ * The provider refused (a 4xx of its own): 409 PAYMENT_PROVIDER_REJECTED, or a refund failed.
+ * `key`: for a refund attempt, the idempotency key it used (the next attempt's `previousKey`).
+ */
 export class ProviderRejected extends Error {
   constructor(
     readonly provider: ProviderName,
     readonly providerCode: string,
     message: string,
+    readonly key: string | null = null,
   ) {
     super(message);
     this.name = 'ProviderRejected';
@@ -79,12 +83,15 @@ export class ProviderRejected extends Error {
 /**
  * The provider could not be reached or failed on its side (network, timeout, 5xx): 503, or a retry.
  * `answered`: false when no answer came at all (the request may have been carried out).
+ * `key`: for a refund attempt, the idempotency key it used (the next attempt's `previousKey`; with
+ * `answered` false the next attempt sends it again).
  */
 export class ProviderUnavailable extends Error {
   constructor(
     readonly provider: ProviderName,
     readonly answered: boolean,
     message: string,
+    readonly key: string | null = null,
   ) {
     super(message);
     this.name = 'ProviderUnavailable';
