@@ -10,7 +10,7 @@ import {
   STATE_DIAGRAM,
   transitionTable,
 } from './orders/order-state';
-import { DEMO_ACCOUNTS } from './database/seed';
+import { DEMO_ACCOUNTS } from './common/demo-data';
 import { EXAMPLE_WEBHOOK_SECRET, OrderEventDto } from './webhooks/dto/webhook.dto';
 
 export function buildOpenApiDocument(app: NestFastifyApplication): OpenAPIObject {

@@ -14,7 +14,8 @@ import {
   type Locator,
   type Page,
 } from 'playwright-core';
-import { DEMO_ACCOUNTS, seedDemo } from '../../src/database/seed';
+import { DEMO_ACCOUNTS } from '../../src/common/demo-data';
+import { seedDemo } from '../../src/database/seed';
 import { createProduct, placeOrder, productInput } from '../support/fixtures';
 import { account, type Account } from '../support/http';
 import { createTestApp, type TestApp } from '../support/test-app';

@@ -1,4 +1,5 @@
-import { DEMO_ACCOUNTS, DEMO_PRODUCTS, seedDemo } from '../../src/database/seed';
+import { DEMO_ACCOUNTS, DEMO_PRODUCTS } from '../../src/common/demo-data';
+import { seedDemo } from '../../src/database/seed';
 import { type Account, account, expectProblem } from '../support/http';
 import { createTestApp, type TestApp } from '../support/test-app';
 

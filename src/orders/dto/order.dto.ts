@@ -22,7 +22,7 @@ import {
   type OrderHistoryAction,
   type OrderStatus,
 } from '../order-state';
-import { DEMO_PRODUCTS } from '../../database/seed';
+import { DEMO_PRODUCTS } from '../../common/demo-data';
 import type { Order, OrderHistoryEntry, OrderItem } from '../order.entity';
 
 export const MAX_LINES = 100;
