@@ -1,0 +1,314 @@
+import Stripe from 'stripe';
+import type { Env } from '../../config/env';
+import {
+  NotificationRejected,
+  type NotifyingProvider,
+  type OpenedPayment,
+  type ProviderNotification,
+  ProviderRejected,
+  ProviderUnavailable,
+  type RefundAttempt,
+  type RefundOutcome,
+} from './payment-provider';
+
+/** Stripe's answer to a request: a timestamp older than this (seconds) is refused (API.md §9). */
+export const STRIPE_SIGNATURE_TOLERANCE_SECONDS = 300;
+
+/**
+ * How long one request to Stripe may take before it counts as no answer. The SDK's default is 80 s;
+ * opening a payment is on a customer's request path, and a refund attempt must end well inside the
+ * relay's claim, so 10 s (Stripe answers these calls in well under a second).
+ */
+export const STRIPE_TIMEOUT_MS = 10_000;
+
+export interface StripeProviderOptions {
+  secretKey: string;
+  webhookSecret: string;
+  /** `http(s)://host:port` of a local double (tests, development); unset: api.stripe.com. */
+  apiBase?: string;
+  timeoutMs?: number;
+}
+
+const PAYMENT_EVENTS = {
+  'payment_intent.processing': 'processing',
+  'payment_intent.succeeded': 'succeeded',
+  'payment_intent.payment_failed': 'failed',
+  'payment_intent.canceled': 'canceled',
+} as const;
+const REFUND_EVENTS = new Set(['refund.created', 'refund.updated', 'refund.failed']);
+
+/**
+ * The `stripe` provider (API.md §9, §10) through Stripe's official SDK: one PaymentIntent per payment,
+ * the payment id its idempotency key; refunds with the refund id as idempotency key and §10's rules
+ * after an error; notifications verified with `webhooks.constructEvent` on the raw bytes.
+ *
+ * The SDK's own retries are off (`maxNetworkRetries: 0`): every retry is the relay's (or the
+ * customer's), so this file always knows which key went out and whether an answer came back, which
+ * §10's key rules depend on; an SDK retry after a 500 would resend a key whose error Stripe keeps, and
+ * one after a timeout would only add to the wait. The SDK still resends once, with the same key, a
+ * request whose connection was closed under it (ECONNRESET/EPIPE): the same key makes that harmless.
+ */
+export class StripeProvider implements NotifyingProvider {
+  readonly name = 'stripe' as const;
+  /** The API version every request states, and the webhook endpoint's version (the SDK's). */
+  static readonly API_VERSION: string = Stripe.API_VERSION;
+  private readonly stripe: Stripe;
+  private readonly webhookSecret: string;
+
+  /** The provider the environment configures, or null when `stripe` is not enabled here. */
+  static fromEnv(
+    env: Pick<Env, 'STRIPE_SECRET_KEY' | 'STRIPE_WEBHOOK_SECRET' | 'STRIPE_API_BASE'>,
+  ): StripeProvider | null {
+    if (!env.STRIPE_SECRET_KEY || !env.STRIPE_WEBHOOK_SECRET) return null;
+    return new StripeProvider({
+      secretKey: env.STRIPE_SECRET_KEY,
+      webhookSecret: env.STRIPE_WEBHOOK_SECRET,
+      apiBase: env.STRIPE_API_BASE,
+    });
+  }
+
+  constructor(options: StripeProviderOptions) {
+    this.webhookSecret = options.webhookSecret;
+    const base = options.apiBase ? new URL(options.apiBase) : undefined;
+    this.stripe = new Stripe(options.secretKey, {
+      apiVersion: Stripe.API_VERSION,
+      maxNetworkRetries: 0,
+      timeout: options.timeoutMs ?? STRIPE_TIMEOUT_MS,
+      telemetry: false,
+      appInfo: { name: 'order-service' },
+      ...(base && {
+        protocol: base.protocol === 'http:' ? ('http' as const) : ('https' as const),
+        host: base.hostname,
+        port: base.port || (base.protocol === 'http:' ? 80 : 443),
+      }),
+    });
+  }
+
+  async open(payment: {
+    paymentId: string;
+    orderId: string;
+    amountCents: number;
+    currency: string;
+  }): Promise<OpenedPayment> {
+    const intent = await this.call(() =>
+      this.stripe.paymentIntents.create(
+        {
+          amount: payment.amountCents,
+          currency: payment.currency.toLowerCase(),
+          capture_method: 'automatic',
+          metadata: { orderId: payment.orderId, paymentId: payment.paymentId },
+        },
+        { idempotencyKey: payment.paymentId },
+      ),
+    );
+    return { providerPaymentId: intent.id, clientSecret: intent.client_secret ?? null };
+  }
+
+  /**
+   * Cancels the PaymentIntent. One Stripe no longer lets cancel (succeeded, or already canceled) is
+   * `ProviderRejected` with `payment_intent_unexpected_state`, Stripe's own code.
+   */
+  async cancel(providerPaymentId: string): Promise<void> {
+    await this.call(() => this.stripe.paymentIntents.cancel(providerPaymentId));
+  }
+
+  /**
+   * One attempt at a refund (API.md §10). The key: the refund id on the first attempt; after no
+   * answer at all, the previous key again (Stripe either did it and replays it, or never saw it);
+   * after an error answer (which Stripe keeps for that key and would replay), first the
+   * PaymentIntent's refunds are listed, and one carrying this `metadata.refundId` (and not failed or
+   * canceled) is the outcome, else a new key `{refundId}:{attempt}` goes out.
+   *
+   * Errors carry the key of this attempt (`ProviderUnavailable.key`) for the next one's `previousKey`.
+   */
+  async refund(attempt: RefundAttempt): Promise<RefundOutcome> {
+    let key: string;
+    if (attempt.previousOutcome === 'none') key = attempt.refundId;
+    else if (attempt.previousOutcome === 'no_answer') key = attempt.previousKey ?? attempt.refundId;
+    else {
+      const previousKey = attempt.previousKey ?? attempt.refundId;
+      // A failure of the listing leaves the last key where it was: the next attempt lists again.
+      const found = await this.call(
+        () => this.findRefund(attempt.providerPaymentId, attempt.refundId),
+        previousKey,
+        true,
+      );
+      if (found) return refundOutcome(found, previousKey);
+      key = `${attempt.refundId}:${attempt.attempt}`;
+    }
+    const refund = await this.call(
+      () =>
+        this.stripe.refunds.create(
+          {
+            payment_intent: attempt.providerPaymentId,
+            amount: attempt.amountCents,
+            metadata: { refundId: attempt.refundId },
+          },
+          { idempotencyKey: key },
+        ),
+      key,
+    );
+    return refundOutcome(refund, key);
+  }
+
+  verify(rawBody: Buffer, signatureHeader: string | undefined): ProviderNotification {
+    let event: Stripe.Event;
+    try {
+      event = this.stripe.webhooks.constructEvent(
+        rawBody,
+        signatureHeader ?? '',
+        this.webhookSecret,
+        STRIPE_SIGNATURE_TOLERANCE_SECONDS,
+      );
+    } catch (e) {
+      throw new NotificationRejected(
+        e instanceof SyntaxError
+          ? 'The notification body is not JSON.'
+          : `The Stripe-Signature does not verify: ${(e as Error).message}`,
+      );
+    }
+    return normalise(event);
+  }
+
+  /** The refund of this PaymentIntent that carries our refund id and still stands, if any. */
+  private async findRefund(
+    providerPaymentId: string,
+    refundId: string,
+  ): Promise<Stripe.Refund | null> {
+    for await (const refund of this.stripe.refunds.list({
+      payment_intent: providerPaymentId,
+      limit: 100,
+    })) {
+      if (
+        refund.metadata?.refundId === refundId &&
+        refund.status !== 'failed' &&
+        refund.status !== 'canceled'
+      ) {
+        return refund;
+      }
+    }
+    return null;
+  }
+
+  /**
+   * Runs one SDK call and maps its failure: a 4xx of Stripe's → ProviderRejected with Stripe's error
+   * code; 5xx → ProviderUnavailable answered; no answer (timeout, connection, an unreadable body) →
+   * ProviderUnavailable not answered. A 409 (the key is in use by a request still running) and a 429
+   * (rate limited) are answers after which Stripe did nothing and kept nothing for the key: they
+   * count as no answer, so the next attempt sends the same key, which is what Stripe asks for.
+   * `listing`: the call only read, so whatever happened the previous key's outcome stands (an error
+   * answer): the next attempt lists again.
+   */
+  private async call<T>(fn: () => Promise<T>, key?: string, listing = false): Promise<T> {
+    try {
+      return await fn();
+    } catch (e) {
+      if (!(e instanceof Stripe.errors.StripeError)) throw e;
+      const status = e.statusCode;
+      const code = e.code ?? e.rawType ?? 'stripe_error';
+      const what = `Stripe: ${e.message}`;
+      if (
+        status !== undefined &&
+        status >= 400 &&
+        status < 500 &&
+        status !== 409 &&
+        status !== 429
+      ) {
+        if (listing) throw new ProviderUnavailable(this.name, true, what, key);
+        throw new ProviderRejected(this.name, code, what, key);
+      }
+      const answered = listing || (status !== undefined && status >= 500);
+      throw new ProviderUnavailable(this.name, answered, what, key);
+    }
+  }
+}
+
+function refundOutcome(refund: Stripe.Refund, key: string): RefundOutcome {
+  switch (refund.status) {
+    case 'succeeded':
+      return { status: 'succeeded', providerRefundId: refund.id, key };
+    case 'failed':
+    case 'canceled':
+      return {
+        status: 'failed',
+        providerRefundId: refund.id,
+        key,
+        error: `Stripe refund ${refund.status}: ${refund.failure_reason ?? 'no reason given'}`,
+      };
+    default: // pending, requires_action: settled later by a refund.updated notification
+      return { status: 'pending', providerRefundId: refund.id, key };
+  }
+}
+
+const isRecord = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+const str = (v: unknown): string | null => (typeof v === 'string' && v !== '' ? v : null);
+const cents = (v: unknown): number | null =>
+  Number.isSafeInteger(v) && (v as number) >= 0 ? (v as number) : null;
+
+function malformed(what: string): never {
+  throw new NotificationRejected(`The notification is not a Stripe event: ${what}.`);
+}
+
+/** A verified event as one of the few facts the payments use cases act on (API.md §9). */
+function normalise(event: unknown): ProviderNotification {
+  if (!isRecord(event)) malformed('not an object');
+  const eventId = str(event.id) ?? malformed('no id');
+  const type = str(event.type) ?? malformed('no type');
+  const object = isRecord(event.data) && isRecord(event.data.object) ? event.data.object : null;
+  if (type in PAYMENT_EVENTS) {
+    if (!object || object.object !== 'payment_intent') malformed(`${type} without a PaymentIntent`);
+    const metadata = isRecord(object.metadata) ? object.metadata : {};
+    const status = PAYMENT_EVENTS[type as keyof typeof PAYMENT_EVENTS];
+    return {
+      kind: 'payment',
+      eventId,
+      status,
+      providerPaymentId: str(object.id) ?? malformed('a PaymentIntent without id'),
+      paymentId: str(metadata.paymentId),
+      amountReceivedCents: cents(object.amount_received ?? 0) ?? malformed('bad amount_received'),
+      currency: (str(object.currency) ?? malformed('no currency')).toUpperCase(),
+      failureReason: failureReason(status, object),
+    };
+  }
+  if (REFUND_EVENTS.has(type)) {
+    if (!object || object.object !== 'refund') malformed(`${type} without a Refund`);
+    const paymentIntent = isRecord(object.payment_intent)
+      ? str(object.payment_intent.id)
+      : str(object.payment_intent);
+    // A refund of a charge made without a PaymentIntent is no payment of ours.
+    if (paymentIntent === null) return { kind: 'ignored', eventId, type };
+    const metadata = isRecord(object.metadata) ? object.metadata : {};
+    const status = object.status === 'requires_action' ? 'pending' : object.status;
+    if (
+      status !== 'pending' &&
+      status !== 'succeeded' &&
+      status !== 'failed' &&
+      status !== 'canceled'
+    ) {
+      malformed(`a Refund with status ${String(object.status)}`);
+    }
+    return {
+      kind: 'refund',
+      eventId,
+      providerRefundId: str(object.id) ?? malformed('a Refund without id'),
+      refundId: str(metadata.refundId),
+      providerPaymentId: paymentIntent,
+      amountCents: cents(object.amount) ?? malformed('bad refund amount'),
+      currency: (str(object.currency) ?? malformed('no currency')).toUpperCase(),
+      status,
+    };
+  }
+  return { kind: 'ignored', eventId, type };
+}
+
+/** Why a payment failed or was canceled, in Stripe's codes (`card_declined: insufficient_funds`). */
+function failureReason(status: string, intent: Record<string, unknown>): string | null {
+  if (status === 'failed') {
+    const error = isRecord(intent.last_payment_error) ? intent.last_payment_error : {};
+    const parts = [str(error.code), str(error.decline_code)].filter((p) => p !== null);
+    return parts.length > 0 ? parts.join(': ') : (str(error.message) ?? 'payment_failed');
+  }
+  if (status === 'canceled') return str(intent.cancellation_reason) ?? 'canceled';
+  return null;
+}
