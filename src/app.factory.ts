@@ -13,7 +13,7 @@ import { registerFormBody } from './auth/form-body';
 import { corsPolicy, describeCorsPolicy, registerCors } from './common/http/cors';
 import { assertSaneJson } from './common/http/json-depth';
 import { requestId } from './common/http/request-id';
-import { writeResponse } from './common/http/responses';
+import { registerReadRouting, writeResponse } from './common/http/responses';
 import { PROBLEMS } from './common/problems/problem-catalogue';
 import { ProblemError } from './common/problems/problem.error';
 import {
@@ -24,6 +24,7 @@ import {
 } from './common/http/problem.filter';
 import { createValidationPipe } from './common/problems/validation';
 import type { Env } from './config/env';
+import { ReadReplicas } from './database/read-replicas';
 import { createRootLogger } from './observability/logger';
 import { MetricsService } from './observability/metrics.service';
 import { setupOpenApi } from './openapi';
@@ -66,6 +67,7 @@ const EXPOSED_HEADERS = [
   'Retry-After',
   'X-Request-Id',
   'Idempotent-Replayed',
+  'Consistency-Token',
   'X-RateLimit-Limit',
   'X-RateLimit-Remaining',
   'X-RateLimit-Reset',
@@ -196,6 +198,8 @@ export async function createApp(options: CreateAppOptions): Promise<NestFastifyA
   fastify.addHook('preSerialization', (request, reply, payload, done) => {
     done(null, writeResponse(request, reply, payload));
   });
+  // Reads from standbys: the Consistency-Token of writes, its check on every request, @ReadFrom().
+  registerReadRouting(fastify, app.get(ReadReplicas));
   fastify.addHook('preValidation', (request, _reply, done) => {
     try {
       assertSaneJson(request.body);

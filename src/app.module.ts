@@ -7,6 +7,7 @@ import { AuthModule } from './auth/auth.module';
 import { ProblemsController } from './common/problems/problems.controller';
 import type { Env } from './config/env';
 import { dataSourceOptions } from './database/data-source';
+import { ReadReplicasModule } from './database/read-replicas';
 import { NatsModule } from './events/nats/nats.module';
 import { HealthModule } from './health/health.module';
 import { ObservabilityModule } from './observability/observability.module';
@@ -45,6 +46,7 @@ export class AppModule {
           }),
           manualInitialization: lazyDatabase,
         }),
+        ReadReplicasModule,
         HealthModule,
         AuthModule,
         UsersModule,

@@ -30,6 +30,8 @@ export interface ClientOptions {
   /** A fetch of your own (instrumentation, tests that cut connections). */
   fetch?: typeof fetch;
   retry?: RetryOptions;
+  /** A `Consistency-Token` to start from (e.g. another client's `consistencyToken`). */
+  consistencyToken?: string;
 }
 
 /** A representation with the ETag it was served with. */
@@ -103,9 +105,11 @@ function unwrap<T>(result: { data?: T; error?: unknown; response: Response }): T
 export class OrderClient {
   readonly api: Client<paths>;
   private token?: string;
+  private consistency?: string;
 
   constructor(readonly options: ClientOptions) {
     this.token = options.token;
+    this.consistency = options.consistencyToken;
     this.api = createFetchClient<paths>({ baseUrl: options.baseUrl, fetch: options.fetch });
     this.api.use({
       onRequest: ({ request, schemaPath, params }) => {
@@ -113,14 +117,44 @@ export class OrderClient {
         if (this.token && !CREDENTIAL_ROUTES.has(schemaPath)) {
           request.headers.set('Authorization', `Bearer ${this.token}`);
         }
+        // Read-your-writes (API.md §12): a standby that has not replayed our last write does not answer.
+        if (this.consistency) request.headers.set('Consistency-Token', this.consistency);
         return request;
+      },
+      onResponse: ({ response }) => {
+        this.remember(response.headers.get('consistency-token'));
+        return response;
       },
     });
   }
 
-  /** The same session (token included) with other options, e.g. an instrumented fetch. */
+  /**
+   * The last `Consistency-Token` the service sent (after a write), sent back on every request so that
+   * no read is served older than this client's own writes. Undefined before the first write.
+   */
+  get consistencyToken(): string | undefined {
+    return this.consistency;
+  }
+
+  /**
+   * Keeps the later of two positions: the service's tokens have one length and sort as strings, so an
+   * answer that arrives late (concurrent requests) never takes the client back before a later write.
+   */
+  private remember(token: string | null): void {
+    if (!token) return;
+    const held = this.consistency;
+    if (held === undefined || held.length !== token.length || token > held)
+      this.consistency = token;
+  }
+
+  /** The same session (token and consistency token included) with other options, e.g. an instrumented fetch. */
   clone(overrides: Partial<ClientOptions>): OrderClient {
-    return new OrderClient({ ...this.options, token: this.token, ...overrides });
+    return new OrderClient({
+      ...this.options,
+      token: this.token,
+      consistencyToken: this.consistency,
+      ...overrides,
+    });
   }
 
   /**

@@ -17,6 +17,14 @@ export interface Env {
   EMBEDDED_PG_DIR: string;
   /** Port of the embedded PostgreSQL (on 127.0.0.1 only). */
   EMBEDDED_PG_PORT: number;
+  /**
+   * Comma-separated `postgres://…` URLs of streaming standbys of the primary: reads that are not part
+   * of a write go to one that has replayed the client's `Consistency-Token` (API.md §12; each gets
+   * `DB_POOL_SIZE` connections per instance). Unset: every read on the primary.
+   */
+  DATABASE_READ_URLS: string[];
+  /** A standby further behind the primary than this (or unreachable) is skipped until it catches up. */
+  READ_REPLICA_MAX_LAG_MS: number;
   /** Database connections per instance. */
   DB_POOL_SIZE: number;
   /** A statement running longer (e.g. waiting behind a lock) is cancelled and answered 503. */
@@ -202,6 +210,24 @@ function stripeApiBase(src: Source, name: string, nodeEnv: Env['NODE_ENV']): str
   return v;
 }
 
+/** A comma-separated list of URLs, each checked as `url()` does; unset or empty: none. */
+function urls(src: Source, name: string, protocols: string[]): string[] {
+  const list = (str(src, name) ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  return list.map((v, i) => {
+    try {
+      return url({ [name]: v }, name, protocols)!;
+    } catch (err) {
+      throw new EnvError(
+        name,
+        `entry ${i + 1} (${JSON.stringify(v.replace(/\/\/[^@/]*@/, '//…@'))}): ${(err as Error).message.replace(/^Invalid environment variable [A-Z_]+: /, '')}`,
+      );
+    }
+  });
+}
+
 /** A development secret that changes on every start: tokens do not survive a restart, by design. */
 const developmentSecret = randomBytes(32).toString('hex');
 
@@ -237,6 +263,8 @@ export function loadEnv(src: Source = process.env): Env {
     DATABASE_URL: url(src, 'DATABASE_URL', ['postgres:', 'postgresql:']),
     EMBEDDED_PG_DIR: str(src, 'EMBEDDED_PG_DIR') ?? '.data/postgres',
     EMBEDDED_PG_PORT: int(src, 'EMBEDDED_PG_PORT', 54329, 1, 65535),
+    DATABASE_READ_URLS: urls(src, 'DATABASE_READ_URLS', ['postgres:', 'postgresql:']),
+    READ_REPLICA_MAX_LAG_MS: int(src, 'READ_REPLICA_MAX_LAG_MS', 1000, 0, 3_600_000),
     DB_POOL_SIZE: int(src, 'DB_POOL_SIZE', 10, 1, 200),
     DB_STATEMENT_TIMEOUT_MS: int(src, 'DB_STATEMENT_TIMEOUT_MS', 15_000, 100, 600_000),
     PLACEMENT_QUEUE_WAIT_MS: int(src, 'PLACEMENT_QUEUE_WAIT_MS', 5_000, 50, 60_000),

@@ -40,7 +40,7 @@ export const MIGRATIONS = [
  * listens only on the pool, so without this the process would crash. The failure still reaches the
  * request through its next query (answered 503), and the pool discards the broken client.
  */
-class ResilientClient extends Client {
+export class ResilientClient extends Client {
   constructor(config?: string | ClientConfig) {
     super(config);
     this.on('error', () => undefined);
@@ -53,7 +53,7 @@ class ResilientClient extends Client {
  * parsers, so nothing else in the process is affected.
  */
 const INT8_OID = 20;
-const TYPE_PARSERS = {
+export const TYPE_PARSERS = {
   getTypeParser: ((oid: number, format?: 'text' | 'binary'): unknown =>
     oid === INT8_OID
       ? (value: string) => Number(value)

@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, type EntityManager } from 'typeorm';
 import type { Caller } from '../common/access';
+import { NeedsPrimary, onStandby } from '../common/database/reader';
 import { inTransaction } from '../common/database/transaction';
 import type { Page } from '../common/http/pagination';
 import { type Versioned, versioned } from '../common/http/preconditions';
@@ -28,7 +29,34 @@ export function versionedOrder(
 ): Versioned<OrderDto> {
   const caps = capacities(order, caller);
   const representation = OrderDto.from(order, items, allowedTransitions(order.status, caps));
-  return versioned('order', order, representation, caps.join('+'));
+  // A computed expiry has the version the expiry will write, but its own tag: its updatedAt is the
+  // hold's end, the written one's the moment the primary expires it.
+  const variant = COMPUTED.has(order) ? `${caps.join('+')}:computed` : caps.join('+');
+  return versioned('order', order, representation, variant);
+}
+
+/** Orders shown expired by a read on a standby, before the primary has expired them. */
+const COMPUTED = new WeakSet<Order>();
+
+/**
+ * An overdue pending order as a standby shows it (API.md §12): as the primary's expiry will leave it
+ * (status `expired`, no hold, the version one on), computed, since a standby never writes; the
+ * expiry itself is the primary's (the sweeper, or the next read or write there).
+ */
+function asExpired(order: Order): Order {
+  const view = Object.assign(
+    Object.create(Object.getPrototypeOf(order) as object) as Order,
+    order,
+    {
+      status: 'expired',
+      expiresAt: null,
+      version: order.version + 1,
+      previousUpdatedAt: order.updatedAt,
+      updatedAt: order.expiresAt ?? order.updatedAt,
+    },
+  );
+  COMPUTED.add(view);
+  return view;
 }
 
 /** An order read for a decision, and whether reading it just expired it (see findVisible). */
@@ -52,6 +80,7 @@ export class OrderReads {
    * `lock`: the order's row is locked before anything is read, so the order and its lines are as
    * the last writer left them and stay so until the caller's transaction ends (every writer of an
    * order takes this lock first: a writer that queued behind another decides from what it left).
+   * On a standby's manager (a GET's Reader) nothing is written: an overdue order is shown expired.
    */
   async findVisible(
     id: string,
@@ -68,6 +97,9 @@ export class OrderReads {
     };
     let found = await read(m ?? this.orders.manager);
     let expiredNow = false;
+    if (found.overdue && m && onStandby(m)) {
+      return { order: asExpired(found.order), items: await this.orders.items(id, m), expiredNow };
+    }
     if (found.overdue) {
       expiredNow =
         (m
@@ -80,19 +112,34 @@ export class OrderReads {
     return { order: found.order, items: await this.orders.items(id, m), expiredNow };
   }
 
-  async list(caller: Caller, query: OrderQueryDto): Promise<Page<OrderWithItems>> {
+  /** `m`: where the page is read (a GET's Reader hands it a standby's); the primary by default. */
+  async list(
+    caller: Caller,
+    query: OrderQueryDto,
+    m?: EntityManager,
+  ): Promise<Page<OrderWithItems>> {
+    const standby = m !== undefined && onStandby(m);
+    // Overdue holds are still `pending` in a standby's rows: only the primary can filter by them.
+    if (standby && query.status === 'expired') throw new NeedsPrimary('expired orders');
     const filter = {
       userId: caller.role === 'admin' ? undefined : caller.id,
       status: query.status,
       limit: query.limit,
       offset: query.offset,
     };
-    const page = await this.orders.list(filter);
+    const page = await this.orders.list(filter, m);
     // No page shows an order pending past its hold: expire those on it, then read the page again.
     const due = page.items.filter(
       ({ order }) => order.status === 'pending' && order.expiresAt! <= new Date(),
     );
     if (!due.length) return page;
+    if (standby) {
+      if (query.status === 'pending') throw new NeedsPrimary('pending orders past their hold');
+      const shown = page.items.map((o) =>
+        due.includes(o) ? { ...o, order: asExpired(o.order) } : o,
+      );
+      return { ...page, items: shown };
+    }
     const orderIds = due.map(({ order }) => order.id);
     const expired = await inTransaction(this.dataSource, (m) =>
       this.holds.expireOverdue(m, { orderIds }),
@@ -104,8 +151,11 @@ export class OrderReads {
     id: string,
     caller: Caller,
     page: { limit: number; offset: number },
+    m?: EntityManager,
   ): Promise<Page<OrderHistoryEntry>> {
-    await this.findVisible(id, caller);
-    return this.orders.history(id, page);
+    const { order } = await this.findVisible(id, caller, m);
+    // Its `expire` entry is not written yet: the primary writes it, then answers.
+    if (COMPUTED.has(order)) throw new NeedsPrimary('an order past its hold');
+    return this.orders.history(id, page, m);
   }
 }

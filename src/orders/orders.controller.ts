@@ -22,8 +22,10 @@ import {
 } from '../common/http/openapi-headers';
 import type { Preconditions } from '../common/http/preconditions';
 import { problemContextOf } from '../common/http/problem.filter';
+import type { Reader } from '../common/database/reader';
 import {
   CurrentRequest,
+  ReadFrom,
   RequestPreconditions,
   type RequestInfo,
   SerializedReply,
@@ -142,8 +144,12 @@ export class OrdersController {
   })
   @ApiOkResponse({ type: OrderPageDto })
   @ApiProblems('UNAUTHENTICATED', 'VALIDATION_FAILED')
-  async list(@Query() query: OrderQueryDto, @CurrentUser() caller: Caller): Promise<OrderPageDto> {
-    const page = await this.reads.list(caller, query);
+  async list(
+    @Query() query: OrderQueryDto,
+    @CurrentUser() caller: Caller,
+    @ReadFrom() reader: Reader,
+  ): Promise<OrderPageDto> {
+    const page = await reader.list((m) => this.reads.list(caller, query, m));
     return {
       ...page,
       items: page.items.map((o) => versionedOrder(o, caller).representation),
@@ -159,8 +165,13 @@ export class OrdersController {
   async get(
     @Param('id', UuidPipe) id: string,
     @CurrentUser() caller: Caller,
+    @ReadFrom() reader: Reader,
   ): Promise<VersionedResponse<OrderDto>> {
-    return new VersionedResponse(versionedOrder(await this.reads.findVisible(id, caller), caller));
+    return new VersionedResponse(
+      await reader.one(async (m) =>
+        versionedOrder(await this.reads.findVisible(id, caller, m), caller),
+      ),
+    );
   }
 
   @Patch(':id')
@@ -209,8 +220,9 @@ export class OrdersController {
     @Param('id', UuidPipe) id: string,
     @Query() query: PageQueryDto,
     @CurrentUser() caller: Caller,
+    @ReadFrom() reader: Reader,
   ): Promise<HistoryPageDto> {
-    const page = await this.reads.history(id, caller, query);
+    const page = await reader.list((m) => this.reads.history(id, caller, query, m));
     return { ...page, items: page.items.map((e) => HistoryEntryDto.from(e)) };
   }
 

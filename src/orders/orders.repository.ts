@@ -222,13 +222,15 @@ export class OrdersRepository {
   }
 
   /** A page of orders (one user's, or everyone's), each with its lines, in a stable order. */
-  async list(filter: {
-    userId?: string;
-    status?: OrderStatus;
-    limit: number;
-    offset: number;
-  }): Promise<Page<OrderWithItems>> {
-    const m = this.manager;
+  async list(
+    filter: {
+      userId?: string;
+      status?: OrderStatus;
+      limit: number;
+      offset: number;
+    },
+    m: EntityManager = this.manager,
+  ): Promise<Page<OrderWithItems>> {
     const { items: orders, total } = await pageOf(m, Order, {
       from: `FROM orders
         WHERE ($1::uuid IS NULL OR user_id = $1) AND ($2::text IS NULL OR status = $2)`,
@@ -257,8 +259,9 @@ export class OrdersRepository {
   async history(
     orderId: string,
     page: { limit: number; offset: number },
+    m: EntityManager = this.manager,
   ): Promise<Page<OrderHistoryEntry>> {
-    const { items, total } = await pageOf(this.manager, OrderHistoryEntry, {
+    const { items, total } = await pageOf(m, OrderHistoryEntry, {
       from: 'FROM order_history WHERE order_id = $1',
       orderBy: 'id',
       parameters: [orderId],

@@ -26,7 +26,13 @@ import {
   VALIDATOR_HEADERS,
 } from '../common/http/openapi-headers';
 import type { Preconditions } from '../common/http/preconditions';
-import { RequestPreconditions, TaggedResponse, VersionedResponse } from '../common/http/responses';
+import type { Reader } from '../common/database/reader';
+import {
+  ReadFrom,
+  RequestPreconditions,
+  TaggedResponse,
+  VersionedResponse,
+} from '../common/http/responses';
 import { UuidPipe } from '../common/http/uuid.pipe';
 import { SkuPipe } from './sku.pipe';
 import { ApiProblems } from '../common/problems/openapi';
@@ -76,8 +82,11 @@ export class ProductsController {
   @ApiNotModifiedResponse({ description: 'If-None-Match matched.' })
   @ApiConditionalGetHeaders()
   @ApiProblems('VALIDATION_FAILED')
-  async list(@Query() query: ProductQueryDto): Promise<TaggedResponse<ProductPageDto>> {
-    const page = await this.products.list(query);
+  async list(
+    @Query() query: ProductQueryDto,
+    @ReadFrom() reader: Reader,
+  ): Promise<TaggedResponse<ProductPageDto>> {
+    const page = await reader.list((m) => this.products.list(query, m));
     return new TaggedResponse({ ...page, items: page.items.map((p) => ProductDto.from(p)) });
   }
 
@@ -91,8 +100,13 @@ export class ProductsController {
   @ApiNotModifiedResponse({ description: 'If-None-Match matched.' })
   @ApiConditionalGetHeaders()
   @ApiProblems('NOT_FOUND', 'VALIDATION_FAILED')
-  async get(@Param('id', UuidPipe) id: string): Promise<VersionedResponse<ProductDto>> {
-    return new VersionedResponse(this.products.describe(await this.products.findById(id)));
+  async get(
+    @Param('id', UuidPipe) id: string,
+    @ReadFrom() reader: Reader,
+  ): Promise<VersionedResponse<ProductDto>> {
+    return new VersionedResponse(
+      await reader.one(async (m) => this.products.describe(await this.products.findById(id, m))),
+    );
   }
 
   @Get('sku/:sku')
@@ -106,8 +120,13 @@ export class ProductsController {
   @ApiNotModifiedResponse({ description: 'If-None-Match matched.' })
   @ApiConditionalGetHeaders()
   @ApiProblems('NOT_FOUND', 'VALIDATION_FAILED')
-  async getBySku(@Param('sku', SkuPipe) sku: string): Promise<VersionedResponse<ProductDto>> {
-    return new VersionedResponse(this.products.describe(await this.products.findBySku(sku)));
+  async getBySku(
+    @Param('sku', SkuPipe) sku: string,
+    @ReadFrom() reader: Reader,
+  ): Promise<VersionedResponse<ProductDto>> {
+    return new VersionedResponse(
+      await reader.one(async (m) => this.products.describe(await this.products.findBySku(sku, m))),
+    );
   }
 
   @Put('sku/:sku')

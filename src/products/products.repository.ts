@@ -37,25 +37,22 @@ export class ProductsRepository {
   }
 
   /** One fixed, prepared statement: the hottest read of the service (see bench/). */
-  findById(id: string): Promise<Product | null> {
-    return one(this.m, Product, PRODUCT_BY_ID, [id]);
+  findById(id: string, m: EntityManager = this.m): Promise<Product | null> {
+    return one(m, Product, PRODUCT_BY_ID, [id]);
   }
 
   /** SKUs are one identity whatever their case or surrounding spaces (products_sku_upper_key). */
-  findBySku(sku: string): Promise<Product | null> {
-    return one(
-      this.m,
-      Product,
-      'SELECT * FROM products WHERE upper(btrim(sku)) = upper(btrim($1))',
-      [sku],
-    );
+  findBySku(sku: string, m: EntityManager = this.m): Promise<Product | null> {
+    return one(m, Product, 'SELECT * FROM products WHERE upper(btrim(sku)) = upper(btrim($1))', [
+      sku,
+    ]);
   }
 
   findBySlug(slug: string): Promise<Product | null> {
     return one(this.m, Product, 'SELECT * FROM products WHERE slug = $1', [slug]);
   }
 
-  async list(query: ProductQueryDto): Promise<Page<Product>> {
+  async list(query: ProductQueryDto, m: EntityManager = this.m): Promise<Page<Product>> {
     const where: string[] = [];
     const parameters: unknown[] = [];
     if (query.active !== undefined) {
@@ -68,7 +65,7 @@ export class ProductsRepository {
       const p = `$${parameters.length}`;
       where.push(`(name ILIKE ${p} OR sku ILIKE ${p} OR slug ILIKE ${p})`);
     }
-    const page = await pageOf(this.m, Product, {
+    const page = await pageOf(m, Product, {
       from: `FROM products ${where.length ? `WHERE ${where.join(' AND ')}` : ''}`,
       orderBy: 'created_at, id',
       parameters,

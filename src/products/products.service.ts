@@ -1,4 +1,5 @@
 import { Injectable } from '@nestjs/common';
+import type { EntityManager } from 'typeorm';
 import { constraintViolation } from '../common/database/database-errors';
 import type { Page } from '../common/http/pagination';
 import {
@@ -61,20 +62,21 @@ export class ProductsService {
     }
   }
 
-  async findById(id: string): Promise<Product> {
-    const product = await this.products.findById(id);
+  /** `m`: where the read runs (a GET's Reader hands it a standby's manager); the primary by default. */
+  async findById(id: string, m?: EntityManager): Promise<Product> {
+    const product = await this.products.findById(id, m);
     if (!product) throw notFound(`Product ${id}`);
     return product;
   }
 
-  async findBySku(sku: string): Promise<Product> {
-    const product = await this.products.findBySku(sku);
+  async findBySku(sku: string, m?: EntityManager): Promise<Product> {
+    const product = await this.products.findBySku(sku, m);
     if (!product) throw notFound(`Product with SKU ${sku}`);
     return product;
   }
 
-  list(query: ProductQueryDto): Promise<Page<Product>> {
-    return this.products.list(query);
+  list(query: ProductQueryDto, m?: EntityManager): Promise<Page<Product>> {
+    return this.products.list(query, m);
   }
 
   async update(

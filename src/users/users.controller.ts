@@ -15,7 +15,8 @@ import {
 } from '../common/http/openapi-headers';
 import { PageQueryDto } from '../common/http/pagination';
 import type { Preconditions } from '../common/http/preconditions';
-import { RequestPreconditions, VersionedResponse } from '../common/http/responses';
+import type { Reader } from '../common/database/reader';
+import { ReadFrom, RequestPreconditions, VersionedResponse } from '../common/http/responses';
 import { UuidPipe } from '../common/http/uuid.pipe';
 import { ApiProblems } from '../common/problems/openapi';
 import { UpdateUserDto, UserDto, UserPageDto } from './dto/user.dto';
@@ -36,9 +37,14 @@ export class UsersController {
   @ApiOkResponse({ type: UserDto, headers: VALIDATOR_HEADERS })
   @ApiNotModifiedResponse({ description: 'If-None-Match matched.' })
   @ApiConditionalGetHeaders()
-  async me(@CurrentUser() caller: Caller): Promise<VersionedResponse<UserDto>> {
+  async me(
+    @CurrentUser() caller: Caller,
+    @ReadFrom() reader: Reader,
+  ): Promise<VersionedResponse<UserDto>> {
     return new VersionedResponse(
-      this.users.describe(await this.users.findVisible(caller.id, caller)),
+      await reader.one(async (m) =>
+        this.users.describe(await this.users.findVisible(caller.id, caller, m)),
+      ),
     );
   }
 
@@ -50,8 +56,8 @@ export class UsersController {
   })
   @ApiOkResponse({ type: UserPageDto })
   @ApiProblems('FORBIDDEN', 'VALIDATION_FAILED')
-  async list(@Query() query: PageQueryDto): Promise<UserPageDto> {
-    const page = await this.users.list(query.limit, query.offset);
+  async list(@Query() query: PageQueryDto, @ReadFrom() reader: Reader): Promise<UserPageDto> {
+    const page = await reader.list((m) => this.users.list(query.limit, query.offset, m));
     return { ...page, items: page.items.map((u) => UserDto.from(u)) };
   }
 
@@ -67,8 +73,13 @@ export class UsersController {
   async get(
     @Param('id', UuidPipe) id: string,
     @CurrentUser() caller: Caller,
+    @ReadFrom() reader: Reader,
   ): Promise<VersionedResponse<UserDto>> {
-    return new VersionedResponse(this.users.describe(await this.users.findVisible(id, caller)));
+    return new VersionedResponse(
+      await reader.one(async (m) =>
+        this.users.describe(await this.users.findVisible(id, caller, m)),
+      ),
+    );
   }
 
   @Patch(':id')

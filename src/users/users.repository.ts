@@ -30,8 +30,8 @@ export class UsersRepository {
     return this.dataSource.manager;
   }
 
-  findById(id: string): Promise<User | null> {
-    return one(this.m, User, `SELECT ${PUBLIC_COLUMNS} FROM users WHERE id = $1`, [id]);
+  findById(id: string, m: EntityManager = this.m): Promise<User | null> {
+    return one(m, User, `SELECT ${PUBLIC_COLUMNS} FROM users WHERE id = $1`, [id]);
   }
 
   /** Emails are one identity whatever their case (users_email_lower_key). */
@@ -52,8 +52,8 @@ export class UsersRepository {
     return rows[0]?.role ?? null;
   }
 
-  async list(limit: number, offset: number): Promise<Page<User>> {
-    const page = await pageOf(this.m, User, {
+  async list(limit: number, offset: number, m: EntityManager = this.m): Promise<Page<User>> {
+    const page = await pageOf(m, User, {
       columns: PUBLIC_COLUMNS,
       from: 'FROM users',
       orderBy: 'created_at, id',

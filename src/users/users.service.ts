@@ -1,4 +1,5 @@
 import { Injectable } from '@nestjs/common';
+import type { EntityManager } from 'typeorm';
 import type { Caller, Role } from '../common/access';
 import { PasswordHasher } from './passwords';
 import { constraintViolation } from '../common/database/database-errors';
@@ -45,20 +46,25 @@ export class UsersService {
     }
   }
 
-  async findVisible(id: string, caller: Caller): Promise<User> {
-    const user = await this.findVisibleOrNull(id, caller);
+  /** `m`: where the read runs (a GET's Reader hands it a standby's manager); the primary by default. */
+  async findVisible(id: string, caller: Caller, m?: EntityManager): Promise<User> {
+    const user = await this.findVisibleOrNull(id, caller, m);
     if (!user) throw notFound(`User ${id}`);
     return user;
   }
 
   /** Customers see only themselves: anyone else does not exist for them. Null only for that. */
-  private async findVisibleOrNull(id: string, caller: Caller): Promise<User | null> {
+  private async findVisibleOrNull(
+    id: string,
+    caller: Caller,
+    m?: EntityManager,
+  ): Promise<User | null> {
     if (caller.role !== 'admin' && caller.id !== id) return null;
-    return this.users.findById(id);
+    return this.users.findById(id, m);
   }
 
-  list(limit: number, offset: number): Promise<Page<User>> {
-    return this.users.list(limit, offset);
+  list(limit: number, offset: number, m?: EntityManager): Promise<Page<User>> {
+    return this.users.list(limit, offset, m);
   }
 
   /**

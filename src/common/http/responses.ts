@@ -1,6 +1,8 @@
 import { createParamDecorator, type ExecutionContext } from '@nestjs/common';
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { parseConsistencyToken, type Reader, type ReadRouting } from '../database/reader';
 import type { ProblemCode } from '../problems/problem-catalogue';
+import { validationProblem } from '../problems/validation';
 import { digestEtag, weakMatch } from './etag';
 import { toHttpDate } from './http-date';
 import { isFresh, parsePreconditions, type Preconditions, type Versioned } from './preconditions';
@@ -154,3 +156,56 @@ export const CurrentRequest = createParamDecorator(
     };
   },
 );
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Where reads go (API.md §12): see registerReadRouting. */
+    readRouting: ReadRouting;
+  }
+}
+
+/**
+ * Reads from standbys (API.md §12) at the HTTP edge: a `Consistency-Token` the service did not issue
+ * is a 400 naming the header, for any request; every 2xx answer to a request that is not GET/HEAD
+ * carries the primary's WAL position read after its commit (a replay too: the position now); and
+ * `@ReadFrom()` gives a GET handler the Reader of its request.
+ */
+export function registerReadRouting(fastify: FastifyInstance, routing: ReadRouting): void {
+  fastify.decorate('readRouting', routing);
+  fastify.addHook('preValidation', (request, _reply, done) => {
+    const header = request.headers['consistency-token'];
+    if (header === undefined || parseConsistencyToken(header) !== undefined) return done();
+    done(
+      validationProblem([
+        {
+          field: 'Consistency-Token',
+          message:
+            'is not a token this service issued: send back the Consistency-Token header of a response exactly as received, or leave it out',
+        },
+      ]),
+    );
+  });
+  fastify.addHook('onSend', (request, reply, payload, done) => {
+    const method = request.method;
+    const status = reply.statusCode;
+    if (
+      method === 'GET' ||
+      method === 'HEAD' ||
+      method === 'OPTIONS' ||
+      status < 200 ||
+      status > 299
+    ) {
+      return done(null, payload);
+    }
+    void routing.token().then((token) => {
+      void reply.header('Consistency-Token', token);
+      done(null, payload);
+    });
+  });
+}
+
+/** The Reader of this request: where its reads that are not part of a write run. */
+export const ReadFrom = createParamDecorator((_: unknown, ctx: ExecutionContext): Reader => {
+  const request = ctx.switchToHttp().getRequest<FastifyRequest>();
+  return request.server.readRouting.reader(request);
+});
