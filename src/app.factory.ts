@@ -10,6 +10,8 @@ import { Logger as NestPinoLogger } from 'nestjs-pino';
 import type { DestinationStream, Logger } from 'pino';
 import { AppModule } from './app.module';
 import { registerFormBody } from './auth/form-body';
+import { STRIPE_WEBHOOK_PATH } from './payments/notifications.controller';
+import { registerRawBody } from './payments/webhook-body';
 import { corsPolicy, describeCorsPolicy, registerCors } from './common/http/cors';
 import { assertSaneJson } from './common/http/json-depth';
 import { requestId } from './common/http/request-id';
@@ -123,11 +125,14 @@ export async function createApp(options: CreateAppOptions): Promise<NestFastifyA
   fastify.removeContentTypeParser('text/plain');
   // Form bodies only where OAuth requires them: the token endpoint of the Swagger UI's Authorize.
   registerFormBody(fastify, [`/${API_PREFIX}/auth/token`], env.BODY_LIMIT_BYTES);
+  // Payment providers' webhooks: verified on the raw bytes they signed.
+  registerRawBody(fastify, [`/${STRIPE_WEBHOOK_PATH}`], env.BODY_LIMIT_BYTES);
 
   // Per-route limits, decided as routes are registered: strict on /auth, none on operations.
   fastify.addHook('onRoute', (route) => {
     const path = route.url.replace(/^\//, '');
-    if (OPERATIONAL.includes(path) || path.startsWith('docs')) {
+    // A provider's notifications are never rate-limited (they are signed, and retried if refused).
+    if (OPERATIONAL.includes(path) || path.startsWith('docs') || path === STRIPE_WEBHOOK_PATH) {
       route.config = { ...route.config, rateLimit: false };
     } else if (path.startsWith(`${API_PREFIX}/auth/`)) {
       route.config = {

@@ -12,6 +12,7 @@ import { NatsModule } from './events/nats/nats.module';
 import { HealthModule } from './health/health.module';
 import { ObservabilityModule } from './observability/observability.module';
 import { OrdersModule } from './orders/orders.module';
+import { PaymentsModule } from './payments/payments.module';
 import { ProductsModule } from './products/products.module';
 import { UsersModule } from './users/users.module';
 import { WebhooksModule } from './webhooks/webhooks.module';
@@ -52,6 +53,7 @@ export class AppModule {
         UsersModule,
         ProductsModule,
         OrdersModule,
+        PaymentsModule,
         WebhooksModule,
         NatsModule,
       ],

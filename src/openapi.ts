@@ -219,6 +219,12 @@ function orderEventExample(type: OrderEventType): OrderEvent {
     ],
     totalCents: EXAMPLE_ORDER.unitPriceCents * quantity,
     currency: 'EUR',
+    // Paid once it left pending, except when it was cancelled or expired unpaid.
+    paymentStatus: ['paid', 'shipped', 'delivered'].includes(status) ? 'paid' : 'unpaid',
+    paidCents: ['paid', 'shipped', 'delivered'].includes(status)
+      ? EXAMPLE_ORDER.unitPriceCents * quantity
+      : 0,
+    refundedCents: 0,
     expiresAt: status === 'pending' ? EXAMPLE_ORDER.expiresAt : null,
     version,
     createdAt: EXAMPLE_ORDER.createdAt,

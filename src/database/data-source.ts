@@ -12,6 +12,7 @@ import { CheckoutLocksLate1763790800000 } from '../../migrations/1763790800000-C
 import { PlaceOrdersTogether1763790900000 } from '../../migrations/1763790900000-PlaceOrdersTogether';
 import { OutboxRetention1763791000000 } from '../../migrations/1763791000000-OutboxRetention';
 import { RepeatableMigrations1763791100000 } from '../../migrations/1763791100000-RepeatableMigrations';
+import { Payments1763791200000 } from '../../migrations/1763791200000-Payments';
 import { Order, OrderHistoryEntry, OrderItem } from '../orders/order.entity';
 import { Product } from '../products/product.entity';
 import { User } from '../users/user.entity';
@@ -32,6 +33,7 @@ export const MIGRATIONS = [
   PlaceOrdersTogether1763790900000,
   OutboxRetention1763791000000,
   RepeatableMigrations1763791100000,
+  Payments1763791200000,
 ];
 
 /**

@@ -22,14 +22,18 @@ const FIRST_ROUND_MS = 30_000;
 export interface PurgeOutcome {
   deliveries: number;
   events: number;
+  providerEvents: number;
 }
+
+/** Payment provider event ids are kept this long (API.md §9: at least 30 days). */
+export const PROVIDER_EVENT_RETENTION_DAYS = 30;
 
 /**
  * Keeps the outbox from growing for ever, on every instance: delivered webhook deliveries settled
  * more than OUTBOX_RETENTION_HOURS ago are deleted (a failed one stays listed until redelivered, API.md
  * §8), then events older than that which nothing
  * waits for any more (no delivery left, and published to NATS or not for NATS: see
- * OutboxRepository.purgeHandledEvents). In batches of 1000 rows, each its own statement (SKIP LOCKED,
+ * OutboxRepository.purgeHandledEvents), and payment provider event ids older than 30 days. In batches of 1000 rows, each its own statement (SKIP LOCKED,
  * so instances purging at once, a redelivery or a NATS batch never wait for each other).
  */
 @Injectable()
@@ -71,7 +75,7 @@ export class OutboxRetention implements OnApplicationBootstrap, OnApplicationShu
     this.timer = setTimeout(() => {
       void this.purgeOnce()
         .then((o) => {
-          if (o.deliveries || o.events) this.logger.log(o, 'outbox purged');
+          if (o.deliveries || o.events || o.providerEvents) this.logger.log(o, 'outbox purged');
         })
         .catch((err: unknown) =>
           // Only the SQLSTATE and names of a database error are logged (the logger's serializer).
@@ -84,7 +88,7 @@ export class OutboxRetention implements OnApplicationBootstrap, OnApplicationShu
 
   private async purge(): Promise<PurgeOutcome> {
     const m = this.dataSource.manager;
-    const outcome: PurgeOutcome = { deliveries: 0, events: 0 };
+    const outcome: PurgeOutcome = { deliveries: 0, events: 0, providerEvents: 0 };
     for (let i = 0; i < MAX_BATCHES && !this.stopping; i++) {
       const n = await this.outbox.purgeSettledDeliveries(m, this.hours, BATCH);
       outcome.deliveries += n;
@@ -93,6 +97,11 @@ export class OutboxRetention implements OnApplicationBootstrap, OnApplicationShu
     for (let i = 0; i < MAX_BATCHES && !this.stopping; i++) {
       const n = await this.outbox.purgeHandledEvents(m, this.hours, BATCH, this.withoutNats);
       outcome.events += n;
+      if (n < BATCH) break;
+    }
+    for (let i = 0; i < MAX_BATCHES && !this.stopping; i++) {
+      const n = await this.outbox.purgeProviderEvents(m, PROVIDER_EVENT_RETENTION_DAYS, BATCH);
+      outcome.providerEvents += n;
       if (n < BATCH) break;
     }
     return outcome;

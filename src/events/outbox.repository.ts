@@ -53,6 +53,23 @@ export class OutboxRepository {
   }
 
   /**
+   * Deletes up to `limit` payment provider events (the ids of notifications applied, so that each is
+   * applied once: API.md §9) received more than `days` ago; `days` is at least 30.
+   */
+  async purgeProviderEvents(m: EntityManager, days: number, limit: number): Promise<number> {
+    const { affected } = await sql(
+      m,
+      `DELETE FROM payment_provider_events WHERE (provider, event_id) IN (
+         SELECT provider, event_id FROM payment_provider_events
+          WHERE received_at < clock_timestamp() - make_interval(days => $1)
+          ORDER BY received_at LIMIT $2
+            FOR UPDATE SKIP LOCKED)`,
+      [Math.max(30, days), limit],
+    );
+    return affected;
+  }
+
+  /**
    * Deletes up to `limit` events that occurred more than `hours` ago and that nothing waits for: no
    * webhook delivery left (pending ones, and settled ones still within retention, keep their event),
    * and published to NATS, or before the NATS relay's start (outbox_relays), or `withoutNats` (this

@@ -65,6 +65,28 @@ export class MetricsService {
     registers: [this.registry],
   });
 
+  private readonly paymentsTotal = new Counter({
+    name: 'payments_total',
+    help: 'Payments settled, by provider and outcome (succeeded, failed, canceled).',
+    labelNames: ['provider', 'outcome'] as const,
+    registers: [this.registry],
+  });
+  private readonly refundsTotal = new Counter({
+    name: 'refunds_total',
+    help: 'Refunds settled, by provider and outcome (succeeded, failed), and relay attempts to retry (retry).',
+    labelNames: ['provider', 'outcome'] as const,
+    registers: [this.registry],
+  });
+  private readonly notificationsRejected = new Counter({
+    name: 'payment_notifications_rejected_total',
+    help: 'Payment provider notifications refused for a missing, wrong or stale signature or a malformed body (400).',
+    labelNames: ['provider'] as const,
+    registers: [this.registry],
+  });
+  /** Set by the refund relay: refunds pending and failed, read at each scrape. */
+  private refundCounts: () => Promise<{ pending: number; failed: number }> = () =>
+    Promise.resolve({ pending: 0, failed: 0 });
+
   private readonly placementBatches = new Histogram({
     name: 'order_placement_batch_size',
     help: 'Checkouts per placement statement: 1 alone, more when checkouts of the same products queued behind one in the database and were placed together.',
@@ -120,6 +142,18 @@ export class MetricsService {
         this.set(waiting());
       },
     });
+    const refundCounts = () => this.refundCounts();
+    new Gauge({
+      name: 'refunds_outstanding',
+      help: 'Refunds not carried out yet (pending) and given up (failed: money owed that needs an admin). Alert on failed > 0.',
+      labelNames: ['status'] as const,
+      registers: [this.registry],
+      async collect() {
+        const c = await refundCounts().catch(() => ({ pending: 0, failed: 0 }));
+        this.set({ status: 'pending' }, c.pending);
+        this.set({ status: 'failed' }, c.failed);
+      },
+    });
     const lag = (): Promise<number> => this.outboxLag();
     new Gauge({
       name: 'outbox_lag_seconds',
@@ -154,6 +188,22 @@ export class MetricsService {
 
   webhookDelivery(outcome: 'delivered' | 'retry' | 'failed'): void {
     this.webhookDeliveries.inc({ outcome });
+  }
+
+  payment(provider: string, outcome: 'succeeded' | 'failed' | 'canceled'): void {
+    this.paymentsTotal.inc({ provider, outcome });
+  }
+
+  refund(provider: string, outcome: 'succeeded' | 'failed' | 'retry'): void {
+    this.refundsTotal.inc({ provider, outcome });
+  }
+
+  notificationRejected(provider: string): void {
+    this.notificationsRejected.inc({ provider });
+  }
+
+  measureRefunds(source: () => Promise<{ pending: number; failed: number }>): void {
+    this.refundCounts = source;
   }
 
   measureOutboxLag(source: () => Promise<number>): void {

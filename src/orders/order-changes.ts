@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { context, propagation } from '@opentelemetry/api';
 import type { EntityManager } from 'typeorm';
 import { OutboxRepository } from '../events/outbox.repository';
+import { PaymentsRepository } from '../payments/payments.repository';
 import { StockRepository } from '../products/stock.repository';
 import { OrderDto } from './dto/order.dto';
 import { orderEvent } from './order-events';
@@ -28,6 +29,7 @@ export class OrderChanges {
     private readonly orders: OrdersRepository,
     private readonly stock: StockRepository,
     private readonly outbox: OutboxRepository,
+    private readonly payments: PaymentsRepository,
   ) {}
 
   /**
@@ -36,14 +38,24 @@ export class OrderChanges {
    */
   private readonly effects: Record<
     TransitionEffect,
-    (m: EntityManager, moved: OrderWithItems) => Promise<void>
+    (m: EntityManager, moved: OrderWithItems, actorId: string | null) => Promise<void>
   > = {
     releaseStock: (m, { items }) => this.stock.release(m, unitsOf(items)),
+    // All lines or none: INSUFFICIENT_STOCK leaves the caller to roll back to its savepoint.
+    reserveStock: async (m, { items }) => {
+      const units = unitsOf(items);
+      await this.stock.reserve(m, await this.stock.lock(m, [...units.keys()]), units);
+    },
+    refundPayment: async (m, { order }, actorId) => {
+      if (order.paymentId) {
+        await this.payments.oweFullRefund(m, order.paymentId, 'order_cancelled', actorId);
+      }
+    },
   };
 
   /**
    * The guarded status write, the action's effects and its history entry and event; null if the
-   * guard failed. `current` must have been read under the order's row lock (its lines are what the
+   * guard failed. `paidBy`: the payment that pays the order (pay, revive), written with the status. `current` must have been read under the order's row lock (its lines are what the
    * effects act on).
    */
   async move(
@@ -52,12 +64,13 @@ export class OrderChanges {
     action: OrderAction,
     actorId: string | null,
     version?: number,
+    paidBy?: { paymentId: string; cents: number },
   ): Promise<OrderWithItems | null> {
     const t = transition(action);
-    const moved = await this.orders.moveStatus(m, current.order.id, t, version);
+    const moved = await this.orders.moveStatus(m, current.order.id, t, version, paidBy);
     if (!moved) return null;
     const result = { order: moved.order, items: current.items };
-    for (const effect of t.effects) await this.effects[effect](m, result);
+    for (const effect of t.effects) await this.effects[effect](m, result, actorId);
     await this.record(m, result, { action, from: moved.left, actorId });
     return result;
   }

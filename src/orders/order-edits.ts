@@ -6,6 +6,7 @@ import { afterCommit, ProblemError } from '../common/problems/problem.error';
 import { validationProblem } from '../common/problems/validation';
 import { type StockRow, StockRepository } from '../products/stock.repository';
 import type { UpdateOrderDto } from './dto/order.dto';
+import { PaymentsRepository } from '../payments/payments.repository';
 import { OrderChanges } from './order-changes';
 import { keptLine, lineOf, totalOf, unitsOf } from './order-lines';
 import { versionedOrder, OrderReads } from './order-reads';
@@ -21,11 +22,12 @@ export class OrderEdits {
     private readonly stock: StockRepository,
     private readonly reads: OrderReads,
     private readonly changes: OrderChanges,
+    private readonly payments: PaymentsRepository,
   ) {}
 
   /**
    * Replaces a pending order's lines: the order's row locked and read first, then 404 → 428/412/409
-   * (preconditions) → 409 ORDER_NOT_EDITABLE, then, under the products' locks too (ids in order),
+   * (preconditions) → 409 ORDER_NOT_EDITABLE → 409 PAYMENT_IN_PROGRESS, then, under the products' locks too (ids in order),
    * stock moves by the difference only: more units are reserved, fewer returned, removed lines
    * return all theirs. Kept products keep their price, added ones take today's; a product no longer
    * for sale may be lowered or removed, not raised or added. Short lines → 409 INSUFFICIENT_STOCK
@@ -48,6 +50,15 @@ export class OrderEdits {
     });
     if (!EDITABLE_STATUSES.includes(current.order.status)) {
       throw notEditable(current.order, current.expiredNow);
+    }
+    // Opening a payment takes this row lock too: no payment opens while this edit runs.
+    const open = await this.payments.openPaymentOf(m, id);
+    if (open) {
+      throw new ProblemError(
+        'PAYMENT_IN_PROGRESS',
+        `Order ${id} has an open payment ${open.id} (${open.status}); it cannot be edited until that payment is finished or cancelled. Nothing was changed.`,
+        { paymentId: open.id },
+      );
     }
 
     const wanted = unitsOf(dto.items);

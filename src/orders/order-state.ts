@@ -32,6 +32,22 @@ export const ORDER_EVENT_TYPES = [
 export type OrderEventType = (typeof ORDER_EVENT_TYPES)[number];
 
 /**
+ * The events of money moving (API.md §9, §10): `{id, type, occurredAt, data: {order, payment |
+ * refund}}`, through the same outbox as the order's own, in the same transaction as the change.
+ */
+export const PAYMENT_EVENT_TYPES = [
+  'payment.succeeded',
+  'payment.failed',
+  'refund.succeeded',
+  'refund.failed',
+] as const;
+export type PaymentEventType = (typeof PAYMENT_EVENT_TYPES)[number];
+
+/** Every event type a webhook may subscribe to (and the outbox's CHECK allows). */
+export const EVENT_TYPES = [...ORDER_EVENT_TYPES, ...PAYMENT_EVENT_TYPES] as const;
+export type EventType = (typeof EVENT_TYPES)[number];
+
+/**
  * How a caller relates to an order: its owner, an admin, or both; `system` is the service itself
  * (the hold sweeper), which no request ever is.
  */
@@ -45,6 +61,15 @@ export const TRANSITION_EFFECTS = {
   releaseStock: {
     table: 'returns the reserved stock',
     inTransaction: 'the reserved stock is returned in the same transaction',
+  },
+  reserveStock: {
+    table: 'takes its units again, all lines or none, at their snapshotted prices',
+    inTransaction: 'its units are taken again in the same transaction, all lines or none',
+  },
+  refundPayment: {
+    table: 'owes a full refund of the payment that paid it',
+    inTransaction:
+      'a paid order is owed a full refund of its payment (`pending`, `reason: "order_cancelled"`) in the same transaction',
   },
 } as const;
 export type TransitionEffect = keyof typeof TRANSITION_EFFECTS;
@@ -70,9 +95,9 @@ export const TRANSITIONS = {
   pay: {
     from: ['pending'],
     to: 'paid',
-    by: ['owner'],
+    by: ['system'],
     effects: [],
-    summary: 'Pay',
+    summary: 'Pay (a confirmed payment: see POST /orders/{id}/payments)',
     hold: 'live',
     event: 'order.paid',
   },
@@ -96,7 +121,7 @@ export const TRANSITIONS = {
     from: ['pending', 'paid'],
     to: 'cancelled',
     by: ['owner', 'admin'],
-    effects: ['releaseStock'],
+    effects: ['releaseStock', 'refundPayment'],
     summary: 'Cancel',
     event: 'order.cancelled',
   },
@@ -109,12 +134,20 @@ export const TRANSITIONS = {
     hold: 'over',
     event: 'order.expired',
   },
+  revive: {
+    from: ['expired'],
+    to: 'paid',
+    by: ['system'],
+    effects: ['reserveStock'],
+    summary: 'Revive (money for an expired order arrived and its units are still there)',
+    event: 'order.paid',
+  },
 } as const satisfies Record<string, Transition>;
 
 export type OrderAction = keyof typeof TRANSITIONS;
 export const ORDER_ACTIONS = Object.keys(TRANSITIONS) as OrderAction[];
 
-/** The actions a request may perform (for the others, `expire`, every caller gets 403). */
+/** The actions a request may perform (for the others, `pay`, `expire`, `revive`, every caller gets 403). */
 export const CALLER_ACTIONS = ORDER_ACTIONS.filter((a) =>
   (TRANSITIONS[a].by as readonly Capacity[]).some((c) => c !== 'system'),
 );
@@ -167,7 +200,8 @@ export const STATE_DIAGRAM = [
   'pending ──pay──▶ paid ──ship──▶ shipped ──deliver──▶ delivered',
   '   │  │            │',
   '   │  └──cancel──▶ cancelled ◀──cancel──┘',
-  '   └──expire (the service, when the hold ends)──▶ expired',
+  '   └──expire──▶ expired ──revive──▶ paid',
+  '(pay, expire, revive: the service only; pay and revive when a payment is confirmed)',
 ].join('\n');
 
 /** Markdown table of the transitions, for the OpenAPI description and the README. */

@@ -19,6 +19,31 @@ export class Order extends VersionedEntity {
   /** While pending: when the hold on its units ends. Null otherwise. */
   @Column({ type: 'timestamptz', name: 'expires_at', nullable: true })
   expiresAt: Date | null;
+
+  /** The amount of the payment that paid the order (0 if none): API.md §9. */
+  @Column({ type: 'bigint', name: 'paid_cents' })
+  paidCents: number;
+
+  /** The sum of that payment's succeeded refunds. */
+  @Column({ type: 'bigint', name: 'refunded_cents' })
+  refundedCents: number;
+
+  /** The payment that paid the order; null while unpaid. */
+  @Column({ type: 'uuid', name: 'payment_id', nullable: true })
+  paymentId: string | null;
+}
+
+/** `unpaid`, `paid`, `partially_refunded`, `refunded`: from the order's payment fields (API.md §9). */
+export const PAYMENT_STATUSES = ['unpaid', 'paid', 'partially_refunded', 'refunded'] as const;
+export type OrderPaymentStatus = (typeof PAYMENT_STATUSES)[number];
+
+export function paymentStatusOf(o: {
+  paidCents: number;
+  refundedCents: number;
+}): OrderPaymentStatus {
+  if (o.paidCents === 0) return 'unpaid';
+  if (o.refundedCents === 0) return 'paid';
+  return o.refundedCents >= o.paidCents ? 'refunded' : 'partially_refunded';
 }
 
 /** A line, with a snapshot of the product as it was sold. */

@@ -1,6 +1,7 @@
 import { Module } from '@nestjs/common';
 import { EventsModule } from '../events/events.module';
 import { IdempotencyModule } from '../common/http/idempotency.module';
+import { PaymentsRepository } from '../payments/payments.repository';
 import { ProductsModule } from '../products/products.module';
 import { HoldSweeper } from './hold-sweeper';
 import { OrdersController } from './orders.controller';
@@ -24,6 +25,9 @@ import { OrderTransitions } from './order-transitions';
     OrderTransitions,
     OrderEdits,
     HoldSweeper,
+    PaymentsRepository,
   ],
+  // The payments use cases move orders through these (src/payments/).
+  exports: [OrdersRepository, OrderChanges, OrderReads, HoldExpiry, PaymentsRepository],
 })
 export class OrdersModule {}

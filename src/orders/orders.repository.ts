@@ -276,18 +276,22 @@ export class OrdersRepository {
    * the hold: live for `pay`, over for `expire`, by the database's clock). The row is locked by the
    * inner SELECT only if it still matches after any concurrent writer committed, so the status it
    * left is read from the row it changed, also when another transition won just before: the history
-   * never records a `from` the row did not have. On no match nothing stays locked; null.
+   * never records a `from` the row did not have. On no match nothing stays locked; null. `paidBy`
+   * (pay, revive) records the paying payment in the same write, so the version moves once.
    */
   async moveStatus(
     m: EntityManager,
     id: string,
     move: { to: OrderStatus; from: readonly OrderStatus[]; hold?: 'live' | 'over' },
     version?: number,
+    paidBy?: { paymentId: string; cents: number },
   ): Promise<{ order: Order; left: OrderStatus } | null> {
     const { rows } = await sql(
       m,
       `UPDATE orders o
-          SET status = $2, expires_at = CASE WHEN $2 = 'pending' THEN o.expires_at END
+          SET status = $2, expires_at = CASE WHEN $2 = 'pending' THEN o.expires_at END,
+              payment_id = coalesce($6, o.payment_id),
+              paid_cents = coalesce($7, o.paid_cents)
          FROM (SELECT id, status FROM orders
                 WHERE id = $1 AND status = ANY($3::text[])
                   AND ($4::int IS NULL OR version = $4)
@@ -297,7 +301,15 @@ export class OrdersRepository {
                 FOR UPDATE) AS before
         WHERE o.id = before.id
         RETURNING o.*, before.status AS left_status`,
-      [id, move.to, move.from, version ?? null, move.hold ?? null],
+      [
+        id,
+        move.to,
+        move.from,
+        version ?? null,
+        move.hold ?? null,
+        paidBy?.paymentId ?? null,
+        paidBy?.cents ?? null,
+      ],
     );
     if (!rows.length) return null;
     return { order: hydrate(m, Order, rows[0]), left: rows[0].left_status as OrderStatus };

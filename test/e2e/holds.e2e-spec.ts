@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type Account, account, expectProblem } from '../support/http';
-import { act, createProduct, placeOrder, stockOf } from '../support/fixtures';
+import { act, createProduct, openPayment, paid, placeOrder, stockOf } from '../support/fixtures';
 import { createTestApp, type TestApp } from '../support/test-app';
 
 /** Checkout holds that expire (unpaid pending orders give their units back). */
@@ -36,8 +36,8 @@ describe('checkout holds', () => {
     const hold = Date.parse(res.body.expiresAt) - Date.parse(res.body.createdAt);
     expect(hold).toBeGreaterThanOrEqual(990);
     expect(hold).toBeLessThan(1500);
-    const paid = await act(t, alice, res.body.id, 'pay').expect(200);
-    expect(paid.body.expiresAt).toBeNull();
+    const afterPay = await paid(t, alice, res.body.id);
+    expect(afterPay.body.expiresAt).toBeNull();
     expect((await row(res.body.id)).expires_at).toBeNull();
   });
 
@@ -74,11 +74,11 @@ describe('checkout holds', () => {
     expect(res.body.items.map((o: { status: string }) => o.status)).toEqual(['expired']);
   });
 
-  it('refuses a pay at or after expiresAt with 409 currentStatus "expired", expiring it in that request', async () => {
+  it('refuses opening a payment at or after expiresAt with 409 currentStatus "expired", expiring it in that request', async () => {
     const p = await createProduct(t, admin, { stock: 2 });
     const order = await placeOrder(t, alice, [{ productId: p.id, quantity: 2 }]).expect(201);
     await sleep(1100);
-    const res = await act(t, alice, order.body.id, 'pay');
+    const res = await openPayment(t, alice, order.body.id);
     expectProblem(res, 'ILLEGAL_STATE_TRANSITION');
     expect(res.body).toMatchObject({
       currentStatus: 'expired',
@@ -91,17 +91,11 @@ describe('checkout holds', () => {
     expect((await history(order.body.id)).map((e) => e.action)).toEqual(['place', 'expire']);
   });
 
-  it('refuses a keyed pay past the hold the same way, and replays that answer', async () => {
+  it('refuses a keyed payment opening past the hold the same way, and replays that answer', async () => {
     const p = await createProduct(t, admin, { stock: 2 });
     const order = await placeOrder(t, alice, [{ productId: p.id, quantity: 1 }]).expect(201);
     await sleep(1100);
-    const pay = () =>
-      t
-        .http()
-        .post(`/api/v1/orders/${order.body.id}/pay`)
-        .set(alice.auth)
-        .set('Idempotency-Key', `pay-${order.body.id}`)
-        .send();
+    const pay = () => openPayment(t, alice, order.body.id, `pay-${order.body.id}`);
     const first = await pay();
     expectProblem(first, 'ILLEGAL_STATE_TRANSITION');
     expect(first.body.currentStatus).toBe('expired');

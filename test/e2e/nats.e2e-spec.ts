@@ -19,7 +19,7 @@ import { createApp } from '../../src/app.factory';
 import { loadEnv, type Env } from '../../src/config/env';
 import { NatsRelay, STREAM } from '../../src/events/nats/nats-relay';
 import { OutboxPublishingRepository } from '../../src/events/nats/outbox-publishing.repository';
-import { act, createProduct, placeOrder } from '../support/fixtures';
+import { createProduct, paid, placeOrder } from '../support/fixtures';
 import { account } from '../support/http';
 import { describeWithService } from '../support/services';
 import { createTestApp, type TestApp } from '../support/test-app';
@@ -411,7 +411,7 @@ describeWithNats('NATS JetStream relay', () => {
     const placed = await placeOrder(t, customer, [{ productId: product.id, quantity: 1 }]).expect(
       201,
     );
-    await act(t, customer, placed.body.id, 'pay').expect(200);
+    await paid(t, customer, placed.body.id);
     const rows: (Omit<Ev, 'seq' | 'orderId'> & { seq: string; orderId: string })[] =
       await t.db.query(
         `SELECT id, seq, type, order_id AS "orderId", body, traceparent
@@ -419,7 +419,7 @@ describeWithNats('NATS JetStream relay', () => {
         [placed.body.id],
       );
     const events = rows.map((r) => ({ ...r, seq: Number(r.seq) }));
-    expect(events.map((e) => e.type)).toEqual(['order.created', 'order.paid']);
+    expect(events.map((e) => e.type)).toEqual(['order.created', 'order.paid', 'payment.succeeded']);
     await allPublished(t.db, events);
     await tap.waitFor(events);
     tap.expectEachOnce(events);

@@ -1,5 +1,5 @@
 import { type Account, account, expectProblem } from '../support/http';
-import { act, createProduct, type Line, placeOrder, stockOf } from '../support/fixtures';
+import { createProduct, type Line, paid, placeOrder, stockOf } from '../support/fixtures';
 import { createTestApp, type TestApp } from '../support/test-app';
 
 /** `PATCH /orders/{id}`: editing a pending order's lines. */
@@ -173,9 +173,9 @@ describe('editing a pending order', () => {
   it('answers 409 ORDER_NOT_EDITABLE with currentStatus once the order is paid', async () => {
     const p = await createProduct(t, admin, { stock: 5 });
     const placed = await placeOrder(t, alice, [{ productId: p.id, quantity: 1 }]).expect(201);
-    const paid = await act(t, alice, placed.body.id, 'pay').expect(200);
+    const afterPay = await paid(t, alice, placed.body.id);
     const res = await edit(placed.body.id, alice, [{ productId: p.id, quantity: 3 }], {
-      'If-Match': paid.headers.etag,
+      'If-Match': afterPay.headers.etag,
     });
     expectProblem(res, 'ORDER_NOT_EDITABLE');
     expect(res.body.currentStatus).toBe('paid');

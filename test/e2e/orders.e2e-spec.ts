@@ -4,6 +4,8 @@ import { CALLER_ACTIONS, type OrderAction } from '../../src/orders/order-state';
 import { type Account, account, expectProblem } from '../support/http';
 import {
   act,
+  openPayment,
+  paid,
   createProduct,
   orderCount,
   placeOrder,
@@ -37,7 +39,7 @@ describe('orders', () => {
       expect(res.body).toMatchObject({
         userId: alice.id,
         status: 'pending',
-        allowedTransitions: ['pay', 'cancel'],
+        allowedTransitions: ['cancel'],
         totalCents: 3250,
         currency: 'EUR',
         version: 1,
@@ -182,6 +184,7 @@ describe('orders', () => {
     /** Brings a fresh order of alice's to the given status through the API. */
     const inStatus = async (status: string): Promise<{ orderId: string; productId: string }> => {
       const o = await placed(alice);
+      // `pay` is the payment flow's (API.md §9): a test payment, opened and completed.
       const path: Record<string, [Account, OrderAction][]> = {
         pending: [],
         paid: [[alice, 'pay']],
@@ -196,19 +199,21 @@ describe('orders', () => {
         ],
         cancelled: [[alice, 'cancel']],
       };
-      for (const [who, action] of path[status]) await act(t, who, o.orderId, action).expect(200);
+      for (const [who, action] of path[status]) {
+        if (action === 'pay') await paid(t, who, o.orderId);
+        else await act(t, who, o.orderId, action).expect(200);
+      }
       return o;
     };
 
     const expected: Record<string, Partial<Record<OrderAction, string>>> = {
-      pending: { pay: 'paid', cancel: 'cancelled' },
+      pending: { cancel: 'cancelled' },
       paid: { ship: 'shipped', cancel: 'cancelled' },
       shipped: { deliver: 'delivered' },
       delivered: {},
       cancelled: {},
     };
-    const roles: Record<Exclude<OrderAction, 'expire'>, 'owner' | 'admin'> = {
-      pay: 'owner',
+    const roles: Record<Exclude<OrderAction, 'expire' | 'pay' | 'revive'>, 'owner' | 'admin'> = {
       ship: 'admin',
       deliver: 'admin',
       cancel: 'owner',
@@ -243,6 +248,8 @@ describe('orders', () => {
       ['ship', 'customer'],
       ['deliver', 'customer'],
       ['pay', 'admin'],
+      ['pay', 'customer'],
+      ['revive', 'admin'],
     ])('answers 403 to %s by a %s, whatever the state', async (action, role) => {
       const o = await inStatus(
         action === 'deliver' ? 'shipped' : action === 'ship' ? 'paid' : 'pending',
@@ -289,7 +296,8 @@ describe('orders', () => {
         ]),
       ).toEqual([
         [null, 'pending', alice.id],
-        ['pending', 'paid', alice.id],
+        // A provider's confirmation: the service's own action (API.md §9).
+        ['pending', 'paid', null],
         ['paid', 'shipped', admin.id],
         ['shipped', 'delivered', admin.id],
       ]);
@@ -306,12 +314,7 @@ describe('orders', () => {
         .get(`/api/v1/orders/${o.orderId}`)
         .set(alice.auth)
         .expect(200);
-      await t
-        .http()
-        .post(`/api/v1/orders/${o.orderId}/pay`)
-        .set(alice.auth)
-        .set('If-Match', headers.etag)
-        .expect(200);
+      await paid(t, alice, o.orderId);
       const res = await t
         .http()
         .post(`/api/v1/orders/${o.orderId}/cancel`)
@@ -401,50 +404,29 @@ describe('orders', () => {
       expect(await stockOf(t, p.id)).toBe(10);
     });
 
-    it('makes pay idempotent: a retried pay replays 200 instead of 409', async () => {
+    it('makes opening a payment idempotent: a retry replays 201 instead of 409 PAYMENT_IN_PROGRESS', async () => {
       const p = await createProduct(t, admin);
       const o = await placeOrder(t, alice, [{ productId: p.id, quantity: 1 }]).expect(201);
       const key = randomUUID();
-      const first = await t
-        .http()
-        .post(`/api/v1/orders/${o.body.id}/pay`)
-        .set(alice.auth)
-        .set('Idempotency-Key', key)
-        .send()
-        .expect(200);
-      const retry = await t
-        .http()
-        .post(`/api/v1/orders/${o.body.id}/pay`)
-        .set(alice.auth)
-        .set('Idempotency-Key', key)
-        .send()
-        .expect(200);
+      const first = await openPayment(t, alice, o.body.id, key).expect(201);
+      const retry = await openPayment(t, alice, o.body.id, key).expect(201);
       expect(retry.headers['idempotent-replayed']).toBe('true');
+      expect(retry.headers.location).toBe(first.headers.location);
       expect(retry.body).toEqual(first.body);
-      expectProblem(
-        await t.http().post(`/api/v1/orders/${o.body.id}/pay`).set(alice.auth).send(),
-        'ILLEGAL_STATE_TRANSITION',
+      expectProblem(await openPayment(t, alice, o.body.id), 'PAYMENT_IN_PROGRESS');
+      const [{ n }] = await t.db.query(
+        'SELECT count(*)::int AS n FROM payments WHERE order_id = $1',
+        [o.body.id],
       );
+      expect(n).toBe(1);
     });
 
-    it('treats an equivalent URL as the same request (upper-case id on pay)', async () => {
+    it('treats an equivalent URL as the same request (upper-case id on payments)', async () => {
       const p = await createProduct(t, admin);
       const o = await placeOrder(t, alice, [{ productId: p.id, quantity: 1 }]).expect(201);
       const key = randomUUID();
-      await t
-        .http()
-        .post(`/api/v1/orders/${o.body.id}/pay`)
-        .set(alice.auth)
-        .set('Idempotency-Key', key)
-        .send()
-        .expect(200);
-      const retry = await t
-        .http()
-        .post(`/api/v1/orders/${o.body.id.toUpperCase()}/pay`)
-        .set(alice.auth)
-        .set('Idempotency-Key', key)
-        .send()
-        .expect(200);
+      await openPayment(t, alice, o.body.id, key).expect(201);
+      const retry = await openPayment(t, alice, o.body.id.toUpperCase(), key).expect(201);
       expect(retry.headers['idempotent-replayed']).toBe('true');
     });
 

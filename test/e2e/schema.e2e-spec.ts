@@ -1,4 +1,4 @@
-import { ORDER_EVENT_TYPES } from '../../src/orders/order-state';
+import { EVENT_TYPES } from '../../src/orders/order-state';
 import { HISTORY_ACTIONS, ORDER_STATUSES } from '../../src/orders/order-state';
 import { createTestApp, type TestApp } from '../support/test-app';
 
@@ -26,8 +26,8 @@ describe('the schema and the transition table', () => {
     expect(await allowedBy('orders_status_check')).toEqual([...ORDER_STATUSES].sort());
   });
 
-  it('allows exactly the event types of the table in the outbox', async () => {
-    expect(await allowedBy('outbox_events_type_check')).toEqual([...ORDER_EVENT_TYPES].sort());
+  it('allows exactly the event types (of the transition table and of payments) in the outbox', async () => {
+    expect(await allowedBy('outbox_events_type_check')).toEqual([...EVENT_TYPES].sort());
   });
 
   it('allows exactly the history actions (place and every action of the table)', async () => {

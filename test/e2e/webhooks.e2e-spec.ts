@@ -5,7 +5,7 @@ import { OutboxRetention } from '../../src/events/outbox-retention';
 import { refuseWebhookUrl } from '../../src/webhooks/webhook-url';
 import { backoffSeconds } from '../../src/webhooks/webhook-relay';
 import { type Account, account, expectProblem } from '../support/http';
-import { act, createProduct, placeOrder } from '../support/fixtures';
+import { act, createProduct, paid, placeOrder } from '../support/fixtures';
 import { createTestApp, type TestApp } from '../support/test-app';
 import { WebhookReceiver } from '../support/webhook-receiver';
 
@@ -125,7 +125,7 @@ describe('webhooks', () => {
     const money = await subscribe(`/money-${randomUUID()}`, ['order.paid', 'order.cancelled']);
     const p = await createProduct(t, admin, { stock: 5 });
     const first = await placeOrder(t, alice, [{ productId: p.id, quantity: 1 }]).expect(201);
-    await act(t, alice, first.body.id, 'pay').expect(200);
+    await paid(t, alice, first.body.id);
     await act(t, admin, first.body.id, 'ship').expect(200);
     await act(t, admin, first.body.id, 'deliver').expect(200);
     const second = await placeOrder(t, alice, [{ productId: p.id, quantity: 1 }]).expect(201);
@@ -136,17 +136,18 @@ describe('webhooks', () => {
 
     const at = (prefix: string) => receiver.received.filter((r) => r.path.startsWith(prefix));
     const allPath = `/all-`;
-    await receiver.waitFor(() => at(allPath).length >= 6 && at('/money-').length >= 2);
+    await receiver.waitFor(() => at(allPath).length >= 7 && at('/money-').length >= 2);
     await new Promise((r) => setTimeout(r, 1500)); // nothing more may arrive
     const all = at(allPath);
     expect(all.every((r) => r.signatureValid)).toBe(true);
     // In arrival order, per order: orders may interleave, an order's own events may not.
     const arrivals = (orderId: string) =>
       all.filter((r) => r.orderId === orderId).map((r) => [r.type, r.version]);
-    expect(all).toHaveLength(6);
+    expect(all).toHaveLength(7);
     expect(arrivals(first.body.id)).toEqual([
       ['order.created', 1],
       ['order.paid', 2],
+      ['payment.succeeded', 2],
       ['order.shipped', 3],
       ['order.delivered', 4],
     ]);
@@ -154,7 +155,7 @@ describe('webhooks', () => {
       ['order.created', 1],
       ['order.cancelled', 2],
     ]);
-    expect(new Set(all.map((r) => r.webhookId)).size).toBe(6);
+    expect(new Set(all.map((r) => r.webhookId)).size).toBe(7);
     expect(at('/money-').map((r) => r.type)).toEqual(['order.paid', 'order.cancelled']);
     const [{ n }] = await t.db.query(
       'SELECT count(*)::int AS n FROM outbox_events WHERE order_id NOT IN ($1, $2)',
@@ -166,7 +167,7 @@ describe('webhooks', () => {
       .get(`/api/v1/webhooks/${everything.id}/deliveries`)
       .set(admin.auth)
       .expect(200);
-    expect(listed.body.items).toHaveLength(6);
+    expect(listed.body.items).toHaveLength(7);
     expect(listed.body.items.find((d: { type: string }) => d.type === 'order.paid')).toMatchObject({
       orderId: first.body.id,
       status: 'delivered',
@@ -243,18 +244,18 @@ describe('webhooks', () => {
     const p = await createProduct(t, admin, { stock: 5 });
     const placed = await placeOrder(t, alice, [{ productId: p.id, quantity: 2 }]).expect(201);
     const read = await t.http().get(`/api/v1/orders/${placed.body.id}`).set(alice.auth).expect(200);
-    const paid = await act(t, alice, placed.body.id, 'pay').expect(200);
+    const afterPay = await paid(t, alice, placed.body.id);
     const events: { type: string; body: string }[] = await t.db.query(
       'SELECT type, body FROM outbox_events WHERE order_id = $1 ORDER BY seq',
       [placed.body.id],
     );
-    expect(events.map((e) => e.type)).toEqual(['order.created', 'order.paid']);
+    expect(events.map((e) => e.type)).toEqual(['order.created', 'order.paid', 'payment.succeeded']);
     // order.created comes from the one-statement checkout (SQL), order.paid from the service (TS):
     // both must be the representation, member for member.
     const [created, payment] = events.map((e) => JSON.parse(e.body) as Record<string, any>);
     expect(created.data.order).toEqual(read.body);
     expect(JSON.stringify(created.data.order)).toBe(JSON.stringify(read.body));
-    expect(payment.data.order).toEqual(paid.body);
+    expect(payment.data.order).toEqual(afterPay.body);
     expect(created).toMatchObject({ type: 'order.created', id: expect.any(String) });
     expect(Date.parse(created.occurredAt as string)).not.toBeNaN();
   });
@@ -332,7 +333,7 @@ describe('webhooks', () => {
     // Past the last page of deliveries, the total is still the total.
     const p = await createProduct(t, admin, { stock: 5 });
     const paidOrder = await placeOrder(t, alice, [{ productId: p.id, quantity: 1 }]).expect(201);
-    await act(t, alice, paidOrder.body.id, 'pay').expect(200);
+    await paid(t, alice, paidOrder.body.id);
     const deliveries = (offset: number) =>
       t.http().get(`/api/v1/webhooks/${made[0].id}/deliveries?offset=${offset}`).set(admin.auth);
     expect((await deliveries(0).expect(200)).body).toMatchObject({ total: 1, offset: 0 });

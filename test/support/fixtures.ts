@@ -69,3 +69,57 @@ export async function orderCount(t: TestApp, userId?: string): Promise<number> {
   );
   return n;
 }
+
+export interface Answer {
+  status: number;
+  body: Record<string, any>;
+  headers: Record<string, string>;
+}
+
+/** `POST /orders/{id}/payments` with the `test` provider (API.md §9), as the order's owner. */
+export const openPayment = (t: TestApp, who: Account, orderId: string, key?: string) => {
+  const req = t.http().post(`/api/v1/orders/${orderId}/payments`).set(who.auth);
+  return (key ? req.set('Idempotency-Key', key) : req).send({ provider: 'test' });
+};
+
+/** The `test` provider's confirmation: the owner "pays" at the provider, which notifies the service. */
+export const completePayment = (
+  t: TestApp,
+  who: Account,
+  paymentId: string,
+  outcome: 'succeeded' | 'failed' = 'succeeded',
+  amountCents?: number,
+) =>
+  t
+    .http()
+    .post(`/api/v1/payments/test/${paymentId}/complete`)
+    .set(who.auth)
+    .send(amountCents === undefined ? { outcome } : { outcome, amountCents });
+
+/**
+ * Pays an order the way a storefront does since issue 22: opens a `test` payment and completes it.
+ * Answers as `POST /orders/{id}/pay` used to: 200 with the order when this payment paid it; the
+ * opening's problem when it could not open (409 ILLEGAL_STATE_TRANSITION for an order no longer
+ * pending); 409 with the order's `currentStatus` when the money came too late (it is owed back).
+ */
+export async function pay(t: TestApp, who: Account, orderId: string): Promise<Answer> {
+  const opened = await openPayment(t, who, orderId);
+  if (opened.status !== 201) return opened;
+  const done = await completePayment(t, who, String(opened.body.id));
+  if (done.status !== 200) return done;
+  const order = await t.http().get(`/api/v1/orders/${orderId}`).set(who.auth);
+  if (order.status === 200 && order.body.paidCents > 0) return order;
+  return {
+    status: 409,
+    headers: order.headers,
+    body: { code: 'ILLEGAL_STATE_TRANSITION', currentStatus: order.body.status, order: order.body },
+  };
+}
+
+/** Pays and expects it to work: the paid order. */
+export async function paid(t: TestApp, who: Account, orderId: string): Promise<Answer> {
+  const res = await pay(t, who, orderId);
+  if (res.status !== 200)
+    throw new Error(`pay ${orderId}: ${res.status} ${JSON.stringify(res.body)}`);
+  return res;
+}

@@ -22,7 +22,7 @@ const EXPECTED: Record<OrderStatus, Partial<Record<OrderAction, OrderStatus>>> =
   shipped: { deliver: 'delivered' },
   delivered: {},
   cancelled: {},
-  expired: {},
+  expired: { revive: 'paid' },
 };
 
 describe('the order state machine', () => {
@@ -34,8 +34,18 @@ describe('the order state machine', () => {
     if (target) expect(TRANSITIONS[action].to).toBe(target);
   });
 
-  it('has delivered, cancelled and expired as its only final states', () => {
-    expect(ORDER_STATUSES.filter(isFinal)).toEqual(['delivered', 'cancelled', 'expired']);
+  it('has delivered and cancelled as its only final states (an expired order may be revived)', () => {
+    expect(ORDER_STATUSES.filter(isFinal)).toEqual(['delivered', 'cancelled']);
+  });
+
+  it('lets only the service pay and revive (a confirmed payment), and never lists them for a caller', () => {
+    for (const action of ['pay', 'revive'] as const) {
+      expect(mayPerform(action, ['owner', 'admin'])).toBe(false);
+      expect(mayPerform(action, ['system'])).toBe(true);
+      for (const status of ORDER_STATUSES) {
+        expect(allowedTransitions(status, ['owner', 'admin'])).not.toContain(action);
+      }
+    }
   });
 
   it('lets only the service expire, and never lists expire for a caller', () => {
@@ -47,7 +57,7 @@ describe('the order state machine', () => {
   });
 
   it.each<[OrderAction, Capacity[], boolean]>([
-    ['pay', ['owner'], true],
+    ['pay', ['owner'], false],
     ['pay', ['admin'], false],
     ['ship', ['owner'], false],
     ['ship', ['admin'], true],
@@ -55,13 +65,13 @@ describe('the order state machine', () => {
     ['deliver', ['admin'], true],
     ['cancel', ['owner'], true],
     ['cancel', ['admin'], true],
-    ['pay', ['owner', 'admin'], true],
+    ['pay', ['owner', 'admin'], false],
   ])('%s by %j is %s', (action, capacities, allowed) => {
     expect(mayPerform(action, capacities)).toBe(allowed);
   });
 
   it('lists the transitions legal now for the caller', () => {
-    expect(allowedTransitions('pending', ['owner'])).toEqual(['pay', 'cancel']);
+    expect(allowedTransitions('pending', ['owner'])).toEqual(['cancel']);
     expect(allowedTransitions('pending', ['admin'])).toEqual(['cancel']);
     expect(allowedTransitions('paid', ['owner'])).toEqual(['cancel']);
     expect(allowedTransitions('paid', ['admin'])).toEqual(['ship', 'cancel']);
@@ -76,6 +86,13 @@ describe('the order state machine', () => {
         (TRANSITIONS[a].effects as readonly string[]).includes('releaseStock'),
       ),
     ).toEqual(['cancel', 'expire']);
+  });
+
+  it('owes a refund of a paid order on cancel, and takes the units again on revive', () => {
+    const withEffect = (effect: string) =>
+      ORDER_ACTIONS.filter((a) => (TRANSITIONS[a].effects as readonly string[]).includes(effect));
+    expect(withEffect('refundPayment')).toEqual(['cancel']);
+    expect(withEffect('reserveStock')).toEqual(['revive']);
   });
 });
 

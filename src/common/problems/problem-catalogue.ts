@@ -164,6 +164,84 @@ export const PROBLEMS = {
     resolution: 'Read `deliveryStatus`; there is nothing to redeliver.',
     members: ['deliveryStatus'],
   },
+  PAYMENT_IN_PROGRESS: {
+    status: 409,
+    slug: 'payment-in-progress',
+    title: 'A payment is in progress',
+    explanation:
+      'The order has an open payment (`requires_action` or `processing`, `paymentId` names it): a second payment cannot be opened, and the order cannot be edited, while the customer may still confirm the first one. Nothing was changed.',
+    resolution:
+      'Finish the open payment (confirm it with its `clientSecret`), or cancel it with `POST /api/v1/orders/{id}/payments/{paymentId}/cancel`, then send the request again.',
+    members: ['paymentId'],
+  },
+  PAYMENT_NOT_CANCELABLE: {
+    status: 409,
+    slug: 'payment-not-cancelable',
+    title: 'Payment cannot be cancelled',
+    explanation:
+      'Only an open payment (`requires_action` or `processing`) can be cancelled, and only while its provider agrees: this one is `paymentStatus`, or the provider refused (it may already be capturing the money). The payment is unchanged.',
+    resolution:
+      'Read the payment again. A `succeeded` payment is refunded with `POST /api/v1/orders/{id}/refunds` (an admin), not cancelled.',
+    members: ['paymentStatus'],
+  },
+  PAYMENT_NOT_OPEN: {
+    status: 409,
+    slug: 'payment-not-open',
+    title: 'Payment is not open',
+    explanation:
+      'The payment is no longer `requires_action` or `processing` (see `paymentStatus`): it already succeeded, failed or was cancelled, so the provider cannot complete it again. Nothing was changed.',
+    resolution: 'Read the payment and the order; open a new payment if the order is still unpaid.',
+    members: ['paymentStatus'],
+  },
+  PAYMENT_PROVIDER_REJECTED: {
+    status: 409,
+    slug: 'payment-provider-rejected',
+    title: 'The payment provider refused',
+    explanation:
+      'The payment provider answered the request with a refusal of its own (`provider`, `providerCode`: its error code). No payment was left open.',
+    resolution:
+      'Read `providerCode` in the provider’s documentation; retrying unchanged will be refused the same way.',
+    members: ['provider', 'providerCode'],
+  },
+  PAYMENT_AMOUNT_MISMATCH: {
+    status: 409,
+    slug: 'payment-amount-mismatch',
+    title: 'Payment amount differs from the order total',
+    explanation:
+      'A manual payment must be for exactly the order’s total (`totalCents`); this one was for `amountCents`. Nothing was recorded.',
+    resolution:
+      'Record the payment for exactly `totalCents`; return any difference to the customer outside the service.',
+    members: ['amountCents', 'totalCents'],
+  },
+  REFUND_EXCEEDS_BALANCE: {
+    status: 409,
+    slug: 'refund-exceeds-balance',
+    title: 'Refund exceeds the payment balance',
+    explanation:
+      'A payment’s balance is its captured amount minus its refunds that are not `failed`; this refund asks for `requestedCents` but only `refundableCents` are left (other refunds, perhaps concurrent ones, took the rest). Nothing was recorded.',
+    resolution:
+      'Refund at most `refundableCents`, or read `GET /api/v1/orders/{id}/refunds` to see where the money went.',
+    members: ['requestedCents', 'refundableCents'],
+  },
+  REFUND_NOT_FAILED: {
+    status: 409,
+    slug: 'refund-not-failed',
+    title: 'Refund has not failed',
+    explanation:
+      'Only a `failed` refund can be retried; this one is `refundStatus` (`pending`: it is being carried out; `succeeded`: the money went back).',
+    resolution: 'Read `refundStatus`; there is nothing to retry.',
+    members: ['refundStatus'],
+  },
+  WEBHOOK_SIGNATURE_INVALID: {
+    status: 400,
+    slug: 'webhook-signature-invalid',
+    title: 'Webhook signature invalid',
+    explanation:
+      'The payment provider’s notification had no signature header, a malformed or wrong signature, a timestamp too far from now, or a body that is not the provider’s event. Nothing was recorded.',
+    resolution:
+      'Send the raw body exactly as signed, with the provider’s signature header, signed with the webhook secret configured here, within 5 minutes.',
+    members: [],
+  },
   PRECONDITION_FAILED: {
     status: 412,
     slug: 'precondition-failed',

@@ -23,7 +23,14 @@ import {
   type OrderStatus,
 } from '../order-state';
 import { DEMO_PRODUCTS } from '../../common/demo-data';
-import type { Order, OrderHistoryEntry, OrderItem } from '../order.entity';
+import {
+  type Order,
+  type OrderHistoryEntry,
+  type OrderItem,
+  type OrderPaymentStatus,
+  PAYMENT_STATUSES,
+  paymentStatusOf,
+} from '../order.entity';
 
 export const MAX_LINES = 100;
 export const MAX_QUANTITY = 1000;
@@ -102,8 +109,9 @@ export class OrderDto {
   @ApiProperty({
     enum: ORDER_ACTIONS,
     isArray: true,
-    example: ['pay', 'cancel'],
-    description: 'The actions legal now for you (never `expire`: only the service expires).',
+    example: ['cancel'],
+    description:
+      'The actions legal now for you (never `pay`, `expire` or `revive`: only the service performs them; an order is paid through `POST /orders/{id}/payments`).',
   })
   allowedTransitions: OrderAction[];
   @ApiProperty({ type: [OrderItemDto] }) items: OrderItemDto[];
@@ -113,6 +121,24 @@ export class OrderDto {
   })
   totalCents: number;
   @ApiProperty({ example: 'EUR' }) currency: string;
+  @ApiProperty({
+    enum: PAYMENT_STATUSES,
+    example: 'unpaid',
+    description:
+      '`unpaid` while `paidCents` is 0; `refunded` when `refundedCents` = `paidCents`; `partially_refunded` between; else `paid`. Payments that did not pay the order (unwanted money, refunded in full) show only under `…/payments` and `…/refunds`.',
+  })
+  paymentStatus: OrderPaymentStatus;
+  @ApiProperty({
+    example: 0,
+    description: 'The amount of the payment that paid the order, minor units (0 if none).',
+  })
+  paidCents: number;
+  @ApiProperty({
+    example: 0,
+    description:
+      "The sum of that payment's `succeeded` refunds, minor units. A change of the payment fields raises `version`.",
+  })
+  refundedCents: number;
   @ApiProperty({
     format: 'date-time',
     nullable: true,
@@ -134,6 +160,9 @@ export class OrderDto {
       items: items.map((i) => OrderItemDto.from(i)),
       totalCents: o.totalCents,
       currency: o.currency,
+      paymentStatus: paymentStatusOf(o),
+      paidCents: o.paidCents,
+      refundedCents: o.refundedCents,
       expiresAt: o.expiresAt?.toISOString() ?? null,
       version: o.version,
       createdAt: o.createdAt.toISOString(),

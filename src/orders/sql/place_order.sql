@@ -9,8 +9,8 @@
 -- refuses, or anything moved between that read and the lock, the attempt rolls back (a
 -- subtransaction) and place_order_locked decides under its locks and explains a refusal.
 -- Called by OrdersRepository.placeAtOnce, and by place_orders for each order of a batch.
--- The body keeps, byte for byte, the text (and indentation) it had in its migration, so that
--- databases migrated before this file existed hold exactly this definition.
+-- The event's order carries the payment fields (issue 22: unpaid at placement); the rest of the
+-- body keeps the text (and indentation) it had in its migration.
 CREATE OR REPLACE FUNCTION place_order(
   p_user uuid,
   p_ids uuid[],          -- one per product, in the client's line order
@@ -63,6 +63,8 @@ CREATE OR REPLACE FUNCTION place_order(
                     FROM json_to_recordset(v_lines) AS l(line_no integer, product_id uuid,
                       sku text, name text, unit_price_cents integer, quantity integer)),
                   'totalCents', v_order.total_cents, 'currency', v_order.currency,
+                  'paymentStatus', 'unpaid', 'paidCents', v_order.paid_cents,
+                  'refundedCents', v_order.refunded_cents,
                   'expiresAt', iso_utc(v_order.expires_at), 'version', v_order.version,
                   'createdAt', iso_utc(v_order.created_at), 'updatedAt', iso_utc(v_order.updated_at)
                 ))

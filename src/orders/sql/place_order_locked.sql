@@ -8,8 +8,8 @@
 -- them ('overdue'). place_order calls it when its own attempt is refused or a product moved; the
 -- service explains the refusal from its answer, or, when overdue holds could cover it, takes its
 -- step-by-step path that expires them first.
--- The body keeps, byte for byte, the text (and indentation) it had in its migration, so that
--- databases migrated before this file existed hold exactly this definition.
+-- The event's order carries the payment fields (issue 22: unpaid at placement); the rest of the
+-- body keeps the text (and indentation) it had in its migration.
 CREATE OR REPLACE FUNCTION place_order_locked(
   p_user uuid,
   p_ids uuid[],          -- one per product, in the client's line order
@@ -73,6 +73,8 @@ CREATE OR REPLACE FUNCTION place_order_locked(
                     'unitPriceCents', i.unit_price_cents, 'quantity', i.quantity) ORDER BY i.line_no)
                   FROM order_items i WHERE i.order_id = v_order.id),
                 'totalCents', v_order.total_cents, 'currency', v_order.currency,
+                'paymentStatus', 'unpaid', 'paidCents', v_order.paid_cents,
+                'refundedCents', v_order.refunded_cents,
                 'expiresAt', iso_utc(v_order.expires_at), 'version', v_order.version,
                 'createdAt', iso_utc(v_order.created_at), 'updatedAt', iso_utc(v_order.updated_at)
               ))

@@ -2,9 +2,14 @@ import { ApiProperty } from '@nestjs/swagger';
 import { ArrayMaxSize, ArrayMinSize, IsArray, IsIn, IsString, MaxLength } from 'class-validator';
 import { OrderDto } from '../../orders/dto/order.dto';
 import type { OrderEvent } from '../../orders/order-events';
-import { ORDER_EVENT_TYPES, type OrderEventType } from '../../orders/order-state';
+import {
+  EVENT_TYPES,
+  ORDER_EVENT_TYPES,
+  type EventType,
+  type OrderEventType,
+} from '../../orders/order-state';
 
-const EVENT_CHOICES = ['*', ...ORDER_EVENT_TYPES] as const;
+const EVENT_CHOICES = ['*', ...EVENT_TYPES] as const;
 
 /** The secret the document's examples show (and sign the `x-webhooks` examples with). */
 export const EXAMPLE_WEBHOOK_SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
@@ -29,7 +34,7 @@ export class CreateWebhookDto {
   @ArrayMinSize(1)
   @ArrayMaxSize(EVENT_CHOICES.length)
   @IsIn(EVENT_CHOICES, { each: true })
-  events: (OrderEventType | '*')[];
+  events: (EventType | '*')[];
 }
 
 export class WebhookDto {
@@ -52,7 +57,7 @@ export class DeliveryDto {
   @ApiProperty({ format: 'uuid' }) id: string;
   @ApiProperty({ format: 'uuid', description: 'The event id (also `webhook-id`).' })
   eventId: string;
-  @ApiProperty({ enum: ORDER_EVENT_TYPES }) type: string;
+  @ApiProperty({ enum: EVENT_TYPES }) type: string;
   @ApiProperty({ format: 'uuid' }) orderId: string;
   @ApiProperty({ enum: ['pending', 'delivered', 'failed'] }) status: string;
   @ApiProperty({ example: 1, description: 'Attempts made so far.' }) attempts: number;
