@@ -21,6 +21,7 @@ export interface Env {
    * Comma-separated `postgres://…` URLs of streaming standbys of the primary: reads that are not part
    * of a write go to one that has replayed the client's `Consistency-Token` (API.md §12; each gets
    * `DB_POOL_SIZE` connections per instance). Unset: every read on the primary.
+   * @default empty
    */
   DATABASE_READ_URLS: string[];
   /** A standby further behind the primary than this (or unreachable) is skipped until it catches up. */
