@@ -52,7 +52,6 @@ export interface Env {
   WEBHOOK_BACKOFF_BASE_SECONDS: number;
   /** After this many attempts a delivery is `failed` (until redelivered). */
   WEBHOOK_MAX_ATTEMPTS: number;
-  /**
   /** After this many attempts at the provider a refund is `failed` (an admin may retry it). */
   REFUND_MAX_ATTEMPTS: number;
   /** Wait before refund attempt n+1: base × 2^(n−1), ±25% jitter, capped at 6 h. */
@@ -62,6 +61,7 @@ export interface Env {
    * (then attempted again with the same idempotency key).
    */
   REFUND_LEASE_SECONDS: number;
+  /**
    * How long a relay holds a claimed delivery; a crashed relay's claims come back after it. At least
    * 15: an attempt (address lookup, connection and answer) is cut off after 10 s, so a live relay
    * settles its attempt before its claim can run out.
@@ -288,11 +288,11 @@ export function loadEnv(src: Source = process.env): Env {
     NATS_URL: url(src, 'NATS_URL', ['nats:', 'tls:']),
     WEBHOOK_BACKOFF_BASE_SECONDS: int(src, 'WEBHOOK_BACKOFF_BASE_SECONDS', 30, 1, 21_600),
     WEBHOOK_MAX_ATTEMPTS: int(src, 'WEBHOOK_MAX_ATTEMPTS', 8, 1, 100),
-    // Longer than the 10 s an attempt may take in all (lookup included) plus its settling write, so
     REFUND_MAX_ATTEMPTS: int(src, 'REFUND_MAX_ATTEMPTS', 8, 1, 100),
     REFUND_BACKOFF_BASE_SECONDS: int(src, 'REFUND_BACKOFF_BASE_SECONDS', 30, 1, 21_600),
     // Longer than a provider call may take (the SDK's timeout) plus the record's write.
     REFUND_LEASE_SECONDS: int(src, 'REFUND_LEASE_SECONDS', 60, 5, 3600),
+    // Longer than the 10 s an attempt may take in all (lookup included) plus its settling write, so
     // a live relay never loses its claim mid-attempt.
     WEBHOOK_LEASE_SECONDS: int(src, 'WEBHOOK_LEASE_SECONDS', 30, 15, 3600),
     WEBHOOK_RELAY_CONCURRENCY,
