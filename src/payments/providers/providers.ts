@@ -8,6 +8,7 @@ import {
   type PaymentProvider,
   type ProviderName,
 } from './payment-provider';
+import { StripeProvider } from './stripe.provider';
 import { TestProvider } from './test.provider';
 
 /**
@@ -16,7 +17,7 @@ import { TestProvider } from './test.provider';
  * keys). A provider not enabled here is 400 on `POST /orders/{id}/payments` and its routes are 404.
  */
 export const PROVIDER_FACTORIES: Record<ProviderName, (env: Env) => PaymentProvider | undefined> = {
-  stripe: () => undefined,
+  stripe: (env) => StripeProvider.fromEnv(env) ?? undefined,
   test: (env) => (env.NODE_ENV === 'production' ? undefined : new TestProvider()),
   manual: () => new ManualProvider(),
 };
