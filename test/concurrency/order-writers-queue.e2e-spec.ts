@@ -86,7 +86,7 @@ async function queuedBehindOrder(
   }
 }
 
-type Rival = 'cancel' | 'pay' | 'edit';
+type Rival = 'cancel' | 'edit';
 
 describe('writers of one order queued behind each other (row held in a separate transaction)', () => {
   let t: TestApp;
@@ -139,7 +139,6 @@ describe('writers of one order queued behind each other (row held in a separate 
     ] as const)('an edit that %s the line', (_direction, editTo) => {
       describe.each([
         ['a cancel', 'cancel'],
-        ['a pay', 'pay'],
         ['another edit', 'edit'],
       ] as const)('against %s', (_rivalName, rival) => {
         it.each(['edit first', `rival first`] as const)(
@@ -166,7 +165,7 @@ describe('writers of one order queued behind each other (row held in a separate 
               expectProblem(b, 'PRECONDITION_FAILED');
               expect(shape(b.body.current)).toEqual(shape(a.body));
             } else if (b.status !== 200) {
-              // Only a pending order can be edited, and a cancelled or paid one not paid again.
+              // Only a pending order can be edited, and a cancelled one not cancelled again.
               expectProblem(b, b.body.code);
               expect(['ORDER_NOT_EDITABLE', 'ILLEGAL_STATE_TRANSITION']).toContain(b.body.code);
             }
@@ -196,6 +195,45 @@ describe('writers of one order queued behind each other (row held in a separate 
       });
     });
   });
+
+  // Opening a payment takes the order's row lock too (API.md §9): an edit and an opening never
+  // interleave, so the payment is always for the total the order has when it opens.
+  it.each(['edit first', 'opening first'] as const)(
+    'never lets an edit and a payment opening interleave (%s): the payment is for the total as it is',
+    async (which) => {
+      const p = await createProduct(t, admin, { stock: INITIAL, priceCents: 100 });
+      const placed = await placeOrder(t, buyer, [{ productId: p.id, quantity: PLACED }]).expect(
+        201,
+      );
+      const id = placed.body.id as string;
+      const editing = edit(id, placed.headers.etag, 5, p.id);
+      const opening = () =>
+        t
+          .http()
+          .post(`/api/v1/orders/${id}/payments`)
+          .set(buyer.auth)
+          .send({ provider: 'test' })
+          .then((r) => r);
+      const [a, b] =
+        which === 'edit first'
+          ? await queuedBehindOrder(t, id, editing, opening)
+          : await queuedBehindOrder(t, id, opening, editing);
+      const now = await orderNow(id);
+      if (which === 'edit first') {
+        expect(a.status).toBe(200);
+        expect(b.status).toBe(201);
+        expect(b.body.amountCents).toBe(500);
+        expect(now.totalCents).toBe(500);
+      } else {
+        expect(a.status).toBe(201);
+        expect(a.body.amountCents).toBe(PLACED * 100);
+        expectProblem(b, 'PAYMENT_IN_PROGRESS');
+        expect(b.body.paymentId).toBe(a.body.id);
+        expect(now.totalCents).toBe(PLACED * 100);
+      }
+      expect((await stockOf(t, p.id)) + (await held(t, p.id))).toBe(INITIAL);
+    },
+  );
 
   it('expires an order with the lines an edit committed while the expiry waited for it', async () => {
     const p = await createProduct(t, admin, { stock: INITIAL, priceCents: 100 });
