@@ -128,7 +128,17 @@ describe('races across two instances on one database', () => {
         token: owner.token,
         body: { items: [{ productId: p.id, quantity: 2 }] },
       });
-      await call(b.url, 'POST', `/api/v1/orders/${placed.body.id}/pay`, { token: owner.token });
+      // Paid (API.md §9): the instances run under NODE_ENV=production, without the test
+      // provider, so an admin records the money on the other instance.
+      const recorded = await call(b.url, 'POST', `/api/v1/orders/${placed.body.id}/payments`, {
+        token: admin.token,
+        body: {
+          provider: 'manual',
+          amountCents: placed.body.totalCents,
+          reference: `round ${round}`,
+        },
+      });
+      expect(recorded.status).toBe(201);
       const [cancel, ship] = await Promise.all([
         call(on(round).url, 'POST', `/api/v1/orders/${placed.body.id}/cancel`, {
           token: admin.token,
