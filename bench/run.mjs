@@ -30,6 +30,7 @@ import {
 } from './harness.mjs';
 import { chartSvg } from './chart.mjs';
 import { pgbench, pgbenchVersion, scripts as pgbenchScripts } from './db-ceiling.mjs';
+import { measureStandbyRead } from './standby-read.mjs';
 import { aggregateProfile, formatSummary } from './profile-summary.mjs';
 import { runWrk, wrkVersion } from './wrk.mjs';
 
@@ -880,6 +881,20 @@ function sameOrder(service, reference) {
   };
 }
 
+/** The standby read against the primary's, measured by bench/standby-read.mjs in this run. */
+function standbyLine(standby) {
+  if (standby.skipped) return `**Read from a standby:** skipped (${standby.skipped}).`;
+  const rounds = standby.ratios.map((r) => fmt(r, 2)).join(', ');
+  return (
+    `**Read from a standby** (GET one product, ${standby.primary.length} interleaved rounds, a ` +
+    `private PostgreSQL 15 primary and streaming standby): **${fmt(standby.ratio, 2)}×** the ` +
+    `same read on the primary (rounds ${rounds}; ${standby.standby.map((v) => fmt(v)).join(' / ')} ` +
+    `vs ${standby.primary.map((v) => fmt(v)).join(' / ')} req/s). A write's Consistency-Token ` +
+    `costs one statement after the commit: ${fmt(standby.tokenUs)} µs per round trip ` +
+    `(SELECT 1: ${fmt(standby.oneUs)} µs).`
+  );
+}
+
 /** pgbench, spread over the catalogue then on the hot product, with the order invariants. */
 async function dbCeiling(opts, { sql, url, seeded }) {
   const version = await pgbenchVersion();
@@ -1067,6 +1082,12 @@ async function benchmark(opts, { service, sql, url, seeded, m }) {
   }
 
   const { ceiling, checks: ceilingChecks } = await dbCeiling(opts, { sql, url, seeded });
+  // Reads through a streaming standby against the primary (issue 24), on a private pair of its own.
+  const standby = await measureStandbyRead({
+    duration: opts.duration,
+    rounds: Math.min(opts.rounds, 3),
+    connections: opts.connections,
+  });
 
   const date = new Date().toISOString().slice(0, 10);
   const ratios = goalRatios(runs);
@@ -1084,6 +1105,8 @@ async function benchmark(opts, { service, sql, url, seeded, m }) {
     tracingLine(runs, exported),
     '',
     ceilingLine(ceiling, runs, opts),
+    '',
+    standbyLine(standby),
     '',
     memoryLine(memory, soakRun),
     '',
