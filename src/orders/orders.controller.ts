@@ -78,8 +78,11 @@ const TRANSITION_PROBLEMS = [
   'SERVICE_UNAVAILABLE',
 ] as const;
 
-/** Actions whose request may carry an Idempotency-Key (a retried payment must not charge twice). */
-const IDEMPOTENT_ACTIONS: readonly OrderAction[] = ['pay'];
+/**
+ * Actions whose request may carry an Idempotency-Key: none since `pay` became the service's own
+ * (API.md §9: a payment is opened with `POST /orders/{id}/payments`, which takes the key).
+ */
+const IDEMPOTENT_ACTIONS: readonly OrderAction[] = [];
 
 @ApiTags('orders')
 @ApiBearerAuth()

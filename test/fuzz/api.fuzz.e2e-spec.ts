@@ -3,6 +3,7 @@ import {
   authRequests,
   orderRequests,
   productRequests,
+  paymentRequests,
   transitionRequests,
   userRequests,
 } from './endpoints';
@@ -119,6 +120,11 @@ const GROUPS: Group[] = [
     requests: transitionRequests,
     numRuns: 140,
     regressions: [FOUND.overlongParameter],
+  },
+  {
+    name: 'payments and refunds (open, list, get, cancel, refund, retry, complete, test provider, Stripe webhook)',
+    requests: paymentRequests,
+    numRuns: 350,
   },
 ];
 

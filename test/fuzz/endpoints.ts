@@ -673,3 +673,126 @@ export function transitionRequests(w: FuzzWorld): Arbitrary<FuzzRequest> {
     transition('PAY', 1),
   );
 }
+
+/**
+ * Payments and refunds (API.md §9, §10). The world's paid order was paid by an admin's manual payment,
+ * so a refund the fuzzer gets through is `succeeded` at once (no relay changes the database behind a
+ * later request's back), and test payments are completed only through ids that cannot complete.
+ */
+export function paymentRequests(w: FuzzWorld): Arbitrary<FuzzRequest> {
+  const everyone = callers(['customer', 'other', 'admin']);
+  const anyone = callers(['customer', 'other', 'admin', 'victim']);
+  const ids = targets(w.orders);
+  const etags = w.etags.orders;
+  const paidOrder = w.orders.paid;
+  const provider: FieldSpec = {
+    valid: fc.constantFrom('test', 'manual', 'stripe'),
+    nearMiss: fc.constantFrom('', 'TEST', 'paypal', ' test', 'manual\u0000'),
+    type: 'string',
+    example: () => 'test',
+  };
+  const amountCents = int(1, Number.MAX_SAFE_INTEGER, 2500);
+  return group(
+    {
+      endpoint: 'POST /orders/{id}/payments',
+      weight: 3,
+      method: 'POST',
+      path: (id) => `${API}/orders/${id}/payments`,
+      ids,
+      auth: everyone,
+      body: mutatedBody(
+        { provider, amountCents, reference: text(1, 30, 'SEPA 1') },
+        { partial: true },
+      ),
+      etags,
+    },
+    {
+      endpoint: 'GET /orders/{id}/payments',
+      method: 'GET',
+      path: (id) => `${API}/orders/${id}/payments`,
+      ids,
+      query: ['limit', 'offset'],
+      auth: everyone,
+      etags,
+    },
+    {
+      endpoint: 'GET /orders/{id}/payments/{paymentId}',
+      method: 'GET',
+      path: (id) => `${API}/orders/${paidOrder}/payments/${id}`,
+      ids: targets({ manual: w.payments.manual, failed: w.payments.failed }),
+      auth: everyone,
+      etags,
+    },
+    {
+      endpoint: 'POST /orders/{id}/payments/{paymentId}/cancel',
+      method: 'POST',
+      path: (id) => `${API}/orders/${paidOrder}/payments/${id}/cancel`,
+      ids: targets({ manual: w.payments.manual }),
+      auth: everyone,
+      etags,
+    },
+    {
+      endpoint: 'POST /orders/{id}/refunds',
+      weight: 3,
+      method: 'POST',
+      path: (id) => `${API}/orders/${id}/refunds`,
+      ids,
+      auth: everyone,
+      body: mutatedBody({
+        amountCents: int(1, 3, 1),
+        reason: text(1, 30, 'Fuzzed refund'),
+      }),
+      etags,
+    },
+    {
+      endpoint: 'GET /orders/{id}/refunds',
+      method: 'GET',
+      path: (id) => `${API}/orders/${id}/refunds`,
+      ids,
+      query: ['limit', 'offset'],
+      auth: everyone,
+      etags,
+    },
+    {
+      endpoint: 'POST /orders/{id}/refunds/{refundId}/retry',
+      method: 'POST',
+      path: (id) => `${API}/orders/${paidOrder}/refunds/${id}/retry`,
+      ids: targets({ succeeded: w.refunds.succeeded }),
+      auth: everyone,
+      etags,
+    },
+    {
+      endpoint: 'POST /orders/{id}/refunds/{refundId}/complete',
+      method: 'POST',
+      path: (id) => `${API}/orders/${paidOrder}/refunds/${id}/complete`,
+      ids: targets({ succeeded: w.refunds.succeeded }),
+      auth: everyone,
+      etags,
+    },
+    {
+      endpoint: 'POST /payments/test/{paymentId}/complete',
+      weight: 2,
+      method: 'POST',
+      path: (id) => `${API}/payments/test/${id}/complete`,
+      ids: targets({ failed: w.payments.failed, manual: w.payments.manual }),
+      auth: anyone,
+      body: mutatedBody({
+        outcome: {
+          valid: fc.constantFrom('succeeded', 'failed'),
+          nearMiss: fc.constantFrom('', 'SUCCEEDED', 'canceled', 1),
+          type: 'string',
+          example: () => 'succeeded',
+        },
+      }),
+      etags,
+    },
+    {
+      endpoint: 'POST /payments/stripe/webhook',
+      method: 'POST',
+      path: () => `${API}/payments/stripe/webhook`,
+      auth: fc.constant<Auth>('none'),
+      body: fc.oneof(junkJson, rawBody),
+      etags,
+    },
+  );
+}

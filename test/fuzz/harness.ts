@@ -187,7 +187,9 @@ export async function stateViolations(
   if (!changed.length) return [];
   const key = r.headers['Idempotency-Key']?.replace(/^[ \t]+|[ \t]+$/g, '');
   const storesOutcome =
-    (r.endpoint === 'POST /orders' || r.endpoint === 'POST /orders/{id}/pay') &&
+    (r.endpoint === 'POST /orders' ||
+      r.endpoint === 'POST /orders/{id}/payments' ||
+      r.endpoint === 'POST /orders/{id}/refunds') &&
     typeof r.auth === 'string' &&
     r.auth !== 'none' &&
     key !== undefined &&

@@ -28,6 +28,10 @@ export type OrderName = (typeof ORDERS)[number];
 export interface FuzzWorld extends World {
   products: Record<ProductName, { id: string; etag: string; sku: string; slug: string }>;
   orders: Record<OrderName, string>;
+  /** The paid order's manual payment, and a failed test payment of the pending order. */
+  payments: { manual: string; failed: string };
+  /** A succeeded refund of the paid order. */
+  refunds: { succeeded: string };
   /** ETags as first read (they go stale as the fuzzing changes things, which is useful too). */
   etags: { users: string[]; products: string[]; orders: string[] };
   close: () => Promise<void>;
@@ -73,7 +77,19 @@ export async function createWorld(): Promise<FuzzWorld> {
       { productId: products.referenced.id, quantity: 1 },
     ];
     const id = (await placeOrder(t, who, lines).expect(201)).body.id as string;
-    for (const [actor, action] of actions) await act(t, actor, id, action).expect(200);
+    for (const [actor, action] of actions) {
+      // Paid by an admin's manual payment (API.md §9): no provider, no relay behind the fuzzing.
+      if (action === 'pay') {
+        const total = (await t.http().get(`/api/v1/orders/${id}`).set(actor.auth).expect(200)).body
+          .totalCents as number;
+        await t
+          .http()
+          .post(`/api/v1/orders/${id}/payments`)
+          .set(admin.auth)
+          .send({ provider: 'manual', amountCents: total, reference: 'fuzz world' })
+          .expect(201);
+      } else await act(t, actor, id, action).expect(200);
+    }
     return id;
   };
   const orders: Record<OrderName, string> = {
@@ -86,6 +102,31 @@ export async function createWorld(): Promise<FuzzWorld> {
   };
   // The victim has an order, so that deleting it is refused (409) rather than done.
   await order(victim);
+
+  const [{ id: manual }] = await t.db.query<{ id: string }[]>(
+    'SELECT id FROM payments WHERE order_id = $1',
+    [orders.paid],
+  );
+  const opened = await t
+    .http()
+    .post(`/api/v1/orders/${orders.pending}/payments`)
+    .set(customer.auth)
+    .send({ provider: 'test' })
+    .expect(201);
+  await t
+    .http()
+    .post(`/api/v1/payments/test/${opened.body.id}/complete`)
+    .set(customer.auth)
+    .send({ outcome: 'failed' })
+    .expect(200);
+  const refund = await t
+    .http()
+    .post(`/api/v1/orders/${orders.paid}/refunds`)
+    .set(admin.auth)
+    .send({ amountCents: 1, reason: 'fuzz world' })
+    .expect(201);
+  const payments = { manual, failed: opened.body.id as string };
+  const refunds = { succeeded: refund.body.id as string };
 
   const etagOf = async (path: string, who: typeof admin) =>
     (await t.http().get(path).set(who.auth).expect(200)).headers.etag;
@@ -122,6 +163,8 @@ export async function createWorld(): Promise<FuzzWorld> {
   return {
     t,
     accounts,
+    payments,
+    refunds,
     tokens: bearer,
     products,
     orders,
