@@ -104,6 +104,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/auth/token": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * OAuth 2.0 password grant (for the Swagger UI’s Authorize dialog)
+         * @description The same credentials and token as `POST /auth/login`, as RFC 6749 §4.3 asks: an `application/x-www-form-urlencoded` body `grant_type=password&username=<email>&password=…` (JSON is accepted too), answered `{access_token, token_type, expires_in}`. Client credentials and `scope` are ignored. Wrong credentials → 401 problem+json, as on login. Strictly rate-limited.
+         */
+        post: operations["AuthController_token"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/users/me": {
         parameters: {
             query?: never;
@@ -325,7 +345,7 @@ export interface paths {
         };
         /**
          * Every change of an order, oldest first
-         * @description Entries `{action, from, to, at, actorId}`; placement has `action: "place"` and `from: null`. `from` is the status the order really left, also when two requests raced.
+         * @description A page of entries `{action, from, to, at, actorId}` in the envelope of every list (`items`, `total`, `limit`, `offset`; `limit` 1-100, default 20; unknown query parameters → 400). Placement has `action: "place"` and `from: null`. `from` is the status the order really left, also when two requests raced.
          */
         get: operations["OrdersController_history"];
         put?: never;
@@ -346,16 +366,17 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Pay (owner)
+         * Pay (a confirmed payment: see POST /orders/{id}/payments) (the service only; callers get 403)
          * @description pending → paid.
          *
          *     | action | from | to | who | effect |
          *     |---|---|---|---|---|
-         *     | `pay` | `pending` | `paid` | owner | |
+         *     | `pay` | `pending` | `paid` | the service | |
          *     | `ship` | `paid` | `shipped` | admin | |
          *     | `deliver` | `shipped` | `delivered` | admin | |
-         *     | `cancel` | `pending`, `paid` | `cancelled` | owner, admin | returns the reserved stock |
+         *     | `cancel` | `pending`, `paid` | `cancelled` | owner, admin | returns the reserved stock; owes a full refund of the payment that paid it |
          *     | `expire` | `pending` | `expired` | the service | returns the reserved stock |
+         *     | `revive` | `expired` | `paid` | the service | takes its units again, all lines or none, at their snapshotted prices |
          */
         post: operations["OrdersController_pay"];
         delete?: never;
@@ -415,7 +436,7 @@ export interface paths {
         put?: never;
         /**
          * Cancel (owner or admin)
-         * @description pending|paid → cancelled; the reserved stock is returned in the same transaction.
+         * @description pending|paid → cancelled; the reserved stock is returned in the same transaction; a paid order is owed a full refund of its payment (`pending`, `reason: "order_cancelled"`) in the same transaction.
          */
         post: operations["OrdersController_cancel"];
         delete?: never;
@@ -444,6 +465,197 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/orders/{id}/revive": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Revive (money for an expired order arrived and its units are still there) (the service only; callers get 403)
+         * @description expired → paid; its units are taken again in the same transaction, all lines or none.
+         */
+        post: operations["OrdersController_revive"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/orders/{id}/payments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * An order's payments (owner or admin)
+         * @description Oldest first, in the envelope of every list. Unwanted payments (a cancelled order, a duplicate, a wrong amount) show here with their refunds under `…/refunds`; only the owner sees an open payment’s `clientSecret`.
+         */
+        get: operations["PaymentsController_list"];
+        put?: never;
+        /**
+         * Open a payment (owner: stripe, test) or record one (admin: manual)
+         * @description An order is `paid` only when money for exactly its total is captured, and only the party that holds the money says so: a provider, in a notification whose signature the service verified, or an admin recording money received outside the service.
+         *
+         *     **A storefront** (the order’s owner): `POST` with `{"provider": "stripe"}` (or `"test"` where NODE_ENV is development or test) → 201 payment `requires_action` with a `clientSecret`; the customer confirms it at the provider (Stripe.js `confirmPayment` with the `clientSecret`; for `test`, `POST /api/v1/payments/test/{paymentId}/complete`); the provider notifies the service, which pays the order (`order.paid`, `payment.succeeded`). Poll `GET /api/v1/orders/{id}` (or subscribe to the events) until `status` is `paid`.
+         *
+         *     **An admin**: `{"provider": "manual", "amountCents": <the total>, "reference": "…"}` → 201 payment `succeeded`, the order `paid` in the same transaction.
+         *
+         *     Checks, in this order: 404 (order not visible) → 403 (customers `stripe`/`test` on their own orders, admins `manual`) → 400 (unknown provider, or not enabled here) → 409 `ILLEGAL_STATE_TRANSITION` (not `pending`, or its hold is over) → 409 `PAYMENT_IN_PROGRESS` (an open payment exists) → 409 `PAYMENT_AMOUNT_MISMATCH` (manual). A provider that refuses → 409 `PAYMENT_PROVIDER_REJECTED`; unreachable → 503; no payment is left open in either case. Opening changes nothing of the order (not its `version`), but no edit runs meanwhile.
+         */
+        post: operations["PaymentsController_open"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/orders/{id}/payments/{paymentId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One payment of an order (owner or admin) */
+        get: operations["PaymentsController_payment"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/orders/{id}/payments/{paymentId}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Cancel an open payment (owner or admin)
+         * @description At the provider first, then here. Not open, or the provider refuses → 409 `PAYMENT_NOT_CANCELABLE`; provider unreachable → 503; the payment is unchanged in both. The order is unchanged: it can be paid with a new payment, or edited.
+         */
+        post: operations["PaymentsController_cancel"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/orders/{id}/refunds": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * An order's refunds (owner or admin)
+         * @description Oldest first, every refund of every payment of the order (`reason` `external` for one made at the provider). Customers never see `lastError`.
+         */
+        get: operations["PaymentsController_listRefunds"];
+        put?: never;
+        /**
+         * Refund (admin)
+         * @description Refunds `amountCents` of a payment (default: the payment that paid the order). A payment’s balance is its captured amount minus its refunds that are not `failed`; the check and the record are one guarded write, so of concurrent refunds exceeding the balance exactly those that fit succeed; more → 409 `REFUND_EXCEEDS_BALANCE`. The refund is recorded `pending` and carried out at the provider after the commit, exactly once (its id is the provider’s idempotency key), retried with backoff, `failed` after REFUND_MAX_ATTEMPTS. On a `manual` payment it is `succeeded` at once: you return the money. `refundedCents` and `paymentStatus` of the order follow when it succeeds (`refund.succeeded`).
+         */
+        post: operations["PaymentsController_refund"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/orders/{id}/refunds/{refundId}/retry": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Retry a failed refund (admin)
+         * @description Only a `failed` refund (else 409 `REFUND_NOT_FAILED`): `pending` again with its attempts reset, carried out by the relay; the balance guard applies again (409 `REFUND_EXCEEDS_BALANCE`).
+         */
+        post: operations["PaymentsController_retry"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/orders/{id}/refunds/{refundId}/complete": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Record that a manual refund went back (admin)
+         * @description Only a `pending` refund of a `manual` payment (one the service owes, a cancel): you returned the money outside the service and say so. Else 409.
+         */
+        post: operations["PaymentsController_complete"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/payments/stripe/webhook": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Stripe webhook (Stripe only)
+         * @description Stripe’s events, verified on the raw body bytes with the SDK’s `webhooks.constructEvent` and `STRIPE_WEBHOOK_SECRET` (5 minutes tolerance); a missing, malformed, stale or wrong `Stripe-Signature` → 400 `WEBHOOK_SIGNATURE_INVALID`, nothing recorded. Applied at most once per event id. Handled: `payment_intent.processing`, `.succeeded`, `.payment_failed`, `.canceled`, `refund.created`, `.updated`, `.failed`; every other type is acknowledged with 200 and ignored. No token, no rate limit. 404 where Stripe is not configured.
+         */
+        post: operations["NotificationsController_stripeWebhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/payments/test/{paymentId}/complete": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Complete a test payment (the order’s owner; development and test only)
+         * @description Stands in for the customer at a provider: the `test` provider notifies the service through the same code path as a verified Stripe notification, and this answers 200 with the payment once it has been applied, also when the money turned out to be unwanted (a cancelled or expired order: then it is owed back, see `…/refunds`). A payment no longer open → 409 `PAYMENT_NOT_OPEN`, nothing changed. Anyone but the order’s owner → 404; 404 everywhere outside NODE_ENV development and test.
+         */
+        post: operations["NotificationsController_completeTest"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/webhooks": {
         parameters: {
             query?: never;
@@ -453,7 +665,7 @@ export interface paths {
         };
         /**
          * List webhook subscriptions (admin)
-         * @description Without secrets.
+         * @description Without secrets. A page, oldest first (creation time, then id).
          */
         get: operations["WebhooksController_list"];
         put?: never;
@@ -565,7 +777,7 @@ export interface components {
              * @description Stable machine-readable code.
              * @enum {string}
              */
-            code: "VALIDATION_FAILED" | "UNAUTHENTICATED" | "FORBIDDEN" | "NOT_FOUND" | "EMAIL_TAKEN" | "SKU_TAKEN" | "SLUG_TAKEN" | "VERSION_MISMATCH" | "ILLEGAL_STATE_TRANSITION" | "ORDER_NOT_EDITABLE" | "INSUFFICIENT_STOCK" | "PRODUCT_UNAVAILABLE" | "RESOURCE_IN_USE" | "IDEMPOTENCY_KEY_IN_USE" | "DELIVERY_NOT_FAILED" | "PRECONDITION_FAILED" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "IDEMPOTENCY_KEY_REUSED" | "UNKNOWN_PRODUCT" | "PRECONDITION_REQUIRED" | "RATE_LIMITED" | "INTERNAL" | "SERVICE_UNAVAILABLE";
+            code: "VALIDATION_FAILED" | "UNAUTHENTICATED" | "FORBIDDEN" | "NOT_FOUND" | "EMAIL_TAKEN" | "SKU_TAKEN" | "SLUG_TAKEN" | "VERSION_MISMATCH" | "ILLEGAL_STATE_TRANSITION" | "ORDER_NOT_EDITABLE" | "INSUFFICIENT_STOCK" | "PRODUCT_UNAVAILABLE" | "RESOURCE_IN_USE" | "IDEMPOTENCY_KEY_IN_USE" | "DELIVERY_NOT_FAILED" | "PAYMENT_IN_PROGRESS" | "PAYMENT_NOT_CANCELABLE" | "PAYMENT_NOT_OPEN" | "PAYMENT_PROVIDER_REJECTED" | "PAYMENT_AMOUNT_MISMATCH" | "REFUND_EXCEEDS_BALANCE" | "REFUND_NOT_FAILED" | "WEBHOOK_SIGNATURE_INVALID" | "PRECONDITION_FAILED" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "IDEMPOTENCY_KEY_REUSED" | "UNKNOWN_PRODUCT" | "PRECONDITION_REQUIRED" | "RATE_LIMITED" | "INTERNAL" | "SERVICE_UNAVAILABLE";
             /** @description Same value as the X-Request-Id response header. */
             requestId: string;
             /**
@@ -613,9 +825,9 @@ export interface components {
             updatedAt: string;
         };
         LoginDto: {
-            /** @example ada@example.com */
+            /** @example customer@example.com */
             email: string;
-            /** @example correct horse battery staple */
+            /** @example customer-demo-password */
             password: string;
         };
         TokenDto: {
@@ -631,6 +843,40 @@ export interface components {
              * @example 3600
              */
             expiresIn: number;
+        };
+        TokenRequestDto: {
+            /**
+             * @example password
+             * @enum {string}
+             */
+            grant_type: "password";
+            /**
+             * @description The account’s email.
+             * @example customer@example.com
+             */
+            username: string;
+            /** @example customer-demo-password */
+            password: string;
+            /** @description Ignored (no scopes). */
+            scope?: string;
+            /** @description Ignored (no registered clients). */
+            client_id?: string;
+            /** @description Ignored (no registered clients). */
+            client_secret?: string;
+        };
+        OAuthTokenDto: {
+            /** @description JWT (HS256) to send as `Authorization: Bearer <access_token>`. */
+            access_token: string;
+            /**
+             * @example Bearer
+             * @enum {string}
+             */
+            token_type: "Bearer";
+            /**
+             * @description Seconds until the token expires.
+             * @example 3600
+             */
+            expires_in: number;
         };
         UserPageDto: {
             /**
@@ -663,20 +909,20 @@ export interface components {
         };
         CreateProductDto: {
             /**
-             * @description Unique case-insensitively after trimming. Letters, digits, `.`, `_`, `-`.
-             * @example TSHIRT-RED-M
+             * @description Unique case-insensitively after trimming. Letters, digits, `.`, `_`, `-`. (The example is not in the demo catalogue: it is created once, then 409 `SKU_TAKEN`; change it to create another.)
+             * @example TOTE-BAG-NATURAL
              */
             sku: string;
             /**
              * @description Unique; lowercase words joined by dashes.
-             * @example red-t-shirt-m
+             * @example natural-tote-bag
              */
             slug: string;
-            /** @example Red T-shirt (M) */
+            /** @example Tote bag (natural) */
             name: string;
             /**
              * @default
-             * @example Organic cotton, medium.
+             * @example Organic cotton canvas, 10 l.
              */
             description?: string;
             /** @example 1999 */
@@ -750,14 +996,14 @@ export interface components {
         PutProductDto: {
             /**
              * @description Unique; lowercase words joined by dashes.
-             * @example red-t-shirt-m
+             * @example natural-tote-bag
              */
             slug: string;
-            /** @example Red T-shirt (M) */
+            /** @example Tote bag (natural) */
             name: string;
             /**
              * @default
-             * @example Organic cotton, medium.
+             * @example Organic cotton canvas, 10 l.
              */
             description?: string;
             /** @example 1999 */
@@ -782,20 +1028,20 @@ export interface components {
         };
         UpdateProductDto: {
             /**
-             * @description Unique case-insensitively after trimming. Letters, digits, `.`, `_`, `-`.
-             * @example TSHIRT-RED-M
+             * @description Unique case-insensitively after trimming. Letters, digits, `.`, `_`, `-`. (The example is not in the demo catalogue: it is created once, then 409 `SKU_TAKEN`; change it to create another.)
+             * @example TOTE-BAG-NATURAL
              */
             sku?: string;
             /**
              * @description Unique; lowercase words joined by dashes.
-             * @example red-t-shirt-m
+             * @example natural-tote-bag
              */
             slug?: string;
-            /** @example Red T-shirt (M) */
+            /** @example Tote bag (natural) */
             name?: string;
             /**
              * @default
-             * @example Organic cotton, medium.
+             * @example Organic cotton canvas, 10 l.
              */
             description?: string;
             /** @example 1999 */
@@ -828,9 +1074,13 @@ export interface components {
             reason: string;
         };
         OrderLineInputDto: {
-            /** Format: uuid */
+            /**
+             * Format: uuid
+             * @description A product's id (`GET /api/v1/products`). The example is the demo catalogue's Logo mug (`MUG-LOGO`).
+             * @example 8d5b6a3e-1f0c-4b7e-9a61-2c4f0e9d7a13
+             */
             productId: string;
-            /** @example 2 */
+            /** @example 1 */
             quantity: number;
         };
         CreateOrderDto: {
@@ -866,13 +1116,12 @@ export interface components {
             /** @enum {string} */
             status: "pending" | "paid" | "shipped" | "delivered" | "cancelled" | "expired";
             /**
-             * @description The actions legal now for you (never `expire`: only the service expires).
+             * @description The actions legal now for you (never `pay`, `expire` or `revive`: only the service performs them; an order is paid through `POST /orders/{id}/payments`).
              * @example [
-             *       "pay",
              *       "cancel"
              *     ]
              */
-            allowedTransitions: ("pay" | "ship" | "deliver" | "cancel" | "expire")[];
+            allowedTransitions: ("pay" | "ship" | "deliver" | "cancel" | "expire" | "revive")[];
             items: components["schemas"]["OrderItemDto"][];
             /**
              * @description Computed by the server from the prices at ordering.
@@ -881,6 +1130,22 @@ export interface components {
             totalCents: number;
             /** @example EUR */
             currency: string;
+            /**
+             * @description `unpaid` while `paidCents` is 0; `refunded` when `refundedCents` = `paidCents`; `partially_refunded` between; else `paid`. Payments that did not pay the order (unwanted money, refunded in full) show only under `…/payments` and `…/refunds`.
+             * @example unpaid
+             * @enum {string}
+             */
+            paymentStatus: "unpaid" | "paid" | "partially_refunded" | "refunded";
+            /**
+             * @description The amount of the payment that paid the order, minor units (0 if none).
+             * @example 0
+             */
+            paidCents: number;
+            /**
+             * @description The sum of that payment's `succeeded` refunds, minor units. A change of the payment fields raises `version`.
+             * @example 0
+             */
+            refundedCents: number;
             /**
              * Format: date-time
              * @description While `pending`: when the hold on its units ends (ORDER_HOLD_SECONDS after placement; an edit does not move it). Unpaid then, the order is `expired` and its units are back on sale. `null` otherwise.
@@ -919,7 +1184,7 @@ export interface components {
              * @description `place` for the placement, else the action performed.
              * @enum {string}
              */
-            action: "place" | "pay" | "ship" | "deliver" | "cancel" | "expire" | "edit";
+            action: "place" | "pay" | "ship" | "deliver" | "cancel" | "expire" | "revive" | "edit";
             /**
              * @description The status the order left (null for the placement).
              * @enum {string|null}
@@ -935,6 +1200,148 @@ export interface components {
              */
             actorId: string | null;
         };
+        HistoryPageDto: {
+            /**
+             * @description Matching items in all pages.
+             * @example 42
+             */
+            total: number;
+            /** @example 20 */
+            limit: number;
+            /** @example 0 */
+            offset: number;
+            items: components["schemas"]["HistoryEntryDto"][];
+        };
+        OpenPaymentDto: {
+            /**
+             * @description `stripe` or `test` (the order’s owner: opens a payment for the order’s total at the provider; `test` exists only under NODE_ENV development or test), or `manual` (an admin records money received outside the service: the order is paid at once).
+             * @example test
+             * @enum {string}
+             */
+            provider: "stripe" | "test" | "manual";
+            /**
+             * @description `manual` only, and required there: the amount received; must equal the order’s total.
+             * @example 2500
+             */
+            amountCents?: number;
+            /**
+             * @description `manual` only, and required there: the bank transfer, receipt or other reference.
+             * @example SEPA transfer 2026-12-06 ref 4711
+             */
+            reference?: string;
+        };
+        PaymentDto: {
+            /** Format: uuid */
+            id: string;
+            /** Format: uuid */
+            orderId: string;
+            /** @enum {string} */
+            provider: "stripe" | "test" | "manual";
+            /** @description The provider’s id (Stripe’s PaymentIntent id); null until the provider answered. */
+            providerPaymentId: string | null;
+            /**
+             * @description Open while `requires_action` or `processing`; then `succeeded`, `failed` or `canceled`. Nothing leaves `succeeded`.
+             * @enum {string}
+             */
+            status: "requires_action" | "processing" | "succeeded" | "failed" | "canceled";
+            /**
+             * @description The order's total when the payment was opened.
+             * @example 2500
+             */
+            amountCents: number;
+            /** @example EUR */
+            currency: string;
+            /** @description What the customer’s browser needs to confirm the payment (Stripe’s `client_secret`): only for the order’s owner, only while the payment is open; otherwise null. Never in events. */
+            clientSecret: string | null;
+            failureReason: string | null;
+            /** @description `manual` only. */
+            reference: string | null;
+            /** Format: date-time */
+            createdAt: string;
+            /** Format: date-time */
+            updatedAt: string;
+        };
+        PaymentPageDto: {
+            /**
+             * @description Matching items in all pages.
+             * @example 42
+             */
+            total: number;
+            /** @example 20 */
+            limit: number;
+            /** @example 0 */
+            offset: number;
+            items: components["schemas"]["PaymentDto"][];
+        };
+        CreateRefundDto: {
+            /** @example 500 */
+            amountCents: number;
+            /**
+             * @description Free text, kept here; never sent to the provider.
+             * @example damaged in transit
+             */
+            reason: string;
+            /**
+             * Format: uuid
+             * @description The payment to refund; default: the payment that paid the order.
+             */
+            paymentId?: string;
+        };
+        RefundDto: {
+            /** Format: uuid */
+            id: string;
+            /** Format: uuid */
+            orderId: string;
+            /** Format: uuid */
+            paymentId: string;
+            /** @example 500 */
+            amountCents: number;
+            /** @example EUR */
+            currency: string;
+            /**
+             * @description The admin’s text, or the service’s own: `order_cancelled`, `duplicate_payment`, `amount_mismatch`, `hold_expired`; `external` for a refund made at the provider.
+             * @example order_cancelled
+             */
+            reason: string;
+            /** @enum {string} */
+            status: "pending" | "succeeded" | "failed";
+            providerRefundId: string | null;
+            /**
+             * @description Attempts at the provider so far.
+             * @example 1
+             */
+            attempts: number;
+            /** @description Why the last attempt did not succeed: admins only (null for customers). */
+            lastError: string | null;
+            /** Format: date-time */
+            createdAt: string;
+            /** Format: date-time */
+            updatedAt: string;
+        };
+        RefundPageDto: {
+            /**
+             * @description Matching items in all pages.
+             * @example 42
+             */
+            total: number;
+            /** @example 20 */
+            limit: number;
+            /** @example 0 */
+            offset: number;
+            items: components["schemas"]["RefundDto"][];
+        };
+        CompleteTestPaymentDto: {
+            /**
+             * @example succeeded
+             * @enum {string}
+             */
+            outcome: "succeeded" | "failed";
+            /**
+             * @description What the provider says it received (default: the payment’s amount): another amount shows how unwanted money is given back (`amount_mismatch`).
+             * @example 2500
+             */
+            amountCents?: number;
+        };
         CreateWebhookDto: {
             /**
              * @description http(s). Outside development and test, a URL that resolves to a loopback, private or link-local address is refused unless WEBHOOK_ALLOW_PRIVATE_URLS=true.
@@ -948,14 +1355,14 @@ export interface components {
              *       "order.cancelled"
              *     ]
              */
-            events: ("*" | "order.created" | "order.edited" | "order.paid" | "order.shipped" | "order.delivered" | "order.cancelled" | "order.expired")[];
+            events: ("*" | "order.created" | "order.edited" | "order.paid" | "order.shipped" | "order.delivered" | "order.cancelled" | "order.expired" | "payment.succeeded" | "payment.failed" | "refund.succeeded" | "refund.failed")[];
         };
         CreatedWebhookDto: {
             /** Format: uuid */
             id: string;
             /** @example https://shop.example.com/hooks/orders */
             url: string;
-            events: ("*" | "order.created" | "order.edited" | "order.paid" | "order.shipped" | "order.delivered" | "order.cancelled" | "order.expired")[];
+            events: ("*" | "order.created" | "order.edited" | "order.paid" | "order.shipped" | "order.delivered" | "order.cancelled" | "order.expired" | "payment.succeeded" | "payment.failed" | "refund.succeeded" | "refund.failed")[];
             /** Format: date-time */
             createdAt: string;
             /**
@@ -969,9 +1376,21 @@ export interface components {
             id: string;
             /** @example https://shop.example.com/hooks/orders */
             url: string;
-            events: ("*" | "order.created" | "order.edited" | "order.paid" | "order.shipped" | "order.delivered" | "order.cancelled" | "order.expired")[];
+            events: ("*" | "order.created" | "order.edited" | "order.paid" | "order.shipped" | "order.delivered" | "order.cancelled" | "order.expired" | "payment.succeeded" | "payment.failed" | "refund.succeeded" | "refund.failed")[];
             /** Format: date-time */
             createdAt: string;
+        };
+        WebhookPageDto: {
+            /**
+             * @description Matching items in all pages.
+             * @example 42
+             */
+            total: number;
+            /** @example 20 */
+            limit: number;
+            /** @example 0 */
+            offset: number;
+            items: components["schemas"]["WebhookDto"][];
         };
         DeliveryDto: {
             /** Format: uuid */
@@ -982,7 +1401,7 @@ export interface components {
              */
             eventId: string;
             /** @enum {string} */
-            type: "order.created" | "order.edited" | "order.paid" | "order.shipped" | "order.delivered" | "order.cancelled" | "order.expired";
+            type: "order.created" | "order.edited" | "order.paid" | "order.shipped" | "order.delivered" | "order.cancelled" | "order.expired" | "payment.succeeded" | "payment.failed" | "refund.succeeded" | "refund.failed";
             /** Format: uuid */
             orderId: string;
             /** @enum {string} */
@@ -1441,6 +1860,92 @@ export interface operations {
             };
         };
     };
+    AuthController_token: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Your correlation id (1-128 of A-Z a-z 0-9 . _ : -); echoed back, else one is made. */
+                "X-Request-Id"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/x-www-form-urlencoded": components["schemas"]["TokenRequestDto"];
+                "application/json": components["schemas"]["TokenRequestDto"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OAuthTokenDto"];
+                };
+            };
+            /** @description `VALIDATION_FAILED`: The request is not valid */
+            400: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: Authentication required */
+            401: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `UNSUPPORTED_MEDIA_TYPE`: Unsupported media type */
+            415: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `RATE_LIMITED`: Too many requests */
+            429: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `INTERNAL`: Internal error */
+            500: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+        };
+    };
     UsersController_me: {
         parameters: {
             query?: never;
@@ -1701,7 +2206,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description The ETag you read (strong comparison; lists and `*` accepted). Stale → 412. Without it, `If-Unmodified-Since` or a body `version` is required, else 428. */
+                /** @description The `ETag` response header of your last read, exactly as sent, double quotes included (e.g. `"v3-…"` with its quotes; not the bare `version`, not a JSON-escaped `\"…\"`). Strong comparison: `W/"…"` never matches; a list of ETags or `*` is accepted. Stale → 412 with `current`; a value that is not a valid entity-tag, or not an ETag this service issued for this resource, → 412 saying so. Without it, `If-Unmodified-Since` or a body `version` is required, else 428. */
                 "If-Match"?: string;
                 /** @description HTTP-date alternative to If-Match (one-second resolution). Stale → 412. */
                 "If-Unmodified-Since"?: string;
@@ -1831,7 +2336,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description The ETag you read (strong comparison; lists and `*` accepted). Stale → 412. Without it, `If-Unmodified-Since` or a body `version` is required, else 428. */
+                /** @description The `ETag` response header of your last read, exactly as sent, double quotes included (e.g. `"v3-…"` with its quotes; not the bare `version`, not a JSON-escaped `\"…\"`). Strong comparison: `W/"…"` never matches; a list of ETags or `*` is accepted. Stale → 412 with `current`; a value that is not a valid entity-tag, or not an ETag this service issued for this resource, → 412 saying so. Without it, `If-Unmodified-Since` or a body `version` is required, else 428. */
                 "If-Match"?: string;
                 /** @description HTTP-date alternative to If-Match (one-second resolution). Stale → 412. */
                 "If-Unmodified-Since"?: string;
@@ -2257,7 +2762,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description The ETag you read (strong comparison; lists and `*` accepted). Stale → 412. Without it, `If-Unmodified-Since` or a body `version` is required, else 428. */
+                /** @description The `ETag` response header of your last read, exactly as sent, double quotes included (e.g. `"v3-…"` with its quotes; not the bare `version`, not a JSON-escaped `\"…\"`). Strong comparison: `W/"…"` never matches; a list of ETags or `*` is accepted. Stale → 412 with `current`; a value that is not a valid entity-tag, or not an ETag this service issued for this resource, → 412 saying so. Without it, `If-Unmodified-Since` or a body `version` is required, else 428. */
                 "If-Match"?: string;
                 /** @description HTTP-date alternative to If-Match (one-second resolution). Stale → 412. */
                 "If-Unmodified-Since"?: string;
@@ -2387,7 +2892,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description The ETag you read (strong comparison; lists and `*` accepted). Stale → 412. Without it, `If-Unmodified-Since` or a body `version` is required, else 428. */
+                /** @description The `ETag` response header of your last read, exactly as sent, double quotes included (e.g. `"v3-…"` with its quotes; not the bare `version`, not a JSON-escaped `\"…\"`). Strong comparison: `W/"…"` never matches; a list of ETags or `*` is accepted. Stale → 412 with `current`; a value that is not a valid entity-tag, or not an ETag this service issued for this resource, → 412 saying so. Without it, `If-Unmodified-Since` or a body `version` is required, else 428. */
                 "If-Match"?: string;
                 /** @description HTTP-date alternative to If-Match (one-second resolution). Stale → 412. */
                 "If-Unmodified-Since"?: string;
@@ -2624,7 +3129,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description The ETag you read (strong comparison; lists and `*` accepted). Stale → 412. Without it, `If-Unmodified-Since` or a body `version` is required, else 428. */
+                /** @description The `ETag` response header of your last read, exactly as sent, double quotes included (e.g. `"v3-…"` with its quotes; not the bare `version`, not a JSON-escaped `\"…\"`). Strong comparison: `W/"…"` never matches; a list of ETags or `*` is accepted. Stale → 412 with `current`; a value that is not a valid entity-tag, or not an ETag this service issued for this resource, → 412 saying so. Without it, `If-Unmodified-Since` or a body `version` is required, else 428. */
                 "If-Match"?: string;
                 /** @description HTTP-date alternative to If-Match (one-second resolution). Stale → 412. */
                 "If-Unmodified-Since"?: string;
@@ -3229,7 +3734,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description The ETag you read (strong comparison; lists and `*` accepted). Stale → 412. Without it, `If-Unmodified-Since` or a body `version` is required, else 428. */
+                /** @description The `ETag` response header of your last read, exactly as sent, double quotes included (e.g. `"v3-…"` with its quotes; not the bare `version`, not a JSON-escaped `\"…\"`). Strong comparison: `W/"…"` never matches; a list of ETags or `*` is accepted. Stale → 412 with `current`; a value that is not a valid entity-tag, or not an ETag this service issued for this resource, → 412 saying so. Without it, `If-Unmodified-Since` or a body `version` is required, else 428. */
                 "If-Match"?: string;
                 /** @description HTTP-date alternative to If-Match (one-second resolution). Stale → 412. */
                 "If-Unmodified-Since"?: string;
@@ -3390,7 +3895,10 @@ export interface operations {
     };
     OrdersController_history: {
         parameters: {
-            query?: never;
+            query?: {
+                limit?: number;
+                offset?: number;
+            };
             header?: {
                 /** @description Your correlation id (1-128 of A-Z a-z 0-9 . _ : -); echoed back, else one is made. */
                 "X-Request-Id"?: string;
@@ -3409,7 +3917,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HistoryEntryDto"][];
+                    "application/json": components["schemas"]["HistoryPageDto"];
                 };
             };
             /** @description `VALIDATION_FAILED`: The request is not valid */
@@ -3475,10 +3983,8 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description Optional: the order ETag you read. Stale → 412 and nothing changes. A matching `If-None-Match` (or `*`) → 412. */
+                /** @description Optional. The `ETag` response header of your last read, exactly as sent, double quotes included (e.g. `"v3-…"` with its quotes; not the bare `version`, not a JSON-escaped `\"…\"`). Strong comparison: `W/"…"` never matches; a list of ETags or `*` is accepted. Stale → 412 with `current`; a value that is not a valid entity-tag, or not an ETag this service issued for this resource, → 412 saying so. Nothing changes on a 412. A matching `If-None-Match` (or `*`) → 412. */
                 "If-Match"?: string;
-                /** @description 1-255 printable characters, scoped to you. Retrying with the same key and body replays the first outcome byte for byte (`Idempotent-Replayed: true`) instead of acting twice; the same key with another body → 422; while the first is in flight → the retry waits, or gets 409 with Retry-After. Kept 24 h. */
-                "Idempotency-Key"?: string;
                 /** @description Your correlation id (1-128 of A-Z a-z 0-9 . _ : -); echoed back, else one is made. */
                 "X-Request-Id"?: string;
             };
@@ -3547,13 +4053,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDto"];
                 };
             };
-            /** @description `ILLEGAL_STATE_TRANSITION`: Illegal order state transition; `IDEMPOTENCY_KEY_IN_USE`: Idempotency key in use */
+            /** @description `ILLEGAL_STATE_TRANSITION`: Illegal order state transition */
             409: {
                 headers: {
                     /** @description The request id; the same value as `requestId` in problem bodies. */
                     "X-Request-Id"?: string;
-                    /** @description Seconds to wait before retrying. */
-                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3562,17 +4066,6 @@ export interface operations {
             };
             /** @description `PRECONDITION_FAILED`: Precondition failed */
             412: {
-                headers: {
-                    /** @description The request id; the same value as `requestId` in problem bodies. */
-                    "X-Request-Id"?: string;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["ProblemDto"];
-                };
-            };
-            /** @description `IDEMPOTENCY_KEY_REUSED`: Idempotency key reused for another request */
-            422: {
                 headers: {
                     /** @description The request id; the same value as `requestId` in problem bodies. */
                     "X-Request-Id"?: string;
@@ -3625,7 +4118,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description Optional: the order ETag you read. Stale → 412 and nothing changes. A matching `If-None-Match` (or `*`) → 412. */
+                /** @description Optional. The `ETag` response header of your last read, exactly as sent, double quotes included (e.g. `"v3-…"` with its quotes; not the bare `version`, not a JSON-escaped `\"…\"`). Strong comparison: `W/"…"` never matches; a list of ETags or `*` is accepted. Stale → 412 with `current`; a value that is not a valid entity-tag, or not an ETag this service issued for this resource, → 412 saying so. Nothing changes on a 412. A matching `If-None-Match` (or `*`) → 412. */
                 "If-Match"?: string;
                 /** @description Your correlation id (1-128 of A-Z a-z 0-9 . _ : -); echoed back, else one is made. */
                 "X-Request-Id"?: string;
@@ -3760,7 +4253,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description Optional: the order ETag you read. Stale → 412 and nothing changes. A matching `If-None-Match` (or `*`) → 412. */
+                /** @description Optional. The `ETag` response header of your last read, exactly as sent, double quotes included (e.g. `"v3-…"` with its quotes; not the bare `version`, not a JSON-escaped `\"…\"`). Strong comparison: `W/"…"` never matches; a list of ETags or `*` is accepted. Stale → 412 with `current`; a value that is not a valid entity-tag, or not an ETag this service issued for this resource, → 412 saying so. Nothing changes on a 412. A matching `If-None-Match` (or `*`) → 412. */
                 "If-Match"?: string;
                 /** @description Your correlation id (1-128 of A-Z a-z 0-9 . _ : -); echoed back, else one is made. */
                 "X-Request-Id"?: string;
@@ -3895,7 +4388,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description Optional: the order ETag you read. Stale → 412 and nothing changes. A matching `If-None-Match` (or `*`) → 412. */
+                /** @description Optional. The `ETag` response header of your last read, exactly as sent, double quotes included (e.g. `"v3-…"` with its quotes; not the bare `version`, not a JSON-escaped `\"…\"`). Strong comparison: `W/"…"` never matches; a list of ETags or `*` is accepted. Stale → 412 with `current`; a value that is not a valid entity-tag, or not an ETag this service issued for this resource, → 412 saying so. Nothing changes on a 412. A matching `If-None-Match` (or `*`) → 412. */
                 "If-Match"?: string;
                 /** @description Your correlation id (1-128 of A-Z a-z 0-9 . _ : -); echoed back, else one is made. */
                 "X-Request-Id"?: string;
@@ -4030,7 +4523,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description Optional: the order ETag you read. Stale → 412 and nothing changes. A matching `If-None-Match` (or `*`) → 412. */
+                /** @description Optional. The `ETag` response header of your last read, exactly as sent, double quotes included (e.g. `"v3-…"` with its quotes; not the bare `version`, not a JSON-escaped `\"…\"`). Strong comparison: `W/"…"` never matches; a list of ETags or `*` is accepted. Stale → 412 with `current`; a value that is not a valid entity-tag, or not an ETag this service issued for this resource, → 412 saying so. Nothing changes on a 412. A matching `If-None-Match` (or `*`) → 412. */
                 "If-Match"?: string;
                 /** @description Your correlation id (1-128 of A-Z a-z 0-9 . _ : -); echoed back, else one is made. */
                 "X-Request-Id"?: string;
@@ -4161,9 +4654,1256 @@ export interface operations {
             };
         };
     };
-    WebhooksController_list: {
+    OrdersController_revive: {
         parameters: {
             query?: never;
+            header?: {
+                /** @description Optional. The `ETag` response header of your last read, exactly as sent, double quotes included (e.g. `"v3-…"` with its quotes; not the bare `version`, not a JSON-escaped `\"…\"`). Strong comparison: `W/"…"` never matches; a list of ETags or `*` is accepted. Stale → 412 with `current`; a value that is not a valid entity-tag, or not an ETag this service issued for this resource, → 412 saying so. Nothing changes on a 412. A matching `If-None-Match` (or `*`) → 412. */
+                "If-Match"?: string;
+                /** @description Your correlation id (1-128 of A-Z a-z 0-9 . _ : -); echoed back, else one is made. */
+                "X-Request-Id"?: string;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    /** @description Strong, opaque entity tag of this representation. */
+                    ETag?: string;
+                    /** @description When the resource last changed. */
+                    "Last-Modified"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OrderDto"];
+                };
+            };
+            /** @description `VALIDATION_FAILED`: The request is not valid */
+            400: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: Authentication required */
+            401: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `FORBIDDEN`: Not allowed for this role */
+            403: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `NOT_FOUND`: Resource not found */
+            404: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `ILLEGAL_STATE_TRANSITION`: Illegal order state transition */
+            409: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `PRECONDITION_FAILED`: Precondition failed */
+            412: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `RATE_LIMITED`: Too many requests */
+            429: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `INTERNAL`: Internal error */
+            500: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: Service unavailable */
+            503: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+        };
+    };
+    PaymentsController_list: {
+        parameters: {
+            query?: {
+                limit?: number;
+                offset?: number;
+            };
+            header?: {
+                /** @description Your correlation id (1-128 of A-Z a-z 0-9 . _ : -); echoed back, else one is made. */
+                "X-Request-Id"?: string;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaymentPageDto"];
+                };
+            };
+            /** @description `VALIDATION_FAILED`: The request is not valid */
+            400: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: Authentication required */
+            401: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `NOT_FOUND`: Resource not found */
+            404: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `RATE_LIMITED`: Too many requests */
+            429: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `INTERNAL`: Internal error */
+            500: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+        };
+    };
+    PaymentsController_open: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description 1-255 printable characters, scoped to you. Retrying with the same key and body replays the first outcome byte for byte (`Idempotent-Replayed: true`) instead of acting twice; the same key with another body → 422; while the first is in flight → the retry waits, or gets 409 with Retry-After. Kept 24 h. */
+                "Idempotency-Key"?: string;
+                /** @description Your correlation id (1-128 of A-Z a-z 0-9 . _ : -); echoed back, else one is made. */
+                "X-Request-Id"?: string;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["OpenPaymentDto"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    /** @description The new resource. */
+                    Location?: string;
+                    /** @description `true` when this is a stored outcome replayed. */
+                    "Idempotent-Replayed"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaymentDto"];
+                };
+            };
+            /** @description `VALIDATION_FAILED`: The request is not valid */
+            400: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: Authentication required */
+            401: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `FORBIDDEN`: Not allowed for this role */
+            403: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `NOT_FOUND`: Resource not found */
+            404: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `ILLEGAL_STATE_TRANSITION`: Illegal order state transition; `PAYMENT_IN_PROGRESS`: A payment is in progress; `PAYMENT_AMOUNT_MISMATCH`: Payment amount differs from the order total; `PAYMENT_PROVIDER_REJECTED`: The payment provider refused; `IDEMPOTENCY_KEY_IN_USE`: Idempotency key in use */
+            409: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `UNSUPPORTED_MEDIA_TYPE`: Unsupported media type */
+            415: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `IDEMPOTENCY_KEY_REUSED`: Idempotency key reused for another request */
+            422: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `RATE_LIMITED`: Too many requests */
+            429: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `INTERNAL`: Internal error */
+            500: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: Service unavailable */
+            503: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+        };
+    };
+    PaymentsController_payment: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Your correlation id (1-128 of A-Z a-z 0-9 . _ : -); echoed back, else one is made. */
+                "X-Request-Id"?: string;
+            };
+            path: {
+                id: string;
+                paymentId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaymentDto"];
+                };
+            };
+            /** @description `VALIDATION_FAILED`: The request is not valid */
+            400: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: Authentication required */
+            401: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `NOT_FOUND`: Resource not found */
+            404: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `RATE_LIMITED`: Too many requests */
+            429: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `INTERNAL`: Internal error */
+            500: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+        };
+    };
+    PaymentsController_cancel: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Your correlation id (1-128 of A-Z a-z 0-9 . _ : -); echoed back, else one is made. */
+                "X-Request-Id"?: string;
+            };
+            path: {
+                id: string;
+                paymentId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaymentDto"];
+                };
+            };
+            /** @description `VALIDATION_FAILED`: The request is not valid */
+            400: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: Authentication required */
+            401: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `NOT_FOUND`: Resource not found */
+            404: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `PAYMENT_NOT_CANCELABLE`: Payment cannot be cancelled */
+            409: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `RATE_LIMITED`: Too many requests */
+            429: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `INTERNAL`: Internal error */
+            500: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: Service unavailable */
+            503: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+        };
+    };
+    PaymentsController_listRefunds: {
+        parameters: {
+            query?: {
+                limit?: number;
+                offset?: number;
+            };
+            header?: {
+                /** @description Your correlation id (1-128 of A-Z a-z 0-9 . _ : -); echoed back, else one is made. */
+                "X-Request-Id"?: string;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RefundPageDto"];
+                };
+            };
+            /** @description `VALIDATION_FAILED`: The request is not valid */
+            400: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: Authentication required */
+            401: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `NOT_FOUND`: Resource not found */
+            404: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `RATE_LIMITED`: Too many requests */
+            429: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `INTERNAL`: Internal error */
+            500: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+        };
+    };
+    PaymentsController_refund: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description 1-255 printable characters, scoped to you. Retrying with the same key and body replays the first outcome byte for byte (`Idempotent-Replayed: true`) instead of acting twice; the same key with another body → 422; while the first is in flight → the retry waits, or gets 409 with Retry-After. Kept 24 h. */
+                "Idempotency-Key"?: string;
+                /** @description Your correlation id (1-128 of A-Z a-z 0-9 . _ : -); echoed back, else one is made. */
+                "X-Request-Id"?: string;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateRefundDto"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    /** @description The new resource. */
+                    Location?: string;
+                    /** @description `true` when this is a stored outcome replayed. */
+                    "Idempotent-Replayed"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RefundDto"];
+                };
+            };
+            /** @description `VALIDATION_FAILED`: The request is not valid */
+            400: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: Authentication required */
+            401: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `FORBIDDEN`: Not allowed for this role */
+            403: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `NOT_FOUND`: Resource not found */
+            404: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `REFUND_EXCEEDS_BALANCE`: Refund exceeds the payment balance; `IDEMPOTENCY_KEY_IN_USE`: Idempotency key in use */
+            409: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `UNSUPPORTED_MEDIA_TYPE`: Unsupported media type */
+            415: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `IDEMPOTENCY_KEY_REUSED`: Idempotency key reused for another request */
+            422: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `RATE_LIMITED`: Too many requests */
+            429: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `INTERNAL`: Internal error */
+            500: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: Service unavailable */
+            503: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+        };
+    };
+    PaymentsController_retry: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Your correlation id (1-128 of A-Z a-z 0-9 . _ : -); echoed back, else one is made. */
+                "X-Request-Id"?: string;
+            };
+            path: {
+                id: string;
+                refundId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            202: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RefundDto"];
+                };
+            };
+            /** @description `VALIDATION_FAILED`: The request is not valid */
+            400: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: Authentication required */
+            401: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `FORBIDDEN`: Not allowed for this role */
+            403: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `NOT_FOUND`: Resource not found */
+            404: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `REFUND_NOT_FAILED`: Refund has not failed; `REFUND_EXCEEDS_BALANCE`: Refund exceeds the payment balance */
+            409: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `RATE_LIMITED`: Too many requests */
+            429: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `INTERNAL`: Internal error */
+            500: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: Service unavailable */
+            503: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+        };
+    };
+    PaymentsController_complete: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Your correlation id (1-128 of A-Z a-z 0-9 . _ : -); echoed back, else one is made. */
+                "X-Request-Id"?: string;
+            };
+            path: {
+                id: string;
+                refundId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RefundDto"];
+                };
+            };
+            /** @description `VALIDATION_FAILED`: The request is not valid */
+            400: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: Authentication required */
+            401: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `FORBIDDEN`: Not allowed for this role */
+            403: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `NOT_FOUND`: Resource not found */
+            404: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `ILLEGAL_STATE_TRANSITION`: Illegal order state transition */
+            409: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `RATE_LIMITED`: Too many requests */
+            429: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `INTERNAL`: Internal error */
+            500: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: Service unavailable */
+            503: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+        };
+    };
+    NotificationsController_stripeWebhook: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Your correlation id (1-128 of A-Z a-z 0-9 . _ : -); echoed back, else one is made. */
+                "X-Request-Id"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        /** @description A Stripe Event, exactly as Stripe signed it. */
+        requestBody: {
+            content: {
+                "application/json": Record<string, never>;
+            };
+        };
+        responses: {
+            /** @description Acknowledged. */
+            200: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @example true */
+                        received?: boolean;
+                    };
+                };
+            };
+            /** @description `WEBHOOK_SIGNATURE_INVALID`: Webhook signature invalid */
+            400: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `NOT_FOUND`: Resource not found */
+            404: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `RATE_LIMITED`: Too many requests */
+            429: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `INTERNAL`: Internal error */
+            500: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: Service unavailable */
+            503: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+        };
+    };
+    NotificationsController_completeTest: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Your correlation id (1-128 of A-Z a-z 0-9 . _ : -); echoed back, else one is made. */
+                "X-Request-Id"?: string;
+            };
+            path: {
+                paymentId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CompleteTestPaymentDto"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaymentDto"];
+                };
+            };
+            /** @description `VALIDATION_FAILED`: The request is not valid */
+            400: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: Authentication required */
+            401: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `NOT_FOUND`: Resource not found */
+            404: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `PAYMENT_NOT_OPEN`: Payment is not open */
+            409: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `RATE_LIMITED`: Too many requests */
+            429: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `INTERNAL`: Internal error */
+            500: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: Service unavailable */
+            503: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+        };
+    };
+    WebhooksController_list: {
+        parameters: {
+            query?: {
+                limit?: number;
+                offset?: number;
+            };
             header?: {
                 /** @description Your correlation id (1-128 of A-Z a-z 0-9 . _ : -); echoed back, else one is made. */
                 "X-Request-Id"?: string;
@@ -4180,7 +5920,18 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["WebhookDto"][];
+                    "application/json": components["schemas"]["WebhookPageDto"];
+                };
+            };
+            /** @description `VALIDATION_FAILED`: The request is not valid */
+            400: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
                 };
             };
             /** @description `UNAUTHENTICATED`: Authentication required */
