@@ -22,6 +22,8 @@ export type Order = components['schemas']['OrderDto'];
 /** Every action of the server's transition table (generated into the OpenAPI document from it). */
 export type OrderAction = Order['allowedTransitions'][number];
 export type OrderLine = components['schemas']['OrderLineInputDto'];
+export type Payment = components['schemas']['PaymentDto'];
+export type Refund = components['schemas']['RefundDto'];
 export type NewProduct = components['schemas']['CreateProductDto'];
 
 export interface ClientOptions {
@@ -270,6 +272,102 @@ export class OrderClient {
       }
     }
     throw new Error(`Gave up editing orders/${orderId} after ${attempts} attempts`);
+  }
+
+  /**
+   * Opens a payment for the order's total at `provider` (API.md §9); its `clientSecret` is what the
+   * customer's browser confirms it with (Stripe.js). Retried when safe, every attempt with the same
+   * Idempotency-Key, so a lost answer never opens a second payment. The order becomes `paid` when the
+   * provider confirms the money: read it again, or listen for `order.paid`.
+   */
+  async openPayment(
+    orderId: string,
+    provider: 'stripe' | 'test',
+    {
+      idempotencyKey = globalThis.crypto.randomUUID(),
+      ...retryOptions
+    }: RetryOptions & { idempotencyKey?: string } = {},
+  ): Promise<Payment> {
+    return retry(
+      async () =>
+        unwrap(
+          await this.api.POST('/api/v1/orders/{id}/payments', {
+            params: { path: { id: orderId } },
+            body: { provider },
+            headers: { 'Idempotency-Key': idempotencyKey },
+          }),
+        ),
+      { ...this.options.retry, retryNetworkErrors: true, ...retryOptions },
+    );
+  }
+
+  /**
+   * The `test` provider (development and test only): the customer "pays" at the provider, which
+   * notifies the service; answers the payment once that notification has been applied.
+   */
+  async completeTestPayment(
+    paymentId: string,
+    outcome: 'succeeded' | 'failed' = 'succeeded',
+  ): Promise<Payment> {
+    return unwrap(
+      await this.api.POST('/api/v1/payments/test/{paymentId}/complete', {
+        params: { path: { paymentId } },
+        body: { outcome },
+      }),
+    );
+  }
+
+  /** A storefront's whole payment with the `test` provider: open, confirm, and the order as it is. */
+  async payWithTestProvider(orderId: string): Promise<Order> {
+    const payment = await this.openPayment(orderId, 'test');
+    await this.completeTestPayment(payment.id);
+    return (await this.getOrder(orderId)).value;
+  }
+
+  /** The order's payments, oldest first (the first page of 100). */
+  async payments(orderId: string): Promise<Payment[]> {
+    return unwrap(
+      await this.api.GET('/api/v1/orders/{id}/payments', {
+        params: { path: { id: orderId }, query: { limit: 100 } },
+      }),
+    ).items;
+  }
+
+  /**
+   * An admin's refund of `amountCents` (API.md §10), of the payment that paid the order unless
+   * `paymentId` names another; recorded `pending` and carried out by the service. More than the
+   * balance → REFUND_EXCEEDS_BALANCE with `refundableCents`. Retried with one Idempotency-Key.
+   */
+  async refund(
+    orderId: string,
+    amountCents: number,
+    reason: string,
+    {
+      paymentId,
+      idempotencyKey = globalThis.crypto.randomUUID(),
+      ...retryOptions
+    }: RetryOptions & { paymentId?: string; idempotencyKey?: string } = {},
+  ): Promise<Refund> {
+    return retry(
+      async () =>
+        unwrap(
+          await this.api.POST('/api/v1/orders/{id}/refunds', {
+            params: { path: { id: orderId } },
+            body: { amountCents, reason, ...(paymentId ? { paymentId } : {}) },
+            headers: { 'Idempotency-Key': idempotencyKey },
+          }),
+        ),
+      { ...this.options.retry, retryNetworkErrors: true, ...retryOptions },
+    );
+  }
+
+  /** The order's refunds, oldest first (the first page of 100). */
+  async refunds(orderId: string): Promise<Refund[]> {
+    return unwrap(
+      await this.api.GET('/api/v1/orders/{id}/refunds', {
+        params: { path: { id: orderId }, query: { limit: 100 } },
+      }),
+    ).items;
   }
 
   /** Any action of the table; ILLEGAL_STATE_TRANSITION carries what is allowed now. */

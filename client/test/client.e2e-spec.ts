@@ -44,7 +44,16 @@ function advice(code: ProblemCode): string {
     case 'ILLEGAL_STATE_TRANSITION':
     case 'ORDER_NOT_EDITABLE':
     case 'DELIVERY_NOT_FAILED':
+    case 'PAYMENT_IN_PROGRESS':
+    case 'PAYMENT_NOT_CANCELABLE':
+    case 'PAYMENT_NOT_OPEN':
+    case 'REFUND_NOT_FAILED':
       return 'refetch and decide';
+    case 'PAYMENT_PROVIDER_REJECTED':
+    case 'PAYMENT_AMOUNT_MISMATCH':
+    case 'REFUND_EXCEEDS_BALANCE':
+    case 'WEBHOOK_SIGNATURE_INVALID':
+      return 'change the request';
     case 'IDEMPOTENCY_KEY_IN_USE':
     case 'RATE_LIMITED':
     case 'SERVICE_UNAVAILABLE':
@@ -314,7 +323,7 @@ describe('the typed client against the real service', () => {
       const [a] = await products(admin, 100);
       const shopper = await asShopper();
       const { order } = await shopper.placeOrder([{ productId: a.id, quantity: 1 }]);
-      await shopper.transition(order.id, 'pay');
+      await shopper.payWithTestProvider(order.id);
       const error = await shopper
         .editOrder(order.id, (lines) => ({ ...lines, [a.id]: 2 }))
         .catch((e: unknown) => e);
@@ -338,11 +347,35 @@ describe('the typed client against the real service', () => {
         .editOrder(order.id, (lines) => ({ ...lines, [a.id]: 2 }))
         .catch((e: unknown) => e);
       await held.read;
-      await owner.clone({ fetch }).transition(order.id, 'pay');
+      await owner.clone({ fetch }).payWithTestProvider(order.id);
       done();
       const error = await ownerEdit;
       expect(held.patches).toEqual([412, 409]);
       expect(error).toMatchObject({ code: 'ORDER_NOT_EDITABLE', body: { currentStatus: 'paid' } });
+    });
+
+    it('pays with the test provider, refunds part as an admin, and refuses more than the balance', async () => {
+      const admin = await asAdmin();
+      const [a] = await products(admin, 100);
+      const shopper = await asShopper();
+      const { order } = await shopper.placeOrder([{ productId: a.id, quantity: 2 }]);
+      const paid = await shopper.payWithTestProvider(order.id);
+      expect(paid).toMatchObject({ status: 'paid', paidCents: order.totalCents, refundedCents: 0 });
+      const [payment] = await shopper.payments(order.id);
+      expect(payment).toMatchObject({ provider: 'test', status: 'succeeded', clientSecret: null });
+      const refund = await admin.refund(order.id, 100, 'a scratch', { idempotencyKey: 'r-1' });
+      expect(refund).toMatchObject({ status: 'pending', amountCents: 100 });
+      expect(await admin.refund(order.id, 100, 'a scratch', { idempotencyKey: 'r-1' })).toEqual(
+        refund,
+      );
+      const over = await admin
+        .refund(order.id, order.totalCents, 'all of it')
+        .catch((e: unknown) => e);
+      expect(over).toMatchObject({
+        code: 'REFUND_EXCEEDS_BALANCE',
+        body: { refundableCents: order.totalCents - 100 },
+      });
+      expect((await shopper.refunds(order.id)).map((r) => r.id)).toEqual([refund.id]);
     });
 
     it('shows when a pending order’s hold ends, and no hold once it is paid', async () => {
@@ -362,8 +395,8 @@ describe('the typed client against the real service', () => {
       expect(holdRemainingMs(order, before + 1800 * 1000 + 60_000)).toBe(0);
       const { value: read } = await shopper.getOrder(order.id);
       expect(read.expiresAt).toBe(order.expiresAt);
-      const paid = await shopper.transition(order.id, 'pay');
-      expect(paid).toMatchObject({ status: 'paid', expiresAt: null });
+      const paid = await shopper.payWithTestProvider(order.id);
+      expect(paid).toMatchObject({ status: 'paid', expiresAt: null, paymentStatus: 'paid' });
       expect(holdRemainingMs(paid)).toBeNull();
       expect((await shopper.getOrder(order.id)).value.expiresAt).toBeNull();
     });
