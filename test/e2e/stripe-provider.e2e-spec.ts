@@ -447,6 +447,88 @@ describe('Stripe provider ↔ Stripe double (real SDK)', () => {
       expect(double.refundsFor(a.refundId)).toHaveLength(1);
     });
 
+    it('a {refundId}:{n} key already used (attempts reset by an admin retry) replays an old answer: never taken as this attempt’s outcome', async () => {
+      const pi = await paid();
+      const a = attempt({ providerPaymentId: pi, amountCents: 600 });
+      const post = { match: { method: 'POST', path: '/v1/refunds' } };
+      // First run: 500, then {refundId}:2 succeeds; later Stripe reports that refund failed.
+      double.failNext(1, post);
+      await expect(provider.refund(a)).rejects.toMatchObject({ answered: true });
+      const first = await provider.refund({
+        ...a,
+        attempt: 2,
+        previousKey: a.refundId,
+        previousOutcome: 'error_answer',
+      });
+      expect(first.key).toBe(`${a.refundId}:2`);
+      double.settleRefund(first.providerRefundId!, 'failed');
+      // The retry's run counts from 1 again: {refundId}:1 answers 500, then {refundId}:2 is a replay.
+      const again = {
+        ...a,
+        previousKey: `${a.refundId}:2`,
+        previousOutcome: 'error_answer' as const,
+      };
+      double.failNext(1, post);
+      await expect(provider.refund({ ...again, attempt: 1 })).rejects.toMatchObject({
+        answered: true,
+      });
+      const stale = await provider
+        .refund({ ...again, attempt: 2, previousKey: `${a.refundId}:1` })
+        .catch((e: unknown) => e);
+      expect(stale).toMatchObject({
+        constructor: ProviderUnavailable,
+        answered: true,
+        key: `${a.refundId}:2`,
+      });
+      const third = await provider.refund({ ...again, attempt: 3, previousKey: `${a.refundId}:2` });
+      expect(third).toMatchObject({ status: 'succeeded', key: `${a.refundId}:3` });
+      expect(third.providerRefundId).not.toBe(first.providerRefundId);
+      expect(double.refundsFor(a.refundId).map((r) => r.status)).toEqual(['failed', 'succeeded']);
+    });
+
+    it('a kept 4xx replayed to a reused {refundId}:{n} key does not fail the refund', async () => {
+      const pi = await paid(1000);
+      const a = attempt({ providerPaymentId: pi, amountCents: 1000 });
+      const post = { match: { method: 'POST', path: '/v1/refunds' } };
+      // All of it refunded by another refund first:
+      const other = await provider.refund(attempt({ providerPaymentId: pi, amountCents: 1000 }));
+      double.failNext(1, post);
+      await expect(provider.refund(a)).rejects.toMatchObject({ answered: true });
+      await expect(
+        provider.refund({
+          ...a,
+          attempt: 2,
+          previousKey: a.refundId,
+          previousOutcome: 'error_answer',
+        }),
+      ).rejects.toMatchObject({
+        constructor: ProviderRejected,
+        providerCode: 'charge_already_refunded',
+      });
+      // Money back at Stripe (the other refund failed), and an admin retries: attempts from 1 again.
+      double.settleRefund(other.providerRefundId!, 'failed');
+      const again = {
+        ...a,
+        previousKey: `${a.refundId}:2`,
+        previousOutcome: 'error_answer' as const,
+      };
+      double.failNext(1, post);
+      await expect(provider.refund({ ...again, attempt: 1 })).rejects.toMatchObject({
+        answered: true,
+      });
+      const replayed = await provider
+        .refund({ ...again, attempt: 2, previousKey: `${a.refundId}:1` })
+        .catch((e: unknown) => e);
+      expect(replayed).toMatchObject({ constructor: ProviderUnavailable, answered: true });
+      expect(
+        await provider.refund({ ...again, attempt: 3, previousKey: `${a.refundId}:2` }),
+      ).toMatchObject({
+        status: 'succeeded',
+        key: `${a.refundId}:3`,
+      });
+      expect(double.refundsFor(a.refundId)).toHaveLength(1);
+    });
+
     it('the listing itself failing keeps the previous key: the next attempt lists again', async () => {
       const pi = await paid();
       const a = attempt({ providerPaymentId: pi });

@@ -119,6 +119,12 @@ export class StripeProvider implements NotifyingProvider {
    * PaymentIntent's refunds are listed, and one carrying this `metadata.refundId` (and not failed or
    * canceled) is the outcome, else a new key `{refundId}:{attempt}` goes out.
    *
+   * That new key is meant to be unused. When Stripe's answer to it is a replay (`Idempotent-Replayed`),
+   * the key was used before (attempt numbers start again at 1 after an admin's `retry`): the answer
+   * is an old one (a refund that has failed since, or an old refusal) and is not this attempt's
+   * outcome; the attempt ends as an error answer, so the next one lists again and moves to the next
+   * key.
+   *
    * Errors carry the key of this attempt (`ProviderUnavailable.key`) for the next one's `previousKey`.
    */
   async refund(attempt: RefundAttempt): Promise<RefundOutcome> {
@@ -136,6 +142,7 @@ export class StripeProvider implements NotifyingProvider {
       if (found) return refundOutcome(found, previousKey);
       key = `${attempt.refundId}:${attempt.attempt}`;
     }
+    const fresh = attempt.previousOutcome === 'error_answer';
     const refund = await this.call(
       () =>
         this.stripe.refunds.create(
@@ -147,7 +154,12 @@ export class StripeProvider implements NotifyingProvider {
           { idempotencyKey: key },
         ),
       key,
+      false,
+      fresh,
     );
+    if (fresh && refund.lastResponse?.headers?.['idempotent-replayed'] === 'true') {
+      throw new ProviderUnavailable(this.name, true, replayed(key), key);
+    }
     return refundOutcome(refund, key);
   }
 
@@ -199,7 +211,12 @@ export class StripeProvider implements NotifyingProvider {
    * `listing`: the call only read, so whatever happened the previous key's outcome stands (an error
    * answer): the next attempt lists again.
    */
-  private async call<T>(fn: () => Promise<T>, key?: string, listing = false): Promise<T> {
+  private async call<T>(
+    fn: () => Promise<T>,
+    key?: string,
+    listing = false,
+    fresh = false,
+  ): Promise<T> {
     try {
       return await fn();
     } catch (e) {
@@ -207,6 +224,9 @@ export class StripeProvider implements NotifyingProvider {
       const status = e.statusCode;
       const code = e.code ?? e.rawType ?? 'stripe_error';
       const what = `Stripe: ${e.message}`;
+      if (fresh && key && e.headers?.['idempotent-replayed'] === 'true') {
+        throw new ProviderUnavailable(this.name, true, replayed(key), key);
+      }
       if (
         status !== undefined &&
         status >= 400 &&
@@ -222,6 +242,9 @@ export class StripeProvider implements NotifyingProvider {
     }
   }
 }
+
+const replayed = (key: string) =>
+  `Stripe replayed an earlier answer for the idempotency key ${key}: the key was used before; the next attempt lists the refunds and takes the next key`;
 
 function refundOutcome(refund: Stripe.Refund, key: string): RefundOutcome {
   switch (refund.status) {
