@@ -34,7 +34,7 @@ if (!url) {
       EMBEDDED_PG_DIR: join(dir, 'pgdata'),
       EMBEDDED_PG_PORT: String(await freePort()),
       LOG_LEVEL: 'warn',
-      // Step 7 watches an unpaid order's hold end and its units go back on sale: a 3 s hold, swept
+      // Steps 7 and 9 watch a hold end (units back on sale; money after it revives the order): a 3 s hold, swept
       // every second, lets it happen within the session (the defaults are 1800 s and 5 s).
       ORDER_HOLD_SECONDS: '3',
       ORDER_EXPIRY_SWEEP_SECONDS: '1',

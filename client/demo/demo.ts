@@ -124,7 +124,7 @@ async function run(baseUrl: string): Promise<void> {
   }
 }
 
-/** Steps 2 to 8, while the shop's webhook receiver listens. */
+/** Steps 2 to 11, while the shop's webhook receiver listens. */
 async function session({
   baseUrl,
   client,
@@ -263,7 +263,7 @@ async function session({
 
   step(5, 'Cancelling a shipped order', 'Ada pays, the warehouse ships, then Ada tries to cancel.');
   const { order: toShip } = await ada.placeOrder([{ productId: mug.id, quantity: 1 }]);
-  await ada.transition(toShip.id, 'pay');
+  await ada.payWithTestProvider(toShip.id);
   await alice.transition(toShip.id, 'ship');
   const late = await ada.transition(toShip.id, 'cancel').catch((e: unknown) => e);
   check(
@@ -286,7 +286,127 @@ async function session({
     console.log(`     dependents: ${JSON.stringify(refused.body.dependents)}`);
 
   await abandonedCheckout({ alice, ada, grace, tag });
+  await money({ alice, ada, tag });
   await webhooksHeard(shop, toShip);
+}
+
+/** Polls `done` every 200 ms for at most `ms`: the refund relay works after the commit. */
+async function eventually(done: () => Promise<boolean>, ms = 10_000): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (!(await done())) {
+    if (Date.now() > deadline) return false;
+    await sleep(200);
+  }
+  return true;
+}
+
+/**
+ * Steps 8 to 10: money (API.md §9, §10) with the `test` provider, which stands in for Stripe where
+ * the service runs in development: an order is paid only when the provider confirms the money, an
+ * admin refunds part of it, money that arrives after the hold revives the order, and a cancelled
+ * order's money goes back by itself.
+ */
+async function money({
+  alice,
+  ada,
+  tag,
+}: {
+  alice: OrderClient;
+  ada: OrderClient;
+  tag: string;
+}): Promise<void> {
+  const quiet = ada.clone({ fetch });
+  const { value: lamp } = await alice.createProduct({
+    sku: `LAMP-${tag}`,
+    slug: `lamp-${tag}`,
+    name: 'Desk lamp',
+    priceCents: 4500,
+    currency: 'EUR',
+    stock: 10,
+  });
+
+  step(
+    8,
+    'Paying, and a partial refund',
+    'Ada pays with the test provider (Stripe’s stand-in in development); Alice refunds €5 of it.',
+  );
+  const { order: lampOrder } = await ada.placeOrder([{ productId: lamp.id, quantity: 2 }]);
+  const payment = await ada.openPayment(lampOrder.id, 'test');
+  check(
+    payment.status === 'requires_action' && payment.clientSecret !== null,
+    `201 payment requires_action for the total (${payment.amountCents}), with the clientSecret a browser confirms it with; the order is still pending`,
+  );
+  await ada.completeTestPayment(payment.id);
+  const { value: paid } = await quiet.getOrder(lampOrder.id);
+  check(
+    paid.status === 'paid' && paid.paymentStatus === 'paid' && paid.paidCents === 9000,
+    'the provider’s confirmation paid the order (history `pay` by the service)',
+  );
+  const refund = await alice.refund(lampOrder.id, 500, 'a scratch on the base');
+  check(
+    refund.status === 'pending',
+    'the refund is recorded pending, carried out after the commit',
+  );
+  check(
+    await eventually(async () => (await quiet.getOrder(lampOrder.id)).value.refundedCents === 500),
+    'moments later the provider has carried it out once: refundedCents 500, paymentStatus partially_refunded',
+  );
+  const tooMuch = await alice.refund(lampOrder.id, 9000, 'everything').catch((e: unknown) => e);
+  check(
+    tooMuch instanceof ApiProblem &&
+      tooMuch.code === 'REFUND_EXCEEDS_BALANCE' &&
+      tooMuch.body.refundableCents === 8500,
+    '409 REFUND_EXCEEDS_BALANCE: only 8500 are left to refund',
+  );
+
+  step(
+    9,
+    'Money after the hold',
+    'Ada opens a payment, then her bank takes longer than the hold; the money still arrives.',
+  );
+  const { order: slow } = await ada.placeOrder([{ productId: lamp.id, quantity: 1 }]);
+  const holdMs = holdRemainingMs(slow, Date.parse(slow.createdAt)) ?? 0;
+  const slowPayment = await ada.openPayment(slow.id, 'test');
+  if (holdMs > MAX_HOLD_WAIT_MS) {
+    console.log(
+      `   ${yellow('–')} skipped: this service holds an order for ${seconds(holdMs)}, the demo waits at most ${seconds(MAX_HOLD_WAIT_MS)}`,
+    );
+    await ada.completeTestPayment(slowPayment.id);
+  } else {
+    console.log(dim(`     … waiting ${seconds(holdMs)} for the hold to end`));
+    await sleep(holdMs + 1500);
+    const { value: expired } = await quiet.getOrder(slow.id);
+    check(
+      expired.status === 'expired',
+      'the hold ended: the order is expired, its lamp back on sale',
+    );
+    await ada.completeTestPayment(slowPayment.id);
+    const { value: revived } = await quiet.getOrder(slow.id);
+    check(
+      revived.status === 'paid' && revived.paidCents === 4500,
+      'the money arrived and the lamp was still there: expired → paid (history `revive`), never neither the order nor the money',
+    );
+  }
+
+  step(
+    10,
+    'A cancelled order’s money comes back',
+    'Ada pays for another lamp, then changes her mind and cancels.',
+  );
+  const { order: regret } = await ada.placeOrder([{ productId: lamp.id, quantity: 1 }]);
+  await ada.payWithTestProvider(regret.id);
+  await ada.transition(regret.id, 'cancel');
+  const [owed] = await quiet.refunds(regret.id);
+  check(
+    owed?.reason === 'order_cancelled' && owed.amountCents === 4500,
+    'the cancel owed a full refund in its own transaction (reason order_cancelled)',
+  );
+  check(
+    await eventually(
+      async () => (await quiet.getOrder(regret.id)).value.paymentStatus === 'refunded',
+    ),
+    'carried out once at the provider: paymentStatus refunded, refundedCents 4500',
+  );
 }
 
 /**
@@ -366,7 +486,7 @@ async function abandonedCheckout({
     () => false,
   );
   check(bought, '201: Grace buys the 2 tickets; they went back on sale when Ada’s hold ended');
-  const late = await ada.transition(abandoned.id, 'pay').catch((e: unknown) => e);
+  const late = await ada.openPayment(abandoned.id, 'test').catch((e: unknown) => e);
   check(
     late instanceof ApiProblem &&
       late.code === 'ILLEGAL_STATE_TRANSITION' &&
@@ -447,7 +567,7 @@ async function listenForOrderEvents(baseUrl: string, admin: OrderClient): Promis
     const { order } = event.data;
     console.log(
       yellow(
-        `   ⚡ webhook  ${event.type.padEnd(15)} order ${order.id.slice(0, 8)}… v${order.version} (signature ok)`,
+        `   ⚡ webhook  ${event.type.padEnd(17)} order ${order.id.slice(0, 8)}… v${order.version} (signature ok)`,
       ),
     );
   }
@@ -503,7 +623,7 @@ function stopServer(server: Server): Promise<void> {
  */
 async function webhooksHeard(shop: ShopReceiver, order: Order): Promise<void> {
   step(
-    8,
+    11,
     'The shop heard every change, once and in order',
     shop.skipped
       ? 'A shop’s webhook receiver would have verified and printed each order event as it arrived.'
@@ -517,7 +637,8 @@ async function webhooksHeard(shop: ShopReceiver, order: Order): Promise<void> {
     await shop.close();
     return;
   }
-  const expected = ['order.created', 'order.paid', 'order.shipped'];
+  const expected = ['order.created', 'order.paid', 'payment.succeeded', 'order.shipped'];
+  const versions = [1, 2, 2, 3];
   const ofOrder = () => shop.heard.filter((h) => h.event.data.order.id === order.id);
   const deadline = Date.now() + DELIVERY_WAIT_MS;
   while (ofOrder().length < expected.length && Date.now() < deadline) await sleep(100);
@@ -530,9 +651,9 @@ async function webhooksHeard(shop: ShopReceiver, order: Order): Promise<void> {
   const ids = new Set(heard.map((h) => h.webhookId));
   check(
     heard.map((h) => h.event.type).join() === expected.join() &&
-      heard.every((h, i) => h.event.data.order.version === i + 1) &&
+      heard.every((h, i) => h.event.data.order.version === versions[i]) &&
       ids.size === heard.length,
-    `${expected.join(', ')}: each exactly once (${ids.size} distinct webhook-id), in version order 1, 2, 3; the refused cancel sent nothing`,
+    `${expected.join(', ')}: each exactly once (${ids.size} distinct webhook-id), in version order 1, 2, 2, 3; the refused cancel sent nothing`,
   );
   check(
     shop.refused === 0 && heard.every((h) => h.webhookId === h.event.id),
