@@ -572,11 +572,20 @@ function scenarios(api, world) {
     productId: p.id,
     quantity,
   });
-  const pay = (who, id, key = randomUUID()) =>
-    api('POST', `/api/v1/orders/${id}/pay`, {
+  // Paying (API.md §9): a test payment opened (keyed) and confirmed at the "provider"; answers the
+  // opening's problem when it could not open, else the confirmation.
+  const pay = async (who, id, key = randomUUID()) => {
+    const opened = await api('POST', `/api/v1/orders/${id}/payments`, {
       token: who.token,
       headers: { 'idempotency-key': key },
+      body: { provider: 'test' },
     });
+    if (opened.status !== 201) return opened;
+    return api('POST', `/api/v1/payments/test/${opened.body.id}/complete`, {
+      token: who.token,
+      body: { outcome: 'succeeded' },
+    });
+  };
   const abandoned = [];
 
   return {
@@ -604,7 +613,7 @@ function scenarios(api, world) {
       const payKey = randomUUID();
       const paid = await pay(who, placed.body.id, payKey);
       if (chance(0.25)) await pay(who, placed.body.id, payKey);
-      // Paying twice without the key: 409 ILLEGAL_STATE_TRANSITION.
+      // Paying twice without the key: 409 ILLEGAL_STATE_TRANSITION (or PAYMENT_IN_PROGRESS).
       if (chance(0.1)) await pay(who, placed.body.id);
       if (paid.status === 200 && chance(0.4))
         await api('POST', `/api/v1/orders/${placed.body.id}/ship`, { token: world.admin });
@@ -612,7 +621,7 @@ function scenarios(api, world) {
     async abandon(who) {
       const placed = await order(who, [line()]);
       if (placed.status === 201) abandoned.push({ who, id: placed.body.id, at: Date.now() });
-      // Coming back to an order whose hold ended: paying it is 409 ILLEGAL_STATE_TRANSITION.
+      // Coming back to an order whose hold ended: opening a payment is 409 ILLEGAL_STATE_TRANSITION.
       const late = abandoned.findIndex((o) => Date.now() - o.at > (HOLD_SECONDS + 1.5) * 1000);
       if (late >= 0 && chance(0.5)) {
         const [o] = abandoned.splice(late, 1);
