@@ -32,7 +32,8 @@ export function versionedOrder(
   // A computed expiry has the version the expiry will write, but its own tag: its updatedAt is the
   // hold's end, the written one's the moment the primary expires it.
   const variant = COMPUTED.has(order) ? `${caps.join('+')}:computed` : caps.join('+');
-  return versioned('order', order, representation, variant);
+  const v = versioned('order', order, representation, variant);
+  return COMPUTED.has(order) ? { ...v, computed: true } : v;
 }
 
 /** Orders shown expired by a read on a standby, before the primary has expired them. */
@@ -101,9 +102,12 @@ export class OrderReads {
       return { order: asExpired(found.order), items: await this.orders.items(id, m), expiredNow };
     }
     if (found.overdue) {
+      // In the caller's transaction when there is one; a GET's Reader hands the primary's bare
+      // manager, whose statements would each autocommit on any pool connection: one of its own.
+      const inTx = m?.queryRunner?.isTransactionActive === true;
       expiredNow =
-        (m
-          ? await this.holds.expireOverdue(m, { orderIds: [id] })
+        (inTx
+          ? await this.holds.expireOverdue(m!, { orderIds: [id] })
           : await inTransaction(this.dataSource, (t) =>
               this.holds.expireOverdue(t, { orderIds: [id] }),
             )) > 0;
