@@ -45,6 +45,12 @@ export interface Tagged<T> {
 type Updatable = { products: Product; users: User };
 
 /**
+ * The Consistency-Token the service sends when it could not tell the primary's position: it sends
+ * every read to the primary, and a real token replaces it (the service's PRIMARY_ONLY_TOKEN).
+ */
+const PRIMARY_ONLY_TOKEN = 'ffffffffffffffff';
+
+/**
  * Routes that take credentials instead of a session. A token sent there could only be stale (the
  * reason to log in again) or another account's, and the server has nothing to do with it.
  */
@@ -145,7 +151,14 @@ export class OrderClient {
   private remember(token: string | null): void {
     if (!token) return;
     const held = this.consistency;
-    if (held === undefined || held.length !== token.length || token > held)
+    // The newest position wins (answers may arrive out of order), except over the token that only
+    // says "read the primary" (the service could not tell its position): any real one replaces it.
+    if (
+      held === undefined ||
+      held === PRIMARY_ONLY_TOKEN ||
+      held.length !== token.length ||
+      token > held
+    )
       this.consistency = token;
   }
 

@@ -328,8 +328,14 @@ class StandbyReader implements Reader {
       // E.g. a statement cancelled for a conflict with recovery: the primary answers instead.
       return this.replicas.onPrimary(work, 'error');
     }
-    if (versioned && this.ifNoneMatch !== undefined && namesNewer(this.ifNoneMatch, result)) {
-      return this.replicas.onPrimary(work, 'newer_version');
+    if (versioned && this.ifNoneMatch !== undefined) {
+      // A computed view's version is the one the primary's expiry will write; the client may hold
+      // that very version written by the primary (cancelled, paid): only the primary can tell.
+      if ((result as { computed?: boolean } | null)?.computed) {
+        return this.replicas.onPrimary(work, 'newer_version');
+      }
+      if (namesNewer(this.ifNoneMatch, result))
+        return this.replicas.onPrimary(work, 'newer_version');
     }
     this.standby.reads.inc();
     return result;

@@ -59,6 +59,11 @@ export interface Versioned<R> {
   representation: R;
   /** The ETag this caller was given for another version: tells a stale If-Match from a foreign one. */
   etagOf?: (version: number) => string;
+  /**
+   * A view a standby computed (an overdue order shown expired) rather than a stored version: a
+   * conditional read of it is answered by the primary (API.md §12).
+   */
+  computed?: boolean;
 }
 
 /**
