@@ -297,7 +297,10 @@ export class NatsRelay implements OnApplicationBootstrap, OnApplicationShutdown 
   }
 
   private async markStart(): Promise<void> {
-    await this.outbox.markStart(this.dataSource.manager);
+    // Written once ever: later starts only read it, and never take markStart's table lock.
+    if (!(await this.outbox.startMarked(this.dataSource.manager))) {
+      await inTransaction(this.dataSource, (m) => this.outbox.markStart(m));
+    }
     this.startMarked = true;
   }
 

@@ -80,12 +80,22 @@ export class OutboxPublishingRepository {
     }));
   }
 
+  /** Whether where publishing starts is written already (markStart). */
+  async startMarked(m: EntityManager): Promise<boolean> {
+    const { rows } = await sql(m, `SELECT 1 FROM outbox_relays WHERE name = 'nats'`);
+    return rows.length > 0;
+  }
+
   /**
    * Where publishing starts, written once, by the first relay ever started (later starts, on any
    * instance, keep it): after the outbox's newest event. Turning NATS on publishes the events
-   * committed from then on, not the history the outbox kept while NATS was off.
+   * committed from then on, not the history the outbox kept while NATS was off. `m` is a
+   * transaction: the SHARE lock waits for every transaction still writing events (an event can
+   * take a lower `seq` than one already committed and commit after it) and holds new ones back
+   * until the mark is written, so no event commits below the mark after it was taken.
    */
   async markStart(m: EntityManager): Promise<void> {
+    await sql(m, 'LOCK TABLE outbox_events IN SHARE MODE');
     await sql(
       m,
       `INSERT INTO outbox_relays (name, since_seq)
