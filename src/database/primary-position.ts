@@ -61,6 +61,8 @@ export class PrimaryPosition {
       connectionString: this.url,
       connectionTimeoutMillis: POSITION_TIMEOUT_MS,
       statement_timeout: POSITION_TIMEOUT_MS,
+      // The client's own bound too: a connection cut without a reset never answers the server's.
+      query_timeout: POSITION_TIMEOUT_MS,
       application_name: 'order-service-position',
     });
     client.on('error', () => this.close());

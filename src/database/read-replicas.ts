@@ -369,6 +369,8 @@ async function connectHealth(s: Standby): Promise<Client> {
     connectionString: s.url,
     connectionTimeoutMillis: HEALTH_TIMEOUT_MS,
     statement_timeout: HEALTH_TIMEOUT_MS,
+    // The client's own bound too: a standby cut off without a reset must count as down.
+    query_timeout: HEALTH_TIMEOUT_MS,
     application_name: 'order-service-health',
   });
   await client.connect();
