@@ -434,6 +434,28 @@ describe('Stripe provider ↔ Stripe double (real SDK)', () => {
       expect(double.refundsFor(a.refundId)).toHaveLength(1);
     });
 
+    it('a 429 (rate limited, nothing done or kept) counts as no answer: the same key again, one refund', async () => {
+      const pi = await paid();
+      const a = attempt({ providerPaymentId: pi });
+      double.failNext(1, { status: 429, match: { method: 'POST', path: '/v1/refunds' } });
+      const first = await provider.refund(a).catch((e: unknown) => e);
+      expect(first).toMatchObject({
+        constructor: ProviderUnavailable,
+        answered: false,
+        key: a.refundId,
+      });
+      expect(double.refundsFor(a.refundId)).toHaveLength(0);
+      const second = await provider.refund({
+        ...a,
+        attempt: 2,
+        previousKey: a.refundId,
+        previousOutcome: 'no_answer',
+      });
+      expect(second).toMatchObject({ status: 'succeeded', key: a.refundId });
+      expect(double.seen({ method: 'POST', path: '/v1/refunds' }).at(-1)?.replayed).toBe(false);
+      expect(double.refundsFor(a.refundId)).toHaveLength(1);
+    });
+
     it('a connection reset after Stripe made it: the SDK resends once with the same key → the kept answer', async () => {
       const pi = await paid();
       const a = attempt({ providerPaymentId: pi });

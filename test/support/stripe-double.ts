@@ -13,7 +13,8 @@
  *   `failure_reason`) and errors `{error: {type, code, message, param}}` with Stripe's statuses: 400
  *   `parameter_missing`, `parameter_invalid_integer`, `amount_too_small`, `amount_too_large`,
  *   `charge_already_refunded`, `payment_intent_unexpected_state` (cancel of a succeeded or canceled
- *   PaymentIntent, refund of an unpaid one), 404 `resource_missing`, 401, 500 `api_error`.
+ *   PaymentIntent, refund of an unpaid one), 404 `resource_missing`, 401, 500 `api_error`, 429
+ *   `rate_limit` (on demand only).
  * - `Idempotency-Key` as Stripe keeps it: the same key with the same parameters replays the first
  *   answer, errors included (`Idempotent-Replayed: true`); with other parameters or another endpoint
  *   → 400 `idempotency_error`; while the first request with a key is still running → 409
@@ -38,11 +39,11 @@
  * What it does not cover: real card flows (PaymentMethods, confirmation by the client, 3-D Secure and
  * other next actions, bank redirects, asynchronous methods beyond a `processing` step), Charges and
  * balance transactions beyond ids, disputes, payouts, Connect accounts, currencies' minimum amounts
- * (50 minor units for all), API-version differences (one shape, this SDK's version), rate limits and
- * Stripe's own retry advice (`Stripe-Should-Retry`), key expiry after 24 h, webhook endpoints,
- * Stripe's delivery schedule and retries of notifications (a test delivers each event itself, as often
- * and in whatever order it wants), search and expansion (`expand[]` is accepted and ignored), live
- * mode.
+ * (50 minor units for all), API-version differences (one shape, this SDK's version), rate limits (a
+ * 429 only when a test asks for one), Stripe's retry advice (`Stripe-Should-Retry`), key expiry after
+ * 24 h, webhook endpoints, Stripe's delivery schedule and retries of notifications (a test delivers
+ * each event itself, as often and in whatever order it wants), search and expansion (`expand[]` is
+ * accepted and ignored), live mode, and the exact wording of Stripe's error messages.
  */
 import { createHmac, randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -257,7 +258,10 @@ export class StripeDouble {
 
   // ---- faults ---------------------------------------------------------------------------------
 
-  /** The next n matching requests are answered `status` (500: `api_error`), kept for their key. */
+  /**
+   * The next n matching requests are answered `status`: a 5xx `api_error` kept for their key (as
+   * Stripe keeps a 500), or 429 `rate_limit`, not kept (the request never started).
+   */
   failNext(
     n: number,
     options: { status?: number; carryOut?: boolean; match?: Matcher } = {},
@@ -486,6 +490,8 @@ export class StripeDouble {
         let keep = true;
         if (fault?.kind === 'error' && !fault.carryOut) {
           answer = serverError(fault.status);
+          // A rate-limited request never started: Stripe keeps nothing for its key.
+          keep = fault.status !== 429;
         } else {
           try {
             answer = { status: 200, body: this.route(method, url.pathname, params, seen) };
@@ -758,7 +764,20 @@ function publicRefund(refund: Json): Json {
   return copy;
 }
 
+/** The answer of a fault: Stripe's 429 (rate limited, never started), else a 5xx `api_error`. */
 function serverError(status: number): Answer {
+  if (status === 429) {
+    return {
+      status,
+      body: {
+        error: {
+          type: 'invalid_request_error',
+          code: 'rate_limit',
+          message: 'Too many requests hit the API too quickly (stripe double: fault on demand).',
+        },
+      },
+    };
+  }
   return {
     status,
     body: {
