@@ -379,6 +379,45 @@ export function orderFields(w: FuzzWorld): Record<string, FieldSpec> {
   };
 }
 
+/** Untrimmed text (the API keeps it as sent), `min` to `max` characters. */
+const rawText = (min: number, max: number, example: string): FieldSpec => ({
+  valid: fc.string({ minLength: Math.max(min, 1), maxLength: 30 }),
+  nearMiss: fc.constantFrom('', 'x'.repeat(max + 1)),
+  type: 'string',
+  example: () => example,
+  minLength: min,
+  maxLength: max,
+});
+
+/** `POST /orders/{id}/payments` as an admin records a manual payment (API.md §9). */
+export const manualPaymentFields: Record<string, FieldSpec> = {
+  provider: {
+    valid: fc.constant('manual'),
+    nearMiss: fc.constantFrom('', 'MANUAL', 'paypal'),
+    type: 'string',
+    example: () => 'manual',
+    malformed: ['', 'paypal', 'MANUAL', 'manual ', 'stripe\u0000'],
+  },
+  amountCents: int(1, Number.MAX_SAFE_INTEGER, 2500),
+  reference: rawText(1, 200, 'SEPA fuzz'),
+};
+
+/** `POST /orders/{id}/refunds` (API.md §10). */
+export function refundFields(w: FuzzWorld): Record<string, FieldSpec> {
+  return {
+    amountCents: int(1, Number.MAX_SAFE_INTEGER, 1),
+    reason: rawText(1, 500, 'fuzzed refund'),
+    paymentId: {
+      valid: fc.constant(w.payments.manual),
+      type: 'string',
+      example: () => w.payments.manual,
+      optional: true,
+      mustMatch: /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i,
+      malformed: ['not-a-uuid', w.payments.manual.slice(1), `{${w.payments.manual}}`],
+    },
+  };
+}
+
 /** Every endpoint of API.md §1 that takes a JSON body. */
 export const BODY_ENDPOINTS = [
   'POST /auth/register',
@@ -388,6 +427,8 @@ export const BODY_ENDPOINTS = [
   'PATCH /products/{id}',
   'POST /products/{id}/stock-adjustments',
   'POST /orders',
+  'POST /orders/{id}/payments',
+  'POST /orders/{id}/refunds',
 ] as const;
 export type BodyEndpointName = (typeof BODY_ENDPOINTS)[number];
 
@@ -457,6 +498,26 @@ export function bodyEndpoints(w: FuzzWorld): Record<BodyEndpointName, BodyEndpoi
       path: `${API}/orders`,
       callers: ['customer', 'other'],
       fields: orderFields(w),
+      idempotent: true,
+    },
+    {
+      // An admin's manual payment (its fields are all validated): pays the other customer's order
+      // once, then 409s.
+      endpoint: 'POST /orders/{id}/payments',
+      method: 'POST',
+      path: `${API}/orders/${w.orders.othersPending}/payments`,
+      target: 'othersPending',
+      callers: ['admin'],
+      fields: manualPaymentFields,
+      idempotent: true,
+    },
+    {
+      endpoint: 'POST /orders/{id}/refunds',
+      method: 'POST',
+      path: `${API}/orders/${w.orders.paid}/refunds`,
+      target: 'paid',
+      callers: ['admin'],
+      fields: refundFields(w),
       idempotent: true,
     },
   ];
