@@ -1,3 +1,6 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import Stripe from 'stripe';
 import { EnvError, loadEnv } from '../../src/config/env';
 
 const KEYS = { STRIPE_SECRET_KEY: 'sk_test_123', STRIPE_WEBHOOK_SECRET: 'whsec_abc' };
@@ -36,5 +39,15 @@ describe('Stripe configuration (API.md §9)', () => {
     expect(() => loadEnv(src)).toThrow(EnvError);
     expect(() => loadEnv(src)).toThrow(new RegExp(`^Invalid environment variable ${variable}:`));
     expect(() => loadEnv(src)).toThrow(why);
+  });
+
+  it('the README names the webhook API version and SDK the service runs (they move together)', () => {
+    const readme = readFileSync(join(process.cwd(), 'README.md'), 'utf8');
+    const sdk = (
+      JSON.parse(readFileSync(join(process.cwd(), 'node_modules/stripe/package.json'), 'utf8')) as {
+        version: string;
+      }
+    ).version;
+    expect(readme).toContain(`\`stripe\` ${sdk}: \`${Stripe.API_VERSION}\``);
   });
 });
