@@ -813,6 +813,51 @@ describe('Stripe provider ↔ Stripe double (real SDK)', () => {
             body: '{"id":"evt_1","type":"payment_intent.succeeded","data":{"object":{"object":"charge"}}}',
           },
         ],
+        ...[
+          { amount: 0, currency: 'eur' },
+          { amount: -5, currency: 'eur' },
+          { amount: 1.5, currency: 'eur' },
+          { amount: '100', currency: 'eur' },
+          { amount: 100, currency: ' ' },
+          { amount: 100, currency: 'euro' },
+        ].map(({ amount, currency }): [string, Parameters<StripeDouble['deliver']>[2]] => {
+          const refund = JSON.stringify({
+            id: 'evt_r',
+            object: 'event',
+            type: 'refund.created',
+            data: {
+              object: {
+                id: 're_1',
+                object: 'refund',
+                amount,
+                currency,
+                metadata: {},
+                payment_intent: 'pi_1',
+                status: 'succeeded',
+              },
+            },
+          });
+          return [
+            `signed, refund of ${JSON.stringify(amount)} ${JSON.stringify(currency)}`,
+            { header: double.sign(refund), body: refund },
+          ];
+        }),
+        ...[
+          { amount_received: -1, currency: 'eur' },
+          { amount_received: 100, currency: '' },
+          { amount_received: 100, currency: 'e1r' },
+        ].map((fields): [string, Parameters<StripeDouble['deliver']>[2]] => {
+          const pi = JSON.stringify({
+            id: 'evt_p',
+            object: 'event',
+            type: 'payment_intent.succeeded',
+            data: { object: { id: 'pi_1', object: 'payment_intent', metadata: {}, ...fields } },
+          });
+          return [
+            `signed, payment ${JSON.stringify(fields)}`,
+            { header: double.sign(pi), body: pi },
+          ];
+        }),
       ];
       for (const [name, options] of cases) {
         const { reply, error, notification } = await delivered(event, options);

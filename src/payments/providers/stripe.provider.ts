@@ -266,8 +266,15 @@ function refundOutcome(refund: Stripe.Refund, key: string): RefundOutcome {
 const isRecord = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
 const str = (v: unknown): string | null => (typeof v === 'string' && v !== '' ? v : null);
-const cents = (v: unknown): number | null =>
-  Number.isSafeInteger(v) && (v as number) >= 0 ? (v as number) : null;
+/** A Stripe id (`evt_…`, `pi_…`, `re_…`): printable ASCII without spaces, at most 255. */
+const stripeId = (v: unknown): string | null =>
+  typeof v === 'string' && /^[\x21-\x7e]{1,255}$/.test(v) ? v : null;
+/** Minor units: a safe integer of at least `min`. */
+const cents = (v: unknown, min = 0): number | null =>
+  Number.isSafeInteger(v) && (v as number) >= min ? (v as number) : null;
+/** An ISO 4217 code, upper-cased (Stripe sends lower case). */
+const currencyOf = (v: unknown): string =>
+  typeof v === 'string' && /^[a-z]{3}$/i.test(v) ? v.toUpperCase() : malformed('bad currency');
 
 function malformed(what: string): never {
   throw new NotificationRejected(`The notification is not a Stripe event: ${what}.`);
@@ -276,7 +283,7 @@ function malformed(what: string): never {
 /** A verified event as one of the few facts the payments use cases act on (API.md §9). */
 function normalise(event: unknown): ProviderNotification {
   if (!isRecord(event)) malformed('not an object');
-  const eventId = str(event.id) ?? malformed('no id');
+  const eventId = stripeId(event.id) ?? malformed('no id');
   const type = str(event.type) ?? malformed('no type');
   const object = isRecord(event.data) && isRecord(event.data.object) ? event.data.object : null;
   if (type in PAYMENT_EVENTS) {
@@ -287,20 +294,21 @@ function normalise(event: unknown): ProviderNotification {
       kind: 'payment',
       eventId,
       status,
-      providerPaymentId: str(object.id) ?? malformed('a PaymentIntent without id'),
+      providerPaymentId: stripeId(object.id) ?? malformed('a PaymentIntent without id'),
       paymentId: str(metadata.paymentId),
       amountReceivedCents: cents(object.amount_received ?? 0) ?? malformed('bad amount_received'),
-      currency: (str(object.currency) ?? malformed('no currency')).toUpperCase(),
+      currency: currencyOf(object.currency),
       failureReason: failureReason(status, object),
     };
   }
   if (REFUND_EVENTS.has(type)) {
     if (!object || object.object !== 'refund') malformed(`${type} without a Refund`);
-    const paymentIntent = isRecord(object.payment_intent)
-      ? str(object.payment_intent.id)
-      : str(object.payment_intent);
+    const intent = isRecord(object.payment_intent)
+      ? object.payment_intent.id
+      : object.payment_intent;
     // A refund of a charge made without a PaymentIntent is no payment of ours.
-    if (paymentIntent === null) return { kind: 'ignored', eventId, type };
+    if (intent === null || intent === undefined) return { kind: 'ignored', eventId, type };
+    const paymentIntent = stripeId(intent) ?? malformed('a Refund with a bad payment_intent');
     const metadata = isRecord(object.metadata) ? object.metadata : {};
     const status = object.status === 'requires_action' ? 'pending' : object.status;
     if (
@@ -314,11 +322,11 @@ function normalise(event: unknown): ProviderNotification {
     return {
       kind: 'refund',
       eventId,
-      providerRefundId: str(object.id) ?? malformed('a Refund without id'),
+      providerRefundId: stripeId(object.id) ?? malformed('a Refund without id'),
       refundId: str(metadata.refundId),
       providerPaymentId: paymentIntent,
-      amountCents: cents(object.amount) ?? malformed('bad refund amount'),
-      currency: (str(object.currency) ?? malformed('no currency')).toUpperCase(),
+      amountCents: cents(object.amount, 1) ?? malformed('bad refund amount'),
+      currency: currencyOf(object.currency),
       status,
     };
   }
