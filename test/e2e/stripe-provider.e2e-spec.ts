@@ -570,6 +570,28 @@ describe('Stripe provider ↔ Stripe double (real SDK)', () => {
       expect(double.refundsFor(a.refundId)).toHaveLength(0);
     });
 
+    it('a listing slower than two timeouts ends the attempt as an error answer without refunding', async () => {
+      const pi = await paid(100_000);
+      for (let i = 0; i < 250; i++)
+        await provider.refund(attempt({ providerPaymentId: pi, amountCents: 1 }));
+      const a = attempt({ providerPaymentId: pi });
+      // Three pages of 100, each 700 ms: past 2 × 800 ms after the second.
+      double.delayNext(3, 700, { method: 'GET', path: '/v1/refunds' });
+      const before = double.requests.length;
+      const slow = await provider
+        .refund({ ...a, attempt: 2, previousKey: a.refundId, previousOutcome: 'error_answer' })
+        .catch((e: unknown) => e);
+      expect(slow).toMatchObject({
+        constructor: ProviderUnavailable,
+        answered: true,
+        key: a.refundId,
+      });
+      const calls = double.requests.slice(before).map((r) => r.method);
+      expect(calls.length).toBeGreaterThanOrEqual(2);
+      expect(new Set(calls)).toEqual(new Set(['GET']));
+      expect(double.refundsFor(a.refundId)).toHaveLength(0);
+    });
+
     it('the same key with other parameters → ProviderRejected idempotency_error, nothing made', async () => {
       const pi = await paid();
       const a = attempt({ providerPaymentId: pi, amountCents: 100 });

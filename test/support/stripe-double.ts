@@ -24,7 +24,7 @@
  *   for its key, like Stripe's; optionally after carrying the request out), a hang (not carried out,
  *   never answered: the client's timeout ends it), a dropped answer (carried out and kept for its key,
  *   then never answered, or the connection reset, after which the SDK resends once with the same key),
- *   and `beforeAnswer`, a hook that runs after a request was carried out and before its answer is
+ *   a delay (carried out and answered late: a slow Stripe), and `beforeAnswer`, a hook that runs after a request was carried out and before its answer is
  *   written (a test kills the calling process there).
  * - What a customer and Stripe do next: `confirm()` a PaymentIntent (succeeded with any
  *   `amount_received`, failed with a card decline, processing), `settleRefund()` (a pending refund
@@ -77,7 +77,8 @@ export interface Matcher {
 interface Fault {
   match: Matcher;
   remaining: number;
-  kind: 'error' | 'hang' | 'drop' | 'reset';
+  kind: 'error' | 'hang' | 'drop' | 'reset' | 'delay';
+  delayMs?: number;
   status: number;
   carryOut: boolean;
 }
@@ -294,6 +295,18 @@ export class StripeDouble {
     });
   }
 
+  /** The next n matching requests wait `ms` before they are carried out and answered (a slow Stripe). */
+  delayNext(n: number, ms: number, match: Matcher = {}): void {
+    this.faults.push({
+      match,
+      remaining: n,
+      kind: 'delay',
+      status: 0,
+      carryOut: false,
+      delayMs: ms,
+    });
+  }
+
   clearFaults(): void {
     this.faults = [];
   }
@@ -439,6 +452,7 @@ export class StripeDouble {
     };
     this.requests.push(seen);
     const fault = this.takeFault(method, url.pathname);
+    if (fault?.kind === 'delay') await new Promise((resolve) => setTimeout(resolve, fault.delayMs));
     if (fault?.kind === 'hang') {
       seen.outcome = 'hung';
       this.held.add(res);

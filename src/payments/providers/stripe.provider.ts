@@ -17,7 +17,10 @@ export const STRIPE_SIGNATURE_TOLERANCE_SECONDS = 300;
 /**
  * How long one request to Stripe may take before it counts as no answer. The SDK's default is 80 s;
  * opening a payment is on a customer's request path, and a refund attempt must end well inside the
- * relay's claim, so 10 s (Stripe answers these calls in well under a second).
+ * relay's claim, so 10 s (Stripe answers these calls in well under a second). A refund attempt lists
+ * for at most two of these and then sends at most one request: it ends within 3 × 10 s, and the
+ * relay's claim (REFUND_LEASE_SECONDS) must be longer, or a second relay could list, find nothing
+ * yet and refund under the next key while the first is still sending.
  */
 export const STRIPE_TIMEOUT_MS = 10_000;
 
@@ -54,6 +57,7 @@ export class StripeProvider implements NotifyingProvider {
   static readonly API_VERSION: string = Stripe.API_VERSION;
   private readonly stripe: Stripe;
   private readonly webhookSecret: string;
+  private readonly timeoutMs: number;
 
   /** The provider the environment configures, or null when `stripe` is not enabled here. */
   static fromEnv(
@@ -69,11 +73,12 @@ export class StripeProvider implements NotifyingProvider {
 
   constructor(options: StripeProviderOptions) {
     this.webhookSecret = options.webhookSecret;
+    this.timeoutMs = options.timeoutMs ?? STRIPE_TIMEOUT_MS;
     const base = options.apiBase ? new URL(options.apiBase) : undefined;
     this.stripe = new Stripe(options.secretKey, {
       apiVersion: Stripe.API_VERSION,
       maxNetworkRetries: 0,
-      timeout: options.timeoutMs ?? STRIPE_TIMEOUT_MS,
+      timeout: this.timeoutMs,
       telemetry: false,
       appInfo: { name: 'order-service' },
       ...(base && {
@@ -135,7 +140,7 @@ export class StripeProvider implements NotifyingProvider {
       const previousKey = attempt.previousKey ?? attempt.refundId;
       // A failure of the listing leaves the last key where it was: the next attempt lists again.
       const found = await this.call(
-        () => this.findRefund(attempt.providerPaymentId, attempt.refundId),
+        () => this.findRefund(attempt.providerPaymentId, attempt.refundId, previousKey),
         previousKey,
         true,
       );
@@ -186,11 +191,23 @@ export class StripeProvider implements NotifyingProvider {
   private async findRefund(
     providerPaymentId: string,
     refundId: string,
+    previousKey: string,
   ): Promise<Stripe.Refund | null> {
+    // Bounded, so that an attempt ends inside the relay's claim: past it, the attempt ends as an
+    // error answer without sending anything, and the next one lists again.
+    const deadline = Date.now() + 2 * this.timeoutMs;
     for await (const refund of this.stripe.refunds.list({
       payment_intent: providerPaymentId,
       limit: 100,
     })) {
+      if (Date.now() > deadline) {
+        throw new ProviderUnavailable(
+          this.name,
+          true,
+          `Stripe: listing the refunds of ${providerPaymentId} took longer than ${(2 * this.timeoutMs) / 1000} s`,
+          previousKey,
+        );
+      }
       if (
         refund.metadata?.refundId === refundId &&
         refund.status !== 'failed' &&
