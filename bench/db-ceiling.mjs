@@ -50,10 +50,11 @@ INSERT INTO outbox_events (id, type, order_id, order_version, body, occurred_at)
 SELECT e.id, 'order.created', o.id, o.version,
   json_build_object('id', e.id, 'type', 'order.created', 'occurredAt', e.at, 'data', json_build_object(
     'order', json_build_object('id', o.id, 'userId', o.user_id, 'status', o.status,
-      'allowedTransitions', json_build_array('pay', 'cancel'),
+      'allowedTransitions', json_build_array('cancel'),
       'items', json_build_array(json_build_object('productId', i.product_id, 'sku', i.sku,
         'name', i.name, 'unitPriceCents', i.unit_price_cents, 'quantity', i.quantity)),
-      'totalCents', o.total_cents, 'currency', o.currency, 'expiresAt', o.expires_at,
+      'totalCents', o.total_cents, 'currency', o.currency, 'paymentStatus', 'unpaid',
+      'paidCents', 0, 'refundedCents', 0, 'expiresAt', o.expires_at,
       'version', o.version, 'createdAt', o.created_at, 'updatedAt', o.updated_at)))::text,
   e.at
 FROM o CROSS JOIN i CROSS JOIN e;

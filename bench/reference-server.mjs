@@ -198,7 +198,8 @@ app.post('/api/v1/orders', async (request, reply) => {
       id: o.id,
       userId: CUSTOMER_ID,
       status: o.status,
-      allowedTransitions: ['pay', 'cancel'],
+      // The owner's actions on a pending order: `pay` is the service's own since payments (API.md §9).
+      allowedTransitions: ['cancel'],
       items: taken.map((t) => ({
         productId: t.id,
         sku: t.sku,
@@ -208,6 +209,9 @@ app.post('/api/v1/orders', async (request, reply) => {
       })),
       totalCents: Number(o.total_cents),
       currency: o.currency,
+      paymentStatus: 'unpaid',
+      paidCents: 0,
+      refundedCents: 0,
       expiresAt: o.expires_at.toISOString(),
       version: o.version,
       createdAt: o.created_at.toISOString(),

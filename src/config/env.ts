@@ -58,7 +58,8 @@ export interface Env {
   REFUND_BACKOFF_BASE_SECONDS: number;
   /**
    * How long the refund relay holds a claimed refund; a crashed relay's claims come back after it
-   * (then attempted again with the same idempotency key).
+   * (then attempted again with the same idempotency key). At least 45: a Stripe attempt (at most two
+   * listings and one request of 10 s each) must end, and be recorded, before its claim can run out.
    */
   REFUND_LEASE_SECONDS: number;
   /**
@@ -290,8 +291,8 @@ export function loadEnv(src: Source = process.env): Env {
     WEBHOOK_MAX_ATTEMPTS: int(src, 'WEBHOOK_MAX_ATTEMPTS', 8, 1, 100),
     REFUND_MAX_ATTEMPTS: int(src, 'REFUND_MAX_ATTEMPTS', 8, 1, 100),
     REFUND_BACKOFF_BASE_SECONDS: int(src, 'REFUND_BACKOFF_BASE_SECONDS', 30, 1, 21_600),
-    // Longer than a provider call may take (the SDK's timeout) plus the record's write.
-    REFUND_LEASE_SECONDS: int(src, 'REFUND_LEASE_SECONDS', 60, 5, 3600),
+    // Longer than a refund attempt may take (3 × the Stripe timeout) plus the record's write.
+    REFUND_LEASE_SECONDS: int(src, 'REFUND_LEASE_SECONDS', 60, 45, 3600),
     // Longer than the 10 s an attempt may take in all (lookup included) plus its settling write, so
     // a live relay never loses its claim mid-attempt.
     WEBHOOK_LEASE_SECONDS: int(src, 'WEBHOOK_LEASE_SECONDS', 30, 15, 3600),

@@ -104,10 +104,10 @@ export class OrderReads {
     if (found.overdue) {
       // In the caller's transaction when there is one; a GET's Reader hands the primary's bare
       // manager, whose statements would each autocommit on any pool connection: one of its own.
-      const inTx = m?.queryRunner?.isTransactionActive === true;
+      const tx = m?.queryRunner?.isTransactionActive === true ? m : undefined;
       expiredNow =
-        (inTx
-          ? await this.holds.expireOverdue(m!, { orderIds: [id] })
+        (tx
+          ? await this.holds.expireOverdue(tx, { orderIds: [id] })
           : await inTransaction(this.dataSource, (t) =>
               this.holds.expireOverdue(t, { orderIds: [id] }),
             )) > 0;
