@@ -8,17 +8,8 @@ import {
   placeOrder,
   stockOf,
 } from '../support/fixtures';
+import { held } from '../support/row-locks';
 import { createTestApp, type TestApp } from '../support/test-app';
-
-/** Units held by orders that still hold them (pending or paid or later, not cancelled or expired). */
-async function held(t: TestApp, productId: string): Promise<number> {
-  const [{ n }] = await t.db.query(
-    `SELECT coalesce(sum(i.quantity), 0)::int AS n FROM order_items i JOIN orders o ON o.id = i.order_id
-      WHERE i.product_id = $1 AND o.status NOT IN ('cancelled', 'expired')`,
-    [productId],
-  );
-  return n as number;
-}
 
 const tally = (values: string[]): Record<string, number> =>
   values.reduce<Record<string, number>>((acc, v) => ({ ...acc, [v]: (acc[v] ?? 0) + 1 }), {});

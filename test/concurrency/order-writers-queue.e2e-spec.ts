@@ -1,10 +1,10 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Client } from 'pg';
 import type { Response } from 'supertest';
 import { inTransaction } from '../../src/common/database/transaction';
 import { HoldExpiry } from '../../src/orders/hold-expiry';
 import { type Account, account, expectProblem } from '../support/http';
 import { createProduct, placeOrder, stockOf } from '../support/fixtures';
+import { held, holdRow, queuedBehindOrder, untilWaiting, waiting } from '../support/row-locks';
 import { createTestApp, type TestApp } from '../support/test-app';
 
 /**
@@ -16,75 +16,6 @@ import { createTestApp, type TestApp } from '../support/test-app';
 
 const INITIAL = 10;
 const PLACED = 3;
-
-/** Units held by orders that still hold them (not cancelled or expired). */
-async function held(t: TestApp, productId: string): Promise<number> {
-  const [{ n }] = await t.db.query(
-    `SELECT coalesce(sum(i.quantity), 0)::int AS n FROM order_items i JOIN orders o ON o.id = i.order_id
-      WHERE i.product_id = $1 AND o.status NOT IN ('cancelled', 'expired')`,
-    [productId],
-  );
-  return n as number;
-}
-
-/** Backends of this test's database waiting for a lock. */
-async function waiting(t: TestApp): Promise<number> {
-  const [{ n }] = await t.db.query(
-    `SELECT count(*)::int AS n FROM pg_stat_activity
-      WHERE datname = current_database() AND wait_event_type = 'Lock'`,
-  );
-  return n as number;
-}
-
-async function untilWaiting(t: TestApp, n: number): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while ((await waiting(t)) < n) {
-    if (Date.now() > deadline) throw new Error(`${n} writers never queued`);
-    await sleep(10);
-  }
-}
-
-/** Holds a row (`table`, `id`) in a transaction of its own until `release()`. */
-async function holdRow(t: TestApp, table: 'orders' | 'products', id: string) {
-  const blocker = new Client({ connectionString: t.databaseUrl });
-  await blocker.connect();
-  await blocker.query('BEGIN');
-  await blocker.query(`SELECT id FROM ${table} WHERE id = $1 FOR UPDATE`, [id]);
-  return {
-    release: async (): Promise<void> => {
-      try {
-        await blocker.query('COMMIT');
-      } finally {
-        await blocker.end();
-      }
-    },
-  };
-}
-
-/**
- * `first()` sent and seen waiting behind the held order row, then `second()` sent and seen waiting,
- * then the row let go: the answers, in the order the writers ran.
- */
-async function queuedBehindOrder(
-  t: TestApp,
-  orderId: string,
-  first: () => Promise<Response>,
-  second: () => Promise<Response>,
-): Promise<[Response, Response]> {
-  const before = await waiting(t);
-  const hold = await holdRow(t, 'orders', orderId);
-  try {
-    const a = first();
-    await untilWaiting(t, before + 1);
-    const b = second();
-    await untilWaiting(t, before + 2);
-    await hold.release();
-    return await Promise.all([a, b]);
-  } catch (err) {
-    await hold.release().catch(() => undefined);
-    throw err;
-  }
-}
 
 type Rival = 'cancel' | 'edit';
 

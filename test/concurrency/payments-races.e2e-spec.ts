@@ -1,6 +1,3 @@
-import { setTimeout as sleep } from 'node:timers/promises';
-import { Client } from 'pg';
-import type { Response } from 'supertest';
 import { RefundRelay } from '../../src/payments/refund-relay';
 import { type Account, account, expectProblem } from '../support/http';
 import {
@@ -11,61 +8,8 @@ import {
   placeOrder,
   stockOf,
 } from '../support/fixtures';
+import { held, queuedBehindOrder } from '../support/row-locks';
 import { createTestApp, type TestApp } from '../support/test-app';
-
-/** Units held by orders that still hold them (not cancelled or expired). */
-async function held(t: TestApp, productId: string): Promise<number> {
-  const [{ n }] = await t.db.query(
-    `SELECT coalesce(sum(i.quantity), 0)::int AS n FROM order_items i JOIN orders o ON o.id = i.order_id
-      WHERE i.product_id = $1 AND o.status NOT IN ('cancelled', 'expired')`,
-    [productId],
-  );
-  return n as number;
-}
-
-async function waiting(t: TestApp): Promise<number> {
-  const [{ n }] = await t.db.query(
-    `SELECT count(*)::int AS n FROM pg_stat_activity
-      WHERE datname = current_database() AND wait_event_type = 'Lock'`,
-  );
-  return n as number;
-}
-
-async function untilWaiting(t: TestApp, n: number): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while ((await waiting(t)) < n) {
-    if (Date.now() > deadline) throw new Error(`${n} writers never queued`);
-    await sleep(5);
-  }
-}
-
-/**
- * The order's row held in a transaction of its own while `first()` and then `second()` queue behind
- * it, then let go: the race is certain, and who goes first is chosen.
- */
-async function queuedBehindOrder(
-  t: TestApp,
-  orderId: string,
-  first: () => Promise<Response>,
-  second: () => Promise<Response>,
-): Promise<[Response, Response]> {
-  const before = await waiting(t);
-  const blocker = new Client({ connectionString: t.databaseUrl });
-  await blocker.connect();
-  await blocker.query('BEGIN');
-  await blocker.query('SELECT id FROM orders WHERE id = $1 FOR UPDATE', [orderId]);
-  try {
-    const a = first();
-    await untilWaiting(t, before + 1);
-    const b = second();
-    await untilWaiting(t, before + 2);
-    await blocker.query('COMMIT');
-    return await Promise.all([a, b]);
-  } finally {
-    await blocker.query('ROLLBACK').catch(() => undefined);
-    await blocker.end();
-  }
-}
 
 /** Money (API.md §9, §10) under real parallel requests on a real PostgreSQL. */
 describe('payment races', () => {
