@@ -1,11 +1,11 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, type OnApplicationBootstrap } from '@nestjs/common';
 import { context, propagation } from '@opentelemetry/api';
 import type { EntityManager } from 'typeorm';
 import { OutboxRepository } from '../events/outbox.repository';
-import { PaymentsRepository } from '../payments/payments.repository';
 import { StockRepository } from '../products/stock.repository';
 import { OrderDto } from './dto/order.dto';
 import { orderEvent } from './order-events';
+import { type EffectHandler, OrderHooks } from './order-hooks';
 import { unitsOf } from './order-lines';
 import {
   allowedTransitions,
@@ -14,6 +14,7 @@ import {
   type OrderHistoryAction,
   type OrderStatus,
   transition,
+  TRANSITION_EFFECTS,
   type TransitionEffect,
 } from './order-state';
 import { OrdersRepository, type OrderWithItems } from './orders.repository';
@@ -24,34 +25,38 @@ import { OrdersRepository, type OrderWithItems } from './orders.repository';
  * the requests' transitions and the holds' expiry.
  */
 @Injectable()
-export class OrderChanges {
+export class OrderChanges implements OnApplicationBootstrap {
   constructor(
     private readonly orders: OrdersRepository,
     private readonly stock: StockRepository,
     private readonly outbox: OutboxRepository,
-    private readonly payments: PaymentsRepository,
+    private readonly hooks: OrderHooks,
   ) {}
 
   /**
-   * The hooks behind the table's effects (order-state.ts, TRANSITION_EFFECTS), run in the
-   * transition's transaction after the guarded status update.
+   * The orders' own handlers of the table's effects (order-state.ts, TRANSITION_EFFECTS), run in the
+   * transition's transaction after the guarded status update; the others come from OrderHooks.
    */
-  private readonly effects: Record<
-    TransitionEffect,
-    (m: EntityManager, moved: OrderWithItems, actorId: string | null) => Promise<void>
-  > = {
+  private readonly own: Partial<Record<TransitionEffect, EffectHandler>> = {
     releaseStock: (m, { items }) => this.stock.release(m, unitsOf(items)),
     // All lines or none: INSUFFICIENT_STOCK leaves the caller to roll back to its savepoint.
     reserveStock: async (m, { items }) => {
       const units = unitsOf(items);
       await this.stock.reserve(m, await this.stock.lock(m, [...units.keys()]), units);
     },
-    refundPayment: async (m, { order }, actorId) => {
-      if (order.paymentId) {
-        await this.payments.oweFullRefund(m, order.paymentId, 'order_cancelled', actorId);
-      }
-    },
   };
+
+  /** Every effect of the table has a handler, the orders' own or a hook's: checked at start-up. */
+  onApplicationBootstrap(): void {
+    const missing = (Object.keys(TRANSITION_EFFECTS) as TransitionEffect[]).filter(
+      (e) => !this.handlerOf(e),
+    );
+    if (missing.length) throw new Error(`No handler for the order effect(s) ${missing.join(', ')}`);
+  }
+
+  private handlerOf(effect: TransitionEffect): EffectHandler | undefined {
+    return this.own[effect] ?? this.hooks.effect(effect);
+  }
 
   /**
    * The guarded status write, the action's effects and its history entry and event; null if the
@@ -70,7 +75,7 @@ export class OrderChanges {
     const moved = await this.orders.moveStatus(m, current.order.id, t, version, paidBy);
     if (!moved) return null;
     const result = { order: moved.order, items: current.items };
-    for (const effect of t.effects) await this.effects[effect](m, result, actorId);
+    for (const effect of t.effects) await this.handlerOf(effect)!(m, result, actorId);
     await this.record(m, result, { action, from: moved.left, actorId });
     return result;
   }

@@ -6,8 +6,8 @@ import { afterCommit, ProblemError } from '../common/problems/problem.error';
 import { validationProblem } from '../common/problems/validation';
 import { type StockRow, StockRepository } from '../products/stock.repository';
 import type { UpdateOrderDto } from './dto/order.dto';
-import { PaymentsRepository } from '../payments/payments.repository';
 import { OrderChanges } from './order-changes';
+import { OrderHooks } from './order-hooks';
 import { keptLine, lineOf, totalOf, unitsOf } from './order-lines';
 import { versionedOrder, OrderReads } from './order-reads';
 import { EDITABLE_STATUSES } from './order-state';
@@ -22,7 +22,7 @@ export class OrderEdits {
     private readonly stock: StockRepository,
     private readonly reads: OrderReads,
     private readonly changes: OrderChanges,
-    private readonly payments: PaymentsRepository,
+    private readonly hooks: OrderHooks,
   ) {}
 
   /**
@@ -51,15 +51,8 @@ export class OrderEdits {
     if (!EDITABLE_STATUSES.includes(current.order.status)) {
       throw notEditable(current.order, current.expiredNow);
     }
-    // Opening a payment takes this row lock too: no payment opens while this edit runs.
-    const open = await this.payments.openPaymentOf(m, id);
-    if (open) {
-      throw new ProblemError(
-        'PAYMENT_IN_PROGRESS',
-        `Order ${id} has an open payment ${open.id} (${open.status}); it cannot be edited until that payment is finished or cancelled. Nothing was changed.`,
-        { paymentId: open.id },
-      );
-    }
+    // What other features forbid (an open payment: 409 PAYMENT_IN_PROGRESS), under this row lock.
+    await this.hooks.checkEdit(m, current);
 
     const wanted = unitsOf(dto.items);
     const held = unitsOf(current.items);

@@ -1,7 +1,6 @@
 import { Module } from '@nestjs/common';
 import { EventsModule } from '../events/events.module';
 import { IdempotencyModule } from '../common/http/idempotency.module';
-import { PaymentsRepository } from '../payments/payments.repository';
 import { ProductsModule } from '../products/products.module';
 import { HoldSweeper } from './hold-sweeper';
 import { OrdersController } from './orders.controller';
@@ -9,6 +8,7 @@ import { OrdersRepository } from './orders.repository';
 import { HoldExpiry } from './hold-expiry';
 import { OrderChanges } from './order-changes';
 import { OrderEdits } from './order-edits';
+import { OrderHooks } from './order-hooks';
 import { OrderPlacement } from './order-placement';
 import { OrderReads } from './order-reads';
 import { OrderTransitions } from './order-transitions';
@@ -25,9 +25,10 @@ import { OrderTransitions } from './order-transitions';
     OrderTransitions,
     OrderEdits,
     HoldSweeper,
-    PaymentsRepository,
+    OrderHooks,
   ],
-  // The payments use cases move orders through these (src/payments/).
-  exports: [OrdersRepository, OrderChanges, OrderReads, HoldExpiry, PaymentsRepository],
+  // The payments use cases move orders through these, and add their effect and edit check to
+  // OrderHooks (src/payments/).
+  exports: [OrdersRepository, OrderChanges, OrderReads, HoldExpiry, OrderHooks],
 })
 export class OrdersModule {}

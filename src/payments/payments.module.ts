@@ -4,9 +4,11 @@ import { EventsModule } from '../events/events.module';
 import { OrdersModule } from '../orders/orders.module';
 import { NotificationApplying } from './notification-applying';
 import { NotificationsController } from './notifications.controller';
+import { OrderPaymentHooks } from './order-payment-hooks';
 import { PaymentEvents } from './payment-events';
 import { PaymentOpening } from './payment-opening';
 import { PaymentReads } from './payment-reads';
+import { PaymentsRepository } from './payments.repository';
 import { PaymentsController } from './payments.controller';
 import { PaymentProviders } from './providers/providers';
 import { RefundRelay } from './refund-relay';
@@ -22,6 +24,8 @@ import { RefundRequests } from './refunds';
   imports: [IdempotencyModule, EventsModule, OrdersModule],
   controllers: [PaymentsController, NotificationsController],
   providers: [
+    PaymentsRepository,
+    OrderPaymentHooks,
     PaymentProviders,
     PaymentEvents,
     RefundSettlement,
