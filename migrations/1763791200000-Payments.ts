@@ -102,7 +102,7 @@ export class Payments1763791200000 implements MigrationInterface {
         CONSTRAINT refunds_reason_length CHECK (char_length(reason) BETWEEN 1 AND 500),
         CONSTRAINT refunds_status_check CHECK (status IN ('pending', 'succeeded', 'failed')),
         CONSTRAINT refunds_last_outcome_check
-          CHECK (last_outcome IN ('none', 'error_answer', 'no_answer')),
+          CHECK (last_outcome IN ('none', 'error_answer', 'no_answer', 'provider_failed')),
         CONSTRAINT refunds_attempts_nonnegative CHECK (attempts >= 0),
         CONSTRAINT refunds_provider_refund_key UNIQUE (provider_refund_id)
       )`);

@@ -247,8 +247,13 @@ export class NotificationApplying {
     if (!(await this.payments.recordProviderEvent(m, provider, n.eventId))) {
       return { outcome: 'duplicate' };
     }
-    if (refund) refund = (await this.payments.findRefund(m, refund.id, { lock: true }))!;
-    else return this.external(m, payment, n);
+    // Matched again under the order's lock: two events of one refund made at the provider, applied
+    // at once, must find the refund the first recorded, not both record it.
+    const matched =
+      (await this.payments.findRefundByProviderId(m, n.providerRefundId)) ??
+      (n.refundId && UUID.test(n.refundId) ? await this.payments.findRefund(m, n.refundId) : null);
+    if (!matched) return this.external(m, payment, n);
+    refund = (await this.payments.findRefund(m, matched.id, { lock: true }))!;
     switch (n.status) {
       case 'succeeded':
         if (refund.status === 'succeeded') return { outcome: 'applied', refund };
@@ -265,6 +270,7 @@ export class NotificationApplying {
           refund:
             (await this.settlement.fail(m, refund, {
               error: `the provider reported the refund ${n.status}`,
+              lastOutcome: 'provider_failed',
             })) ?? refund,
         };
       case 'pending':

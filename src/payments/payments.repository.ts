@@ -17,7 +17,11 @@ export const OPEN_PAYMENT_STATUSES: readonly PaymentStatus[] = ['requires_action
 
 export const REFUND_STATUSES = ['pending', 'succeeded', 'failed'] as const;
 export type RefundStatus = (typeof REFUND_STATUSES)[number];
-export type AttemptOutcome = 'none' | 'error_answer' | 'no_answer';
+/**
+ * How a refund's last attempt ended: not yet, an error answer, no answer at all, or the provider's
+ * own refund reported `failed`/`canceled` (final at the provider: a later `succeeded` is stale).
+ */
+export type AttemptOutcome = 'none' | 'error_answer' | 'no_answer' | 'provider_failed';
 
 export interface Payment {
   id: string;
@@ -477,6 +481,8 @@ export class PaymentsRepository {
       m,
       `UPDATE refunds
           SET status = 'pending', attempts = 0, last_error = NULL, submitted_at = NULL,
+              -- Anything sent before: list first and take a new key, never replay an old answer.
+              last_outcome = CASE WHEN last_key IS NULL THEN 'none' ELSE 'error_answer' END,
               next_attempt_at = clock_timestamp(), lease_token = NULL, lease_until = NULL,
               updated_at = clock_timestamp()
         WHERE id = $1 AND status = 'failed'

@@ -146,7 +146,7 @@ export class RefundRelay implements OnApplicationBootstrap, OnApplicationShutdow
       currency: r.currency,
       attempt: r.attempts,
       previousKey: r.lastKey,
-      previousOutcome: r.lastOutcome,
+      previousOutcome: r.lastOutcome === 'provider_failed' ? 'error_answer' : r.lastOutcome,
     };
     let outcome: RefundOutcome | undefined;
     let error: unknown;
@@ -188,7 +188,7 @@ export class RefundRelay implements OnApplicationBootstrap, OnApplicationShutdow
           await this.settlement.fail(m, refund, {
             error: outcome.error,
             lastKey: outcome.key,
-            lastOutcome: 'error_answer',
+            lastOutcome: 'provider_failed',
             lease,
           });
         } else if (error instanceof ProviderRejected) {

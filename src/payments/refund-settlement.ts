@@ -30,6 +30,9 @@ export class RefundSettlement {
     refund: Refund,
     change: { providerRefundId?: string | null; lastKey?: string; lease?: string } = {},
   ): Promise<Refund | null> {
+    // The provider's own failure is final there: a `succeeded` arriving after it is stale (Stripe does
+    // not deliver in order), never money leaving again.
+    if (refund.status === 'failed' && refund.lastOutcome === 'provider_failed') return null;
     if (refund.status === 'failed') {
       // The provider carried out a refund we had given up on: its money left, so it counts again.
       const guard = await this.payments.reserveRefund(m, refund.paymentId, refund.amountCents);

@@ -3,6 +3,7 @@ import Stripe from 'stripe';
 import { RefundRelay } from '../../src/payments/refund-relay';
 import { createProduct, placeOrder } from '../support/fixtures';
 import { type Account, account, expectProblem } from '../support/http';
+import { queuedBehindOrder } from '../support/row-locks';
 import { StripeDouble } from '../support/stripe-double';
 import { createTestApp, type TestApp } from '../support/test-app';
 
@@ -190,6 +191,85 @@ describe('payments with Stripe (the local double)', () => {
     expect(items.map((r) => [r.id, r.status, r.providerRefundId])).toEqual([
       [refundId, 'succeeded', made[0].id],
     ]);
+  });
+
+  async function refundOf(orderId: string, amountCents: number) {
+    const res = await t
+      .http()
+      .post(`/api/v1/orders/${orderId}/refunds`)
+      .set(admin.auth)
+      .send({ amountCents, reason: 'returned' })
+      .expect(201);
+    return res.body.id as string;
+  }
+  const refundsOf = async (orderId: string) => {
+    const list = await get(admin, `/orders/${orderId}/refunds`).expect(200);
+    return (list.body.items ?? list.body) as Array<Record<string, any>>;
+  };
+  const refundedCents = async (orderId: string) =>
+    (await get(alice, `/orders/${orderId}`).expect(200)).body.refundedCents as number;
+
+  it('a refund Stripe failed after it succeeded, retried: a new refund under a new key, never the old answer replayed', async () => {
+    const { order } = await paidOrder();
+    const refundId = await refundOf(order.id as string, 700);
+    await relayPass();
+    const [first] = double.refundsFor(refundId);
+    expect(first.status).toBe('succeeded');
+    // A closed card: Stripe fails the refund later; the balance reopens.
+    expect(
+      (await double.deliver(double.settleRefund(first.id as string, 'failed'), webhook)).status,
+    ).toBe(200);
+    expect((await refundsOf(order.id as string))[0]).toMatchObject({ status: 'failed' });
+    expect(await refundedCents(order.id as string)).toBe(0);
+    await t
+      .http()
+      .post(`/api/v1/orders/${order.id}/refunds/${refundId}/retry`)
+      .set(admin.auth)
+      .expect(202);
+    await relayPass();
+    const made = double.refundsFor(refundId);
+    expect(made).toHaveLength(2);
+    const keys = double.keysUsed().filter((k) => k.startsWith(refundId));
+    expect(keys[0]).toBe(refundId);
+    expect(keys.at(-1)).not.toBe(refundId);
+    const [ours] = await refundsOf(order.id as string);
+    expect(ours).toMatchObject({ status: 'succeeded', providerRefundId: made[1].id });
+    expect(await refundedCents(order.id as string)).toBe(700);
+  });
+
+  it('a refund Stripe failed, then a late "succeeded" of it: stays failed, nothing counted (out of order)', async () => {
+    const { order } = await paidOrder();
+    const refundId = await refundOf(order.id as string, 700);
+    await relayPass();
+    const [made] = double.refundsFor(refundId);
+    const late = double.settleRefund(made.id as string, 'succeeded');
+    const failed = double.settleRefund(made.id as string, 'failed');
+    expect((await double.deliver(failed, webhook)).status).toBe(200);
+    expect((await double.deliver(late, webhook)).status).toBe(200);
+    expect((await refundsOf(order.id as string))[0]).toMatchObject({ status: 'failed' });
+    expect(await refundedCents(order.id as string)).toBe(0);
+    // The balance is open again: the admin can refund.
+    await refundOf(order.id as string, 700);
+  });
+
+  it('two events of one dashboard refund applied at once (both queued on the order): recorded once, succeeded', async () => {
+    const { order, payment } = await paidOrder();
+    const { refund, event } = double.dashboardRefund(payment.providerPaymentId as string);
+    const created = JSON.parse(JSON.stringify(event)) as typeof event;
+    (created.data.object as Record<string, unknown>).status = 'pending';
+    const updated = double.settleRefund(refund.id as string, 'succeeded');
+    const [a, b] = await queuedBehindOrder(
+      t,
+      order.id as string,
+      () => double.deliver(created, webhook),
+      () => double.deliver(updated, webhook),
+    );
+    expect([a.status, b.status]).toEqual([200, 200]);
+    const ours = await refundsOf(order.id as string);
+    expect(ours.map((r) => [r.reason, r.status, r.amountCents])).toEqual([
+      ['external', 'succeeded', 2500],
+    ]);
+    expect(await refundedCents(order.id as string)).toBe(2500);
   });
 
   it('a refund answered 500, then retried: the relay lists first and uses {refundId}:2; one refund at Stripe', async () => {
