@@ -14,8 +14,8 @@ import {
   type Payment,
   type PaymentStatus,
   PaymentsRepository,
-  type Refund,
 } from './payments.repository';
+import { RefundsRepository, type Refund } from './refunds.repository';
 import type { ProviderName, ProviderNotification } from './providers/payment-provider';
 import { PaymentProviders } from './providers/providers';
 import { RefundRelay } from './refund-relay';
@@ -51,6 +51,7 @@ export class NotificationApplying {
     private readonly changes: OrderChanges,
     private readonly holds: HoldExpiry,
     private readonly payments: PaymentsRepository,
+    private readonly refunds: RefundsRepository,
     private readonly events: PaymentEvents,
     private readonly settlement: RefundSettlement,
     private readonly providers: PaymentProviders,
@@ -176,7 +177,7 @@ export class NotificationApplying {
     const unwanted = await this.payOrder(m, captured, n.amountReceivedCents, currency);
     let refund: Refund | undefined;
     if (unwanted) {
-      refund = (await this.payments.oweFullRefund(m, captured.id, unwanted, null)) ?? undefined;
+      refund = (await this.refunds.oweFullRefund(m, captured.id, unwanted, null)) ?? undefined;
     }
     await this.events.emit(m, 'payment.succeeded', { payment: captured });
     this.metrics.payment(captured.provider, 'succeeded');
@@ -237,8 +238,8 @@ export class NotificationApplying {
     n: Extract<ProviderNotification, { kind: 'refund' }>,
   ): Promise<Applied> {
     let refund =
-      (await this.payments.findRefundByProviderId(m, n.providerRefundId)) ??
-      (n.refundId && UUID.test(n.refundId) ? await this.payments.findRefund(m, n.refundId) : null);
+      (await this.refunds.findRefundByProviderId(m, n.providerRefundId)) ??
+      (n.refundId && UUID.test(n.refundId) ? await this.refunds.findRefund(m, n.refundId) : null);
     const payment = refund
       ? await this.payments.findPayment(m, refund.paymentId)
       : await this.payments.findByProviderId(m, provider, n.providerPaymentId);
@@ -250,10 +251,10 @@ export class NotificationApplying {
     // Matched again under the order's lock: two events of one refund made at the provider, applied
     // at once, must find the refund the first recorded, not both record it.
     const matched =
-      (await this.payments.findRefundByProviderId(m, n.providerRefundId)) ??
-      (n.refundId && UUID.test(n.refundId) ? await this.payments.findRefund(m, n.refundId) : null);
+      (await this.refunds.findRefundByProviderId(m, n.providerRefundId)) ??
+      (n.refundId && UUID.test(n.refundId) ? await this.refunds.findRefund(m, n.refundId) : null);
     if (!matched) return this.external(m, payment, n);
-    refund = (await this.payments.findRefund(m, matched.id, { lock: true }))!;
+    refund = (await this.refunds.findRefund(m, matched.id, { lock: true }))!;
     switch (n.status) {
       case 'succeeded':
         if (refund.status === 'succeeded') return { outcome: 'applied', refund };
@@ -278,7 +279,7 @@ export class NotificationApplying {
           outcome: 'applied',
           refund:
             (refund.status === 'pending'
-              ? await this.payments.settleRefund(m, refund.id, ['pending'], {
+              ? await this.refunds.settleRefund(m, refund.id, ['pending'], {
                   status: 'pending',
                   providerRefundId: n.providerRefundId,
                   submitted: true,
@@ -296,7 +297,7 @@ export class NotificationApplying {
   ): Promise<Applied> {
     // A refund that never moved money is nothing to record.
     if (n.status === 'failed' || n.status === 'canceled') return { outcome: 'applied' };
-    const guard = await this.payments.reserveRefund(m, payment.id, n.amountCents);
+    const guard = await this.refunds.reserveRefund(m, payment.id, n.amountCents);
     if (!guard.reserved) {
       this.logger.error(
         { paymentId: payment.id, providerRefundId: n.providerRefundId },
@@ -304,7 +305,7 @@ export class NotificationApplying {
       );
       return { outcome: 'applied' };
     }
-    const recorded = await this.payments.insertRefund(m, {
+    const recorded = await this.refunds.insertRefund(m, {
       orderId: payment.orderId,
       paymentId: payment.id,
       amountCents: n.amountCents,

@@ -1,6 +1,7 @@
 import { Injectable, type OnModuleInit } from '@nestjs/common';
 import { ProblemError } from '../common/problems/problem.error';
 import { OrderHooks } from '../orders/order-hooks';
+import { RefundsRepository } from './refunds.repository';
 import { PaymentsRepository } from './payments.repository';
 
 /**
@@ -14,12 +15,13 @@ export class OrderPaymentHooks implements OnModuleInit {
   constructor(
     private readonly hooks: OrderHooks,
     private readonly payments: PaymentsRepository,
+    private readonly refunds: RefundsRepository,
   ) {}
 
   onModuleInit(): void {
     this.hooks.onEffect('refundPayment', async (m, { order }, actorId) => {
       if (order.paymentId) {
-        await this.payments.oweFullRefund(m, order.paymentId, 'order_cancelled', actorId);
+        await this.refunds.oweFullRefund(m, order.paymentId, 'order_cancelled', actorId);
       }
     });
     this.hooks.onEdit(async (m, { order }) => {

@@ -7,7 +7,8 @@ import { traceparent } from '../orders/order-changes';
 import { allowedTransitions, type PaymentEventType } from '../orders/order-state';
 import { OrdersRepository } from '../orders/orders.repository';
 import { PaymentDto, RefundDto } from './dto/payment.dto';
-import type { Payment, Refund } from './payments.repository';
+import type { Payment } from './payments.repository';
+import type { Refund } from './refunds.repository';
 
 /** `{id, type, occurredAt, data: {order, payment | refund}}` (API.md §9). */
 export interface PaymentEvent {

@@ -4,6 +4,7 @@ import type { Page } from '../common/http/pagination';
 import { notFound } from '../common/problems/problem.error';
 import { capacities, OrderReads } from '../orders/order-reads';
 import { PaymentDto, RefundDto } from './dto/payment.dto';
+import { RefundsRepository } from './refunds.repository';
 import { PaymentsRepository } from './payments.repository';
 
 /** An order's payments and refunds, for its owner and admins (others: 404 for the order). */
@@ -12,6 +13,7 @@ export class PaymentReads {
   constructor(
     private readonly reads: OrderReads,
     private readonly payments: PaymentsRepository,
+    private readonly refunds: RefundsRepository,
   ) {}
 
   async listPayments(
@@ -41,7 +43,7 @@ export class PaymentReads {
     page: { limit: number; offset: number },
   ): Promise<Page<RefundDto>> {
     const { order } = await this.reads.findVisible(orderId, caller);
-    const all = await this.payments.listRefunds(this.payments.manager, order.id);
+    const all = await this.refunds.listRefunds(this.payments.manager, order.id);
     return pageOf(
       all.map((r) => RefundDto.from(r, caller.role === 'admin')),
       page,

@@ -9,6 +9,7 @@ import { PaymentEvents } from './payment-events';
 import { PaymentOpening } from './payment-opening';
 import { PaymentReads } from './payment-reads';
 import { PaymentsRepository } from './payments.repository';
+import { RefundsRepository } from './refunds.repository';
 import { PaymentsController } from './payments.controller';
 import { PaymentProviders } from './providers/providers';
 import { RefundRelay } from './refund-relay';
@@ -25,6 +26,7 @@ import { RefundRequests } from './refunds';
   controllers: [PaymentsController, NotificationsController],
   providers: [
     PaymentsRepository,
+    RefundsRepository,
     OrderPaymentHooks,
     PaymentProviders,
     PaymentEvents,

@@ -12,7 +12,8 @@ import { inTransaction } from '../common/database/transaction';
 import type { Env } from '../config/env';
 import { MetricsService } from '../observability/metrics.service';
 import { OrdersRepository } from '../orders/orders.repository';
-import { type ClaimedRefund, PaymentsRepository } from './payments.repository';
+import { PaymentsRepository } from './payments.repository';
+import { RefundsRepository, type ClaimedRefund } from './refunds.repository';
 import {
   ProviderRejected,
   ProviderUnavailable,
@@ -72,6 +73,7 @@ export class RefundRelay implements OnApplicationBootstrap, OnApplicationShutdow
 
   constructor(
     private readonly payments: PaymentsRepository,
+    private readonly refunds: RefundsRepository,
     private readonly orders: OrdersRepository,
     private readonly providers: PaymentProviders,
     private readonly settlement: RefundSettlement,
@@ -87,7 +89,7 @@ export class RefundRelay implements OnApplicationBootstrap, OnApplicationShutdow
   onApplicationBootstrap(): void {
     this.metrics.measureRefunds(() =>
       this.dataSource.isInitialized
-        ? this.payments.refundCounts()
+        ? this.refunds.refundCounts()
         : Promise.resolve({ pending: 0, failed: 0 }),
     );
     if (!this.dataSource.isInitialized) return;
@@ -130,7 +132,7 @@ export class RefundRelay implements OnApplicationBootstrap, OnApplicationShutdow
     for (;;) {
       if (this.stopping) return total;
       const lease = randomUUID();
-      const claimed = await this.payments.claimDue(lease, this.leaseSeconds, BATCH);
+      const claimed = await this.refunds.claimDue(lease, this.leaseSeconds, BATCH);
       await Promise.all(claimed.map((r) => this.attempt(r, lease)));
       total += claimed.length;
       if (claimed.length < BATCH) return total;
@@ -167,7 +169,7 @@ export class RefundRelay implements OnApplicationBootstrap, OnApplicationShutdow
       await inTransaction(this.dataSource, async (m) => {
         // The order's row first, like every writer of an order; then the refund, guarded by the lease.
         await this.orders.findById(r.orderId, m, true);
-        const refund = await this.payments.findRefund(m, r.id, { lock: true });
+        const refund = await this.refunds.findRefund(m, r.id, { lock: true });
         if (!refund || refund.status !== 'pending') return;
         if (outcome?.status === 'succeeded') {
           await this.settlement.succeed(m, refund, {
@@ -177,7 +179,7 @@ export class RefundRelay implements OnApplicationBootstrap, OnApplicationShutdow
           });
         } else if (outcome?.status === 'pending') {
           // Accepted: the provider's notification says how it ends.
-          await this.payments.settleRefund(m, r.id, ['pending'], {
+          await this.refunds.settleRefund(m, r.id, ['pending'], {
             status: 'pending',
             providerRefundId: outcome.providerRefundId,
             lastKey: outcome.key,
@@ -209,7 +211,7 @@ export class RefundRelay implements OnApplicationBootstrap, OnApplicationShutdow
               lease,
             });
           } else {
-            await this.payments.settleRefund(m, r.id, ['pending'], {
+            await this.refunds.settleRefund(m, r.id, ['pending'], {
               status: 'pending',
               lastKey: keyOf(attempt),
               lastOutcome: answered ? 'error_answer' : 'no_answer',

@@ -2,13 +2,13 @@ import { Injectable } from '@nestjs/common';
 import type { EntityManager } from 'typeorm';
 import { MetricsService } from '../observability/metrics.service';
 import { PaymentEvents } from './payment-events';
+import { type Payment, PaymentsRepository } from './payments.repository';
 import {
+  RefundsRepository,
   type AttemptOutcome,
-  type Payment,
-  PaymentsRepository,
   type Refund,
   type RefundStatus,
-} from './payments.repository';
+} from './refunds.repository';
 
 /**
  * How a refund ends, whoever learns it (the relay from the provider's answer, a provider
@@ -20,6 +20,7 @@ import {
 export class RefundSettlement {
   constructor(
     private readonly payments: PaymentsRepository,
+    private readonly refunds: RefundsRepository,
     private readonly events: PaymentEvents,
     private readonly metrics: MetricsService,
   ) {}
@@ -35,18 +36,18 @@ export class RefundSettlement {
     if (refund.status === 'failed' && refund.lastOutcome === 'provider_failed') return null;
     if (refund.status === 'failed') {
       // The provider carried out a refund we had given up on: its money left, so it counts again.
-      const guard = await this.payments.reserveRefund(m, refund.paymentId, refund.amountCents);
+      const guard = await this.refunds.reserveRefund(m, refund.paymentId, refund.amountCents);
       if (!guard.reserved) return null;
     }
     const from: RefundStatus[] = refund.status === 'failed' ? ['failed'] : ['pending'];
-    const done = await this.payments.settleRefund(m, refund.id, from, {
+    const done = await this.refunds.settleRefund(m, refund.id, from, {
       status: 'succeeded',
       providerRefundId: change.providerRefundId,
       lastKey: change.lastKey,
       lease: change.lease,
     });
     if (!done) return null;
-    await this.payments.addRefunded(m, done.orderId, done.paymentId, done.amountCents);
+    await this.refunds.addRefunded(m, done.orderId, done.paymentId, done.amountCents);
     await this.events.emit(m, 'refund.succeeded', { refund: done });
     this.metrics.refund(await this.providerOf(m, done), 'succeeded');
     return done;
@@ -62,7 +63,7 @@ export class RefundSettlement {
     change: { error: string; lastKey?: string; lastOutcome?: AttemptOutcome; lease?: string },
   ): Promise<Refund | null> {
     if (refund.status === 'failed') return null;
-    const done = await this.payments.settleRefund(m, refund.id, [refund.status], {
+    const done = await this.refunds.settleRefund(m, refund.id, [refund.status], {
       status: 'failed',
       lastError: change.error.slice(0, 1000),
       lastKey: change.lastKey,
@@ -70,9 +71,9 @@ export class RefundSettlement {
       lease: change.lease,
     });
     if (!done) return null;
-    await this.payments.releaseRefund(m, done.paymentId, done.amountCents);
+    await this.refunds.releaseRefund(m, done.paymentId, done.amountCents);
     if (refund.status === 'succeeded') {
-      await this.payments.addRefunded(m, done.orderId, done.paymentId, -done.amountCents);
+      await this.refunds.addRefunded(m, done.orderId, done.paymentId, -done.amountCents);
     }
     await this.events.emit(m, 'refund.failed', { refund: done });
     this.metrics.refund(await this.providerOf(m, done), 'failed');

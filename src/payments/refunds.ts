@@ -4,7 +4,8 @@ import type { Caller } from '../common/access';
 import { notFound, ProblemError } from '../common/problems/problem.error';
 import { OrderReads } from '../orders/order-reads';
 import type { CreateRefundDto } from './dto/payment.dto';
-import { PaymentsRepository, type Refund } from './payments.repository';
+import { PaymentsRepository } from './payments.repository';
+import { RefundsRepository, type Refund } from './refunds.repository';
 import { RefundSettlement } from './refund-settlement';
 
 /**
@@ -19,6 +20,7 @@ export class RefundRequests {
   constructor(
     private readonly reads: OrderReads,
     private readonly payments: PaymentsRepository,
+    private readonly refunds: RefundsRepository,
     private readonly settlement: RefundSettlement,
   ) {}
 
@@ -46,9 +48,9 @@ export class RefundRequests {
         { requestedCents: dto.amountCents, refundableCents },
       );
     if (!payment || payment.status !== 'succeeded') throw exceeds(0);
-    const guard = await this.payments.reserveRefund(m, payment.id, dto.amountCents);
+    const guard = await this.refunds.reserveRefund(m, payment.id, dto.amountCents);
     if (!guard.reserved) throw exceeds(guard.refundableCents);
-    const refund = await this.payments.insertRefund(m, {
+    const refund = await this.refunds.insertRefund(m, {
       orderId: current.order.id,
       paymentId: payment.id,
       amountCents: dto.amountCents,
@@ -76,7 +78,7 @@ export class RefundRequests {
         { refundStatus: refund.status },
       );
     }
-    const guard = await this.payments.reserveRefund(m, refund.paymentId, refund.amountCents);
+    const guard = await this.refunds.reserveRefund(m, refund.paymentId, refund.amountCents);
     if (!guard.reserved) {
       throw new ProblemError(
         'REFUND_EXCEEDS_BALANCE',
@@ -84,7 +86,7 @@ export class RefundRequests {
         { requestedCents: refund.amountCents, refundableCents: guard.refundableCents },
       );
     }
-    return (await this.payments.resetRefund(m, refundId))!;
+    return (await this.refunds.resetRefund(m, refundId))!;
   }
 
   /** An admin says the money of a `pending` refund of a manual payment went back. */
@@ -114,7 +116,7 @@ export class RefundRequests {
     refundId: string,
   ): Promise<Refund> {
     const current = await this.reads.findVisible(orderId, caller, m, { lock: true });
-    const refund = await this.payments.findRefund(m, refundId, { lock: true });
+    const refund = await this.refunds.findRefund(m, refundId, { lock: true });
     if (!refund || refund.orderId !== current.order.id) throw notFound(`Refund ${refundId}`);
     return refund;
   }

@@ -2,14 +2,8 @@ import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { IsIn, IsInt, IsString, IsUUID, Length, Max, Min } from 'class-validator';
 import { Omittable } from '../../common/http/omittable';
 import { PageMetaDto } from '../../common/http/pagination';
-import {
-  type Payment,
-  PAYMENT_STATUSES,
-  type PaymentStatus,
-  type Refund,
-  REFUND_STATUSES,
-  type RefundStatus,
-} from '../payments.repository';
+import { type Payment, PAYMENT_STATUSES, type PaymentStatus } from '../payments.repository';
+import { type Refund, REFUND_STATUSES, type RefundStatus } from '../refunds.repository';
 import { PAYMENT_PROVIDERS, type ProviderName } from '../providers/payment-provider';
 
 /** Larger than any order total can be (100 lines × 1000 units × a price in int4). */
