@@ -14,6 +14,7 @@ import { ObservabilityModule } from './observability/observability.module';
 import { OrdersModule } from './orders/orders.module';
 import { PaymentsModule } from './payments/payments.module';
 import { ProductsModule } from './products/products.module';
+import { PromotionsModule } from './promotions/promotions.module';
 import { UsersModule } from './users/users.module';
 import { WebhooksModule } from './webhooks/webhooks.module';
 
@@ -52,6 +53,7 @@ export class AppModule {
         AuthModule,
         UsersModule,
         ProductsModule,
+        PromotionsModule,
         OrdersModule,
         PaymentsModule,
         WebhooksModule,

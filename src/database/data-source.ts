@@ -13,11 +13,13 @@ import { PlaceOrdersTogether1763790900000 } from '../../migrations/1763790900000
 import { OutboxRetention1763791000000 } from '../../migrations/1763791000000-OutboxRetention';
 import { RepeatableMigrations1763791100000 } from '../../migrations/1763791100000-RepeatableMigrations';
 import { Payments1763791200000 } from '../../migrations/1763791200000-Payments';
+import { Promotions1763791300000 } from '../../migrations/1763791300000-Promotions';
 import { Order, OrderHistoryEntry, OrderItem } from '../orders/order.entity';
 import { Product } from '../products/product.entity';
+import { Promotion } from '../promotions/promotion.entity';
 import { User } from '../users/user.entity';
 
-export const ENTITIES = [User, Product, Order, OrderItem, OrderHistoryEntry];
+export const ENTITIES = [User, Product, Promotion, Order, OrderItem, OrderHistoryEntry];
 
 /** Listed explicitly (not globbed) so that the compiled app, tests and the CLI load the same set. */
 export const MIGRATIONS = [
@@ -34,6 +36,7 @@ export const MIGRATIONS = [
   OutboxRetention1763791000000,
   RepeatableMigrations1763791100000,
   Payments1763791200000,
+  Promotions1763791300000,
 ];
 
 /**

@@ -111,6 +111,23 @@ export const CONSTRAINTS = {
   refunds_attempts_nonnegative: { code: 'INTERNAL', field: 'attempts' },
   refunds_provider_refund_key: { code: 'INTERNAL', field: 'providerRefundId' },
   payment_provider_events_pkey: { code: 'INTERNAL', field: 'eventId' },
+  // promotions (migration Promotions, API.md §11)
+  promotions_pkey: { code: 'INTERNAL', field: 'id' },
+  promotions_code_key: { code: 'PROMOTION_CODE_TAKEN', field: 'code' },
+  // Defence in depth: validation already refuses what these CHECKs refuse.
+  promotions_code_format: { code: 'VALIDATION_FAILED', field: 'code' },
+  promotions_one_discount: { code: 'VALIDATION_FAILED', field: 'percentOff' },
+  promotions_percent_off_range: { code: 'VALIDATION_FAILED', field: 'percentOff' },
+  promotions_amount_off_positive: { code: 'VALIDATION_FAILED', field: 'amountOffCents' },
+  promotions_currency_format: { code: 'VALIDATION_FAILED', field: 'currency' },
+  promotions_period_order: { code: 'VALIDATION_FAILED', field: 'endsAt' },
+  promotions_usage_limit_nonnegative: { code: 'VALIDATION_FAILED', field: 'usageLimit' },
+  promotions_per_customer_limit_positive: { code: 'VALIDATION_FAILED', field: 'perCustomerLimit' },
+  promotions_times_used_nonnegative: { code: 'INTERNAL', field: 'timesUsed' },
+  promotions_version_positive: { code: 'INTERNAL', field: 'version' },
+  orders_promotion_id_fkey: { code: 'RESOURCE_IN_USE', field: 'promotionId' },
+  orders_discount_nonnegative: { code: 'INTERNAL', field: 'discountCents' },
+  orders_promotion_terms: { code: 'INTERNAL', field: 'promotionCode' },
   // the record of applied SQL function files (src/database/migrate.ts); no request writes it
   repeatable_migrations_pkey: { code: 'INTERNAL', field: 'name' },
   repeatable_migrations_checksum_format: { code: 'INTERNAL', field: 'checksum' },

@@ -87,6 +87,16 @@ export const PROBLEMS = {
     resolution: 'Choose another slug, or edit the existing product named by `conflictingResource`.',
     members: ['field', 'value', 'conflictingResource'],
   },
+  PROMOTION_CODE_TAKEN: {
+    status: 409,
+    slug: 'promotion-code-taken',
+    title: 'Promotion code already in use',
+    explanation:
+      'Another promotion already has this code. Codes are stored trimmed and upper-case and compared that way; the database unique index decides.',
+    resolution:
+      'Choose another code, or edit the existing promotion named by `conflictingResource` instead of creating a new one.',
+    members: ['field', 'value', 'conflictingResource'],
+  },
   VERSION_MISMATCH: {
     status: 409,
     slug: 'version-mismatch',
@@ -134,6 +144,26 @@ export const PROBLEMS = {
       'At least one product in the order is not active (not for sale). Nothing was reserved.',
     resolution: 'Remove the listed products from the order and resubmit.',
     members: ['items'],
+  },
+  PROMOTION_NOT_APPLICABLE: {
+    status: 409,
+    slug: 'promotion-not-applicable',
+    title: 'Promotion code not applicable',
+    explanation:
+      'The promotion code cannot be used for this order; `reason` says why (the first that applies of `unknown`, `inactive`, `not_started`, `ended`, `currency`, `customer_limit`, `exhausted`). Nothing was reserved or counted.',
+    resolution:
+      'Tell the customer why, then resubmit without the code (or with another one) and a new `Idempotency-Key`.',
+    members: ['promotionCode', 'reason'],
+  },
+  PRICE_CHANGED: {
+    status: 409,
+    slug: 'price-changed',
+    title: 'Price changed',
+    explanation:
+      'The order would cost `totalCents`, not the `expectedTotalCents` the customer was shown: a price or a promotion changed since. Nothing was reserved or counted.',
+    resolution:
+      'Show the customer the lines as they are now (`items`) and the new total; if they accept, resubmit with `expectedTotalCents: totalCents` and a new `Idempotency-Key`.',
+    members: ['expectedTotalCents', 'totalCents', 'items'],
   },
   RESOURCE_IN_USE: {
     status: 409,
