@@ -217,6 +217,9 @@ function orderEventExample(type: OrderEventType): OrderEvent {
         quantity,
       },
     ],
+    subtotalCents: EXAMPLE_ORDER.unitPriceCents * quantity,
+    discountCents: 0,
+    promotionCode: null,
     totalCents: EXAMPLE_ORDER.unitPriceCents * quantity,
     currency: 'EUR',
     // Paid once it left pending, except when it was cancelled or expired unpaid.

@@ -32,7 +32,7 @@ export class HoldExpiry {
    */
   async expireOverdue(
     m: EntityManager,
-    filter: { orderIds?: string[]; productIds?: string[] },
+    filter: { orderIds?: string[]; productIds?: string[]; promotionId?: string },
     { limit = SWEEP_BATCH, skipLocked = false }: { limit?: number; skipLocked?: boolean } = {},
   ): Promise<number> {
     const ids = await this.orders.lockOverdue(m, filter, limit, skipLocked);

@@ -8,7 +8,7 @@ import { type StockRow, StockRepository } from '../products/stock.repository';
 import type { UpdateOrderDto } from './dto/order.dto';
 import { OrderChanges } from './order-changes';
 import { OrderHooks } from './order-hooks';
-import { keptLine, lineOf, totalOf, unitsOf } from './order-lines';
+import { discountOf, keptLine, lineOf, termsOf, totalOf, unitsOf } from './order-lines';
 import { versionedOrder, OrderReads } from './order-reads';
 import { EDITABLE_STATUSES } from './order-state';
 import type { Order } from './order.entity';
@@ -88,7 +88,10 @@ export class OrderEdits {
         ? keptLine(before, wanted.get(pid)!)
         : lineOf(addedRows.get(pid) ?? byId.get(pid)!, wanted.get(pid)!);
     });
-    const edited = await this.orders.replaceLines(m, id, totalOf(lines), lines);
+    // The code's terms as they were at placement, whatever the code's state now; no new use.
+    const subtotal = totalOf(lines);
+    const discount = discountOf(subtotal, termsOf(current.order));
+    const edited = await this.orders.replaceLines(m, id, subtotal - discount, discount, lines);
     await this.changes.record(m, edited, { action: 'edit', from: 'pending', actorId: caller.id });
     return edited;
   }

@@ -16,6 +16,29 @@ export class Order extends VersionedEntity {
   @Column({ type: 'char', length: 3 })
   currency: string;
 
+  /** The lines' sum (generated: total + discount). */
+  @Column({ type: 'bigint', name: 'subtotal_cents', insert: false, update: false })
+  subtotalCents: number;
+
+  /** What the promotion took off the subtotal (0 without one): API.md §11. */
+  @Column({ type: 'bigint', name: 'discount_cents' })
+  discountCents: number;
+
+  /** The promotion whose use the order holds (while not cancelled or expired). */
+  @Column({ type: 'uuid', name: 'promotion_id', nullable: true })
+  promotionId: string | null;
+
+  /** The code as stored when placed. */
+  @Column({ type: 'text', name: 'promotion_code', nullable: true })
+  promotionCode: string | null;
+
+  /** The terms at placement, which an edit reapplies. */
+  @Column({ type: 'smallint', name: 'promotion_percent_off', nullable: true })
+  promotionPercentOff: number | null;
+
+  @Column({ type: 'bigint', name: 'promotion_amount_off_cents', nullable: true })
+  promotionAmountOffCents: number | null;
+
   /** While pending: when the hold on its units ends. Null otherwise. */
   @Column({ type: 'timestamptz', name: 'expires_at', nullable: true })
   expiresAt: Date | null;

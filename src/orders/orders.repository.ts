@@ -52,6 +52,15 @@ type RawAnswer =
   | { refused: RawStockRow[]; overdue: boolean };
 
 /** Every SQL statement on `orders`, `order_items` and `order_history`. */
+/** A promotion use an order is placed with: the code and its terms as they are now. */
+export interface PromotionUse {
+  id: string;
+  code: string;
+  percentOff: number | null;
+  amountOffCents: number | null;
+  discountCents: number;
+}
+
 @Injectable()
 export class OrdersRepository {
   constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
@@ -62,16 +71,37 @@ export class OrdersRepository {
 
   async insert(
     m: EntityManager,
-    order: { userId: string; totalCents: number; currency: string; holdSeconds: number },
+    order: {
+      userId: string;
+      totalCents: number;
+      currency: string;
+      holdSeconds: number;
+      /** The promotion whose use the order takes (counted by the caller), and its discount. */
+      promotion?: PromotionUse;
+    },
     lines: NewLine[],
   ): Promise<OrderWithItems> {
+    const p = order.promotion;
     const created = (await one(
       m,
       Order,
-      `INSERT INTO orders (user_id, status, total_cents, currency, expires_at)
-       VALUES ($1, 'pending', $2, $3, clock_timestamp() + make_interval(secs => $4))
+      `INSERT INTO orders (user_id, status, total_cents, currency, expires_at, discount_cents,
+                           promotion_id, promotion_code, promotion_percent_off,
+                           promotion_amount_off_cents)
+       VALUES ($1, 'pending', $2, $3, clock_timestamp() + make_interval(secs => $4), $5,
+               $6, $7, $8, $9)
        RETURNING *`,
-      [order.userId, order.totalCents, order.currency, order.holdSeconds],
+      [
+        order.userId,
+        order.totalCents,
+        order.currency,
+        order.holdSeconds,
+        p?.discountCents ?? 0,
+        p?.id ?? null,
+        p?.code ?? null,
+        p?.percentOff ?? null,
+        p?.amountOffCents ?? null,
+      ],
     ))!;
     return { order: created, items: await this.insertItems(m, created.id, lines) };
   }
@@ -146,6 +176,7 @@ export class OrdersRepository {
     m: EntityManager,
     orderId: string,
     totalCents: number,
+    discountCents: number,
     lines: NewLine[],
   ): Promise<OrderWithItems> {
     await sql(m, 'DELETE FROM order_items WHERE order_id = $1', [orderId]);
@@ -153,8 +184,8 @@ export class OrdersRepository {
     const order = (await one(
       m,
       Order,
-      'UPDATE orders SET total_cents = $2 WHERE id = $1 RETURNING *',
-      [orderId, totalCents],
+      'UPDATE orders SET total_cents = $2, discount_cents = $3 WHERE id = $1 RETURNING *',
+      [orderId, totalCents, discountCents],
     ))!;
     return { order, items };
   }
@@ -166,7 +197,7 @@ export class OrdersRepository {
    */
   async lockOverdue(
     m: EntityManager,
-    filter: { orderIds?: string[]; productIds?: string[] },
+    filter: { orderIds?: string[]; productIds?: string[]; promotionId?: string },
     limit: number,
     skipLocked: boolean,
   ): Promise<string[]> {
@@ -177,9 +208,10 @@ export class OrdersRepository {
           AND ($1::uuid[] IS NULL OR id = ANY($1::uuid[]))
           AND ($2::uuid[] IS NULL
                OR id IN (SELECT order_id FROM order_items WHERE product_id = ANY($2::uuid[])))
+          AND ($4::uuid IS NULL OR promotion_id = $4::uuid)
         ORDER BY expires_at, id LIMIT $3
         FOR UPDATE${skipLocked ? ' SKIP LOCKED' : ''}`,
-      [filter.orderIds ?? null, filter.productIds ?? null, limit],
+      [filter.orderIds ?? null, filter.productIds ?? null, limit, filter.promotionId ?? null],
     );
     return rows.map((r) => r.id);
   }

@@ -115,9 +115,25 @@ export class OrderDto {
   })
   allowedTransitions: OrderAction[];
   @ApiProperty({ type: [OrderItemDto] }) items: OrderItemDto[];
+  @ApiProperty({ example: 3998, description: 'The sum of the lines at their snapshotted prices.' })
+  subtotalCents: number;
+  @ApiProperty({
+    example: 0,
+    description:
+      "What the promotion code takes off the subtotal (0 without one): `floor(subtotal × percentOff / 100)`, or `min(subtotal, amountOffCents)`; an edit reapplies the code's terms as they were at placement.",
+  })
+  discountCents: number;
+  @ApiProperty({
+    example: null,
+    nullable: true,
+    type: String,
+    description: 'The promotion code the order was placed with (as stored), or null.',
+  })
+  promotionCode: string | null;
   @ApiProperty({
     example: 3998,
-    description: 'Computed by the server from the prices at ordering.',
+    description:
+      'What is owed: `subtotalCents` − `discountCents`, computed by the server from the prices at ordering.',
   })
   totalCents: number;
   @ApiProperty({ example: 'EUR' }) currency: string;
@@ -158,6 +174,9 @@ export class OrderDto {
       status: o.status,
       allowedTransitions: allowed,
       items: items.map((i) => OrderItemDto.from(i)),
+      subtotalCents: o.subtotalCents,
+      discountCents: o.discountCents,
+      promotionCode: o.promotionCode,
       totalCents: o.totalCents,
       currency: o.currency,
       paymentStatus: paymentStatusOf(o),

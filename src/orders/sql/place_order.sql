@@ -62,6 +62,8 @@ CREATE OR REPLACE FUNCTION place_order(
                       ORDER BY l.line_no)
                     FROM json_to_recordset(v_lines) AS l(line_no integer, product_id uuid,
                       sku text, name text, unit_price_cents integer, quantity integer)),
+                  'subtotalCents', v_order.subtotal_cents, 'discountCents', v_order.discount_cents,
+                  'promotionCode', v_order.promotion_code,
                   'totalCents', v_order.total_cents, 'currency', v_order.currency,
                   'paymentStatus', 'unpaid', 'paidCents', v_order.paid_cents,
                   'refundedCents', v_order.refunded_cents,

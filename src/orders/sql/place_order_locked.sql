@@ -72,6 +72,8 @@ CREATE OR REPLACE FUNCTION place_order_locked(
                     'productId', i.product_id, 'sku', i.sku, 'name', i.name,
                     'unitPriceCents', i.unit_price_cents, 'quantity', i.quantity) ORDER BY i.line_no)
                   FROM order_items i WHERE i.order_id = v_order.id),
+                'subtotalCents', v_order.subtotal_cents, 'discountCents', v_order.discount_cents,
+                'promotionCode', v_order.promotion_code,
                 'totalCents', v_order.total_cents, 'currency', v_order.currency,
                 'paymentStatus', 'unpaid', 'paidCents', v_order.paid_cents,
                 'refundedCents', v_order.refunded_cents,
