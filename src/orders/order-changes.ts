@@ -3,6 +3,7 @@ import { context, propagation } from '@opentelemetry/api';
 import type { EntityManager } from 'typeorm';
 import { OutboxRepository } from '../events/outbox.repository';
 import { StockRepository } from '../products/stock.repository';
+import { PromotionUses, promotionNotApplicable } from '../promotions/promotion-uses';
 import { OrderDto } from './dto/order.dto';
 import { orderEvent } from './order-events';
 import { type EffectHandler, OrderHooks } from './order-hooks';
@@ -31,6 +32,7 @@ export class OrderChanges implements OnApplicationBootstrap {
     private readonly stock: StockRepository,
     private readonly outbox: OutboxRepository,
     private readonly hooks: OrderHooks,
+    private readonly promotions: PromotionUses,
   ) {}
 
   /**
@@ -43,6 +45,16 @@ export class OrderChanges implements OnApplicationBootstrap {
     reserveStock: async (m, { items }) => {
       const units = unitsOf(items);
       await this.stock.reserve(m, await this.stock.lock(m, [...units.keys()]), units);
+    },
+    // The promotion last (after the order and its products): the lock order of every path.
+    releasePromotion: async (m, { order }) => {
+      if (order.promotionId) await this.promotions.giveBack(m, order.promotionId);
+    },
+    // The checkout's guarded write; refused, the caller rolls back to its savepoint (not revived).
+    retakePromotion: async (m, { order }) => {
+      if (order.promotionId && !(await this.promotions.take(m, order.promotionId))) {
+        throw promotionNotApplicable(order.promotionCode!, 'exhausted');
+      }
     },
   };
 

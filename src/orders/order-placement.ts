@@ -16,16 +16,19 @@ import { validationProblem } from '../common/problems/validation';
 import type { Env } from '../config/env';
 import { MetricsService } from '../observability/metrics.service';
 import { insufficientStock, type StockRow, StockRepository } from '../products/stock.repository';
+import { promotionNotApplicable, PromotionUses } from '../promotions/promotion-uses';
 import type { CreateOrderDto } from './dto/order.dto';
 import { HoldExpiry } from './hold-expiry';
 import { OrderChanges, traceparent } from './order-changes';
-import { lineOf, totalOf, unitsOf } from './order-lines';
+import { discountOf, lineOf, totalOf, unitsOf } from './order-lines';
 import { allowedTransitions } from './order-state';
 import {
+  type NewLine,
   type Placement,
   type PlacementAnswer,
   OrdersRepository,
   type OrderWithItems,
+  type PromotionUse,
 } from './orders.repository';
 import { PlacementQueue } from './placement-queue';
 
@@ -62,6 +65,7 @@ export class OrderPlacement {
     private readonly holds: HoldExpiry,
     private readonly changes: OrderChanges,
     private readonly metrics: MetricsService,
+    private readonly promotions: PromotionUses,
     @InjectDataSource() private readonly dataSource: DataSource,
     config: ConfigService<Env, true>,
   ) {
@@ -100,6 +104,11 @@ export class OrderPlacement {
   async place(m: EntityManager, caller: Caller, dto: CreateOrderDto): Promise<OrderWithItems> {
     const wanted = unitsOf(dto.items);
     const ids = [...wanted.keys()];
+    if (dto.promotionCode !== undefined || dto.expectedTotalCents !== undefined) {
+      // A code or a total to compare: step by step in one transaction (placeWithTerms).
+      if (m.queryRunner?.isTransactionActive) return this.placeWithTerms(m, caller, dto, wanted);
+      return inTransaction(this.dataSource, (t) => this.placeWithTerms(t, caller, dto, wanted));
+    }
     const placement: Placement = {
       userId: caller.id,
       productIds: ids,
@@ -226,6 +235,109 @@ export class OrderPlacement {
     return placed;
   }
 
+  /**
+   * A checkout with a promotion code or an expected total (API.md §11), in one transaction, checked
+   * in the contract's order: 422 UNKNOWN_PRODUCT, 409 PRODUCT_UNAVAILABLE (and 400 for mixed
+   * currencies) under the products' locks, 409 PROMOTION_NOT_APPLICABLE under the promotion's lock,
+   * 409 PRICE_CHANGED, 409 INSUFFICIENT_STOCK; a refusal reserves and counts nothing. The use is
+   * counted by one guarded write (PromotionUses.take) while the promotion's row is locked, so its
+   * `usageLimit` and `perCustomerLimit` hold under any concurrency, across instances. Lock order:
+   * products (id order), then the promotion; a cancel, expiry or revive locks the order, its
+   * products, then the promotion, so the promotion is always last. A checkout about to be refused
+   * `exhausted` or `customer_limit` first expires the overdue holds holding uses of the code; one
+   * short of stock those on its products (both after rolling back its own locks, so that the
+   * orders are locked before their products, as every path does), and decides again.
+   * Cost: every checkout of one code waits for the one before it to commit (the row lock), and none
+   * goes through the one-round-trip or batched placement.
+   */
+  private async placeWithTerms(
+    m: EntityManager,
+    caller: Caller,
+    dto: CreateOrderDto,
+    wanted: Map<string, number>,
+  ): Promise<OrderWithItems> {
+    const ids = [...wanted.keys()];
+    const code = dto.promotionCode;
+    let released = 0;
+    let expiredForCode = false;
+    let expiredForStock = false;
+    // Refused: the holds expired on the way stay expired.
+    const refuse = (problem: ProblemError): ProblemError =>
+      released ? afterCommit(problem) : problem;
+    for (;;) {
+      await sql(m, 'SAVEPOINT placement');
+      const locked = await this.vetProducts(m, ids, dto);
+      const currency = locked[0].currency;
+      const byId = new Map(locked.map((p) => [p.id, p]));
+      const lines = ids.map((id) => lineOf(byId.get(id)!, wanted.get(id)!));
+      const subtotal = totalOf(lines);
+      let use: PromotionUse | undefined;
+      if (code !== undefined) {
+        const promotion = await this.promotions.lock(m, code);
+        const reason = await this.promotions.refusal(m, promotion, caller.id, currency);
+        if (reason === 'exhausted' || reason === 'customer_limit') {
+          if (!expiredForCode) {
+            expiredForCode = true;
+            await sql(m, 'ROLLBACK TO SAVEPOINT placement');
+            const n = await this.holds.expireOverdue(
+              m,
+              { promotionId: promotion!.promotion.id },
+              { limit: 1000 },
+            );
+            released += n;
+            if (n) continue;
+          }
+        }
+        if (reason) throw refuse(promotionNotApplicable(code, reason));
+        const p = promotion!.promotion;
+        const terms = {
+          percentOff: p.percentOff,
+          amountOffCents: p.amountOffCents === null ? null : Number(p.amountOffCents),
+        };
+        use = { id: p.id, code: p.code, ...terms, discountCents: discountOf(subtotal, terms) };
+      }
+      const total = subtotal - (use?.discountCents ?? 0);
+      if (dto.expectedTotalCents !== undefined && total !== dto.expectedTotalCents) {
+        throw refuse(priceChanged(dto.expectedTotalCents, total, lines));
+      }
+      const short = insufficientStock(locked, wanted);
+      if (short) {
+        if (!expiredForStock) {
+          expiredForStock = true;
+          await sql(m, 'ROLLBACK TO SAVEPOINT placement');
+          const n = await this.holds.expireOverdue(m, { productIds: ids }, { limit: 1000 });
+          released += n;
+          if (n) continue;
+        }
+        throw refuse(short);
+      }
+      await this.stock.reserve(m, locked, wanted);
+      // Cannot fail under the lock the refusal was decided under; the guard is the rule's own.
+      if (use && !(await this.promotions.take(m, use.id))) {
+        throw new Error(`Promotion ${use.id} ran out under its own lock`);
+      }
+      const placed = await this.orders
+        .insert(
+          m,
+          {
+            userId: caller.id,
+            totalCents: total,
+            currency,
+            holdSeconds: this.holdSeconds,
+            promotion: use,
+          },
+          lines,
+        )
+        .catch((err: unknown) => {
+          throw missingParentProblem(err) ?? err;
+        });
+      await this.changes.record(m, placed, { action: 'place', from: null, actorId: caller.id });
+      if (total > 0) return placed;
+      // Nothing owed (a 100% code): paid at placement, by nobody, without a payment (API.md §9).
+      return (await this.changes.move(m, placed, 'pay', null))!;
+    }
+  }
+
   /** Locks the products in id order and vets them (see vet). */
   private async vetProducts(
     m: EntityManager,
@@ -236,6 +348,25 @@ export class OrderPlacement {
     vet(locked, ids, dto);
     return locked;
   }
+}
+
+/** 409 PRICE_CHANGED: the total now is not the one the customer was shown; the lines as now. */
+function priceChanged(expected: number, total: number, lines: NewLine[]): ProblemError {
+  return new ProblemError(
+    'PRICE_CHANGED',
+    `The order would cost ${total}, not the ${expected} expected: a price or the promotion changed. Nothing was reserved.`,
+    {
+      expectedTotalCents: expected,
+      totalCents: total,
+      items: lines.map((l) => ({
+        productId: l.productId,
+        sku: l.sku,
+        name: l.name,
+        unitPriceCents: l.unitPriceCents,
+        quantity: l.quantity,
+      })),
+    },
+  );
 }
 
 function isShort(locked: StockRow[], wanted: Map<string, number>): boolean {

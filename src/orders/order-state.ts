@@ -66,6 +66,15 @@ export const TRANSITION_EFFECTS = {
     table: 'takes its units again, all lines or none, at their snapshotted prices',
     inTransaction: 'its units are taken again in the same transaction, all lines or none',
   },
+  releasePromotion: {
+    table: 'gives its promotion use back',
+    inTransaction: 'its promotion code use is given back in the same transaction',
+  },
+  retakePromotion: {
+    table: 'takes its promotion use again (or is not revived)',
+    inTransaction:
+      'its promotion code use is taken again by the same guarded write as a checkout, or the order is not revived',
+  },
   refundPayment: {
     table: 'owes a full refund of the payment that paid it',
     inTransaction:
@@ -121,7 +130,7 @@ export const TRANSITIONS = {
     from: ['pending', 'paid'],
     to: 'cancelled',
     by: ['owner', 'admin'],
-    effects: ['releaseStock', 'refundPayment'],
+    effects: ['releaseStock', 'releasePromotion', 'refundPayment'],
     summary: 'Cancel',
     event: 'order.cancelled',
   },
@@ -129,7 +138,7 @@ export const TRANSITIONS = {
     from: ['pending'],
     to: 'expired',
     by: ['system'],
-    effects: ['releaseStock'],
+    effects: ['releaseStock', 'releasePromotion'],
     summary: 'Expire',
     hold: 'over',
     event: 'order.expired',
@@ -138,7 +147,7 @@ export const TRANSITIONS = {
     from: ['expired'],
     to: 'paid',
     by: ['system'],
-    effects: ['reserveStock'],
+    effects: ['reserveStock', 'retakePromotion'],
     summary: 'Revive (money for an expired order arrived and its units are still there)',
     event: 'order.paid',
   },

@@ -2,6 +2,7 @@ import { Module } from '@nestjs/common';
 import { EventsModule } from '../events/events.module';
 import { IdempotencyModule } from '../common/http/idempotency.module';
 import { ProductsModule } from '../products/products.module';
+import { PromotionsModule } from '../promotions/promotions.module';
 import { HoldSweeper } from './hold-sweeper';
 import { OrdersController } from './orders.controller';
 import { OrdersRepository } from './orders.repository';
@@ -14,7 +15,7 @@ import { OrderReads } from './order-reads';
 import { OrderTransitions } from './order-transitions';
 
 @Module({
-  imports: [IdempotencyModule, ProductsModule, EventsModule],
+  imports: [IdempotencyModule, ProductsModule, PromotionsModule, EventsModule],
   controllers: [OrdersController],
   providers: [
     OrdersRepository,

@@ -217,7 +217,9 @@ export class NotificationApplying {
     try {
       if (await this.changes.move(m, current, 'revive', null, undefined, paidBy)) return null;
     } catch (err) {
-      if (!(err instanceof ProblemError && err.code === 'INSUFFICIENT_STOCK')) throw err;
+      // Its units or its promotion use gone meanwhile: not revived, the money is refunded.
+      const taken = ['INSUFFICIENT_STOCK', 'PROMOTION_NOT_APPLICABLE'];
+      if (!(err instanceof ProblemError && taken.includes(err.code))) throw err;
     }
     await sql(m, 'ROLLBACK TO SAVEPOINT revive');
     return 'hold_expired';

@@ -485,5 +485,62 @@ describe('payments', () => {
       ]);
       expect(await stockOf(h, p.id)).toBe(0);
     });
+
+    async function promotion(terms: Record<string, unknown>) {
+      const res = await h
+        .http()
+        .post('/api/v1/promotions')
+        .set(hAdmin.auth)
+        .send({ code: `LATE-${Date.now()}-${Math.random().toString(36).slice(2, 6)}`, ...terms })
+        .expect(201);
+      return { id: res.body.id as string, code: res.body.code as string };
+    }
+    const timesUsed = async (id: string): Promise<number> =>
+      (await h.db.query('SELECT times_used FROM promotions WHERE id = $1', [id]))[0].times_used;
+
+    it('revives an order with a code: its use is taken again (API.md §11)', async () => {
+      const p = await createProduct(h, hAdmin, { stock: 3, priceCents: 1000 });
+      const promo = await promotion({ percentOff: 10, usageLimit: 1 });
+      const o = await h
+        .http()
+        .post('/api/v1/orders')
+        .set(carol.auth)
+        .send({ items: [{ productId: p.id, quantity: 1 }], promotionCode: promo.code })
+        .expect(201);
+      expect(o.body.totalCents).toBe(900);
+      const opened = await openPayment(h, carol, o.body.id).expect(201);
+      await sleep(1100);
+      await completePayment(h, carol, opened.body.id).expect(200);
+      const after = await h.http().get(`/api/v1/orders/${o.body.id}`).set(carol.auth).expect(200);
+      expect(after.body).toMatchObject({ status: 'paid', paidCents: 900 });
+      expect(await timesUsed(promo.id)).toBe(1);
+    });
+
+    it('does not revive an order whose code use was taken meanwhile: refunded hold_expired, the use stays with the taker', async () => {
+      const p = await createProduct(h, hAdmin, { stock: 5, priceCents: 1000 });
+      const promo = await promotion({ percentOff: 10, usageLimit: 1 });
+      const checkout = (who: Account) =>
+        h
+          .http()
+          .post('/api/v1/orders')
+          .set(who.auth)
+          .send({ items: [{ productId: p.id, quantity: 1 }], promotionCode: promo.code });
+      const o = await checkout(carol).expect(201);
+      const opened = await openPayment(h, carol, o.body.id).expect(201);
+      await sleep(1100);
+      // Dave's checkout expires Carol's overdue hold and takes the code's only use.
+      await checkout(dave).expect(201);
+      await completePayment(h, carol, opened.body.id).expect(200);
+      const after = await h.http().get(`/api/v1/orders/${o.body.id}`).set(carol.auth).expect(200);
+      expect(after.body).toMatchObject({ status: 'expired', paidCents: 0 });
+      const refunds = (
+        await h.http().get(`/api/v1/orders/${o.body.id}/refunds`).set(hAdmin.auth).expect(200)
+      ).body.items;
+      expect(refunds).toEqual([
+        expect.objectContaining({ reason: 'hold_expired', amountCents: 900 }),
+      ]);
+      expect(await timesUsed(promo.id)).toBe(1);
+      expect(await stockOf(h, p.id)).toBe(4);
+    });
   });
 });

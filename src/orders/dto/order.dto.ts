@@ -7,6 +7,8 @@ import {
   IsIn,
   IsInt,
   IsObject,
+  IsString,
+  Length,
   IsUUID,
   Max,
   Min,
@@ -54,7 +56,8 @@ export class OrderLineInputDto {
   quantity: number;
 }
 
-export class CreateOrderDto {
+/** The lines of a placement or an edit. */
+export class OrderLinesDto {
   @ApiProperty({
     type: [OrderLineInputDto],
     minItems: 1,
@@ -71,8 +74,33 @@ export class CreateOrderDto {
   items: OrderLineInputDto[];
 }
 
+/** `POST /orders`: the lines, and optionally a promotion code and the total the customer was shown. */
+export class CreateOrderDto extends OrderLinesDto {
+  @ApiPropertyOptional({
+    example: 'SPRING10',
+    description:
+      'A promotion code (compared trimmed and upper-case). Checked and its use counted in the same transaction as the order; a code that cannot be used → 409 `PROMOTION_NOT_APPLICABLE` with a `reason`, nothing reserved.',
+  })
+  @Omittable()
+  @IsString()
+  @Length(1, 64)
+  promotionCode?: string;
+
+  @ApiPropertyOptional({
+    example: 3998,
+    minimum: 0,
+    description:
+      'The total the customer was shown. If the order would cost anything else now (a price or the promotion changed) → 409 `PRICE_CHANGED` with the lines as they would be now; nothing reserved.',
+  })
+  @Omittable()
+  @IsInt()
+  @Min(0)
+  @Max(Number.MAX_SAFE_INTEGER)
+  expectedTotalCents?: number;
+}
+
 /** `PATCH /orders/{id}`: the order's whole new list of lines (same limits as placement). */
-export class UpdateOrderDto extends CreateOrderDto {
+export class UpdateOrderDto extends OrderLinesDto {
   @ApiPropertyOptional({
     example: 1,
     description: 'The version this edit is based on, when no If-Match header is sent.',

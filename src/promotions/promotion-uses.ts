@@ -1,0 +1,115 @@
+import { Injectable } from '@nestjs/common';
+import type { EntityManager } from 'typeorm';
+import { one, sql } from '../common/database/sql';
+import { ProblemError } from '../common/problems/problem.error';
+import { Promotion } from './promotion.entity';
+
+/** Why a code cannot be used, in the order API.md §11 checks them. */
+export const PROMOTION_REFUSALS = [
+  'unknown',
+  'inactive',
+  'not_started',
+  'ended',
+  'currency',
+  'customer_limit',
+  'exhausted',
+] as const;
+export type PromotionRefusal = (typeof PROMOTION_REFUSALS)[number];
+
+/** A promotion locked by a checkout, with the database's clock's view of its period. */
+export interface LockedPromotion {
+  promotion: Promotion;
+  notStarted: boolean;
+  ended: boolean;
+}
+
+export function promotionNotApplicable(code: string, reason: PromotionRefusal): ProblemError {
+  const why: Record<PromotionRefusal, string> = {
+    unknown: 'no promotion has this code',
+    inactive: 'the code is not active',
+    not_started: 'the code is not valid yet',
+    ended: 'the code has ended',
+    currency: "the code's amount is in another currency than the order",
+    customer_limit: 'you already hold as many orders with this code as it allows per customer',
+    exhausted: 'the code has been used as many times as it allows',
+  };
+  return new ProblemError(
+    'PROMOTION_NOT_APPLICABLE',
+    `The promotion code ${code} cannot be used: ${why[reason]}. Nothing was reserved.`,
+    { promotionCode: code, reason },
+  );
+}
+
+/**
+ * A promotion's uses, counted in the transaction of the order that takes or gives one back
+ * (API.md §11). Lock order: a checkout locks its products, then the promotion; a cancel, an expiry
+ * or a revive locks the order, its products, then the promotion: the promotion is always last, so
+ * no two of them wait for each other in a cycle.
+ */
+@Injectable()
+export class PromotionUses {
+  /** The code's row, locked against other checkouts and give-backs; null if no code matches. */
+  async lock(m: EntityManager, code: string): Promise<LockedPromotion | null> {
+    const { rows } = await sql<{ id: string; not_started: boolean; ended: boolean }>(
+      m,
+      `SELECT id, coalesce(starts_at > clock_timestamp(), false) AS not_started,
+              coalesce(ends_at <= clock_timestamp(), false) AS ended
+         FROM promotions WHERE code = upper(btrim($1)) FOR NO KEY UPDATE`,
+      [code],
+    );
+    if (!rows.length) return null;
+    const promotion = (await one(m, Promotion, 'SELECT * FROM promotions WHERE id = $1', [
+      rows[0].id,
+    ]))!;
+    return { promotion, notStarted: rows[0].not_started, ended: rows[0].ended };
+  }
+
+  /**
+   * The first reason the locked code cannot be used for this order, or null. The per-customer count
+   * is a statement after the lock, so it sees every order committed by whoever held it before.
+   */
+  async refusal(
+    m: EntityManager,
+    locked: LockedPromotion | null,
+    userId: string,
+    currency: string,
+  ): Promise<PromotionRefusal | null> {
+    if (!locked) return 'unknown';
+    const { promotion: p } = locked;
+    if (!p.active) return 'inactive';
+    if (locked.notStarted) return 'not_started';
+    if (locked.ended) return 'ended';
+    if (p.amountOffCents !== null && p.currency !== currency) return 'currency';
+    if (p.perCustomerLimit !== null) {
+      const { rows } = await sql<{ n: number }>(
+        m,
+        `SELECT count(*)::int AS n FROM orders
+          WHERE promotion_id = $1 AND user_id = $2 AND status NOT IN ('cancelled', 'expired')`,
+        [p.id, userId],
+      );
+      if (rows[0].n >= p.perCustomerLimit) return 'customer_limit';
+    }
+    if (p.usageLimit !== null && p.timesUsed >= p.usageLimit) return 'exhausted';
+    return null;
+  }
+
+  /** One use taken, by the one guarded write: false when the limit is reached. */
+  async take(m: EntityManager, promotionId: string): Promise<boolean> {
+    const { affected } = await sql(
+      m,
+      `UPDATE promotions SET times_used = times_used + 1
+        WHERE id = $1 AND (usage_limit IS NULL OR times_used < usage_limit)`,
+      [promotionId],
+    );
+    return affected === 1;
+  }
+
+  /** A use given back (a cancelled or expired order). */
+  async giveBack(m: EntityManager, promotionId: string): Promise<void> {
+    await sql(
+      m,
+      'UPDATE promotions SET times_used = times_used - 1 WHERE id = $1 AND times_used > 0',
+      [promotionId],
+    );
+  }
+}
