@@ -288,6 +288,58 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/promotions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List promotion codes (admin)
+         * @description Offset pagination (`limit` ≤ 100) in a stable order (creation time, then id). The list carries an ETag; If-None-Match → 304.
+         */
+        get: operations["PromotionsController_list"];
+        put?: never;
+        /**
+         * Create a promotion code (admin)
+         * @description Exactly one of `percentOff` (1–100) and `amountOffCents` with `currency`. The code is stored trimmed and upper-case and is unique: of two simultaneous creates of one code exactly one succeeds, the other gets 409 `PROMOTION_CODE_TAKEN`.
+         */
+        post: operations["PromotionsController_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/promotions/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * One promotion code (admin)
+         * @description With `ETag`; `If-None-Match` → 304. `timesUsed`: the orders holding a use now.
+         */
+        get: operations["PromotionsController_get"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete a promotion code (admin)
+         * @description Needs `If-Match` or `If-Unmodified-Since`. A code that orders reference cannot be deleted (409 `RESOURCE_IN_USE`); set `active: false` instead.
+         */
+        delete: operations["PromotionsController_remove"];
+        options?: never;
+        head?: never;
+        /**
+         * Change a promotion code (admin)
+         * @description Any subset of the create fields (`null` clears `startsAt`, `endsAt`, `usageLimit`, `perCustomerLimit`; giving one kind of discount clears the other). Needs a precondition: `If-Match` (or `If-Unmodified-Since`) → 412 when stale, or `version` in the body → 409 when stale; neither → 428. `usageLimit` may be set below `timesUsed`: no new use until it is under again. Orders already placed keep their terms.
+         */
+        patch: operations["PromotionsController_update"];
+        trace?: never;
+    };
     "/api/v1/orders": {
         parameters: {
             query?: never;
@@ -374,9 +426,9 @@ export interface paths {
          *     | `pay` | `pending` | `paid` | the service | |
          *     | `ship` | `paid` | `shipped` | admin | |
          *     | `deliver` | `shipped` | `delivered` | admin | |
-         *     | `cancel` | `pending`, `paid` | `cancelled` | owner, admin | returns the reserved stock; owes a full refund of the payment that paid it |
-         *     | `expire` | `pending` | `expired` | the service | returns the reserved stock |
-         *     | `revive` | `expired` | `paid` | the service | takes its units again, all lines or none, at their snapshotted prices |
+         *     | `cancel` | `pending`, `paid` | `cancelled` | owner, admin | returns the reserved stock; gives its promotion use back; owes a full refund of the payment that paid it |
+         *     | `expire` | `pending` | `expired` | the service | returns the reserved stock; gives its promotion use back |
+         *     | `revive` | `expired` | `paid` | the service | takes its units again, all lines or none, at their snapshotted prices; takes its promotion use again (or is not revived) |
          */
         post: operations["OrdersController_pay"];
         delete?: never;
@@ -436,7 +488,7 @@ export interface paths {
         put?: never;
         /**
          * Cancel (owner or admin)
-         * @description pending|paid → cancelled; the reserved stock is returned in the same transaction; a paid order is owed a full refund of its payment (`pending`, `reason: "order_cancelled"`) in the same transaction.
+         * @description pending|paid → cancelled; the reserved stock is returned in the same transaction; its promotion code use is given back in the same transaction; a paid order is owed a full refund of its payment (`pending`, `reason: "order_cancelled"`) in the same transaction.
          */
         post: operations["OrdersController_cancel"];
         delete?: never;
@@ -456,7 +508,7 @@ export interface paths {
         put?: never;
         /**
          * Expire (the service only; callers get 403)
-         * @description pending → expired; the reserved stock is returned in the same transaction.
+         * @description pending → expired; the reserved stock is returned in the same transaction; its promotion code use is given back in the same transaction.
          */
         post: operations["OrdersController_expire"];
         delete?: never;
@@ -476,7 +528,7 @@ export interface paths {
         put?: never;
         /**
          * Revive (money for an expired order arrived and its units are still there) (the service only; callers get 403)
-         * @description expired → paid; its units are taken again in the same transaction, all lines or none.
+         * @description expired → paid; its units are taken again in the same transaction, all lines or none; its promotion code use is taken again by the same guarded write as a checkout, or the order is not revived.
          */
         post: operations["OrdersController_revive"];
         delete?: never;
@@ -777,7 +829,7 @@ export interface components {
              * @description Stable machine-readable code.
              * @enum {string}
              */
-            code: "VALIDATION_FAILED" | "UNAUTHENTICATED" | "FORBIDDEN" | "NOT_FOUND" | "EMAIL_TAKEN" | "SKU_TAKEN" | "SLUG_TAKEN" | "VERSION_MISMATCH" | "ILLEGAL_STATE_TRANSITION" | "ORDER_NOT_EDITABLE" | "INSUFFICIENT_STOCK" | "PRODUCT_UNAVAILABLE" | "RESOURCE_IN_USE" | "IDEMPOTENCY_KEY_IN_USE" | "DELIVERY_NOT_FAILED" | "PAYMENT_IN_PROGRESS" | "PAYMENT_NOT_CANCELABLE" | "PAYMENT_NOT_OPEN" | "PAYMENT_PROVIDER_REJECTED" | "PAYMENT_AMOUNT_MISMATCH" | "REFUND_EXCEEDS_BALANCE" | "REFUND_NOT_FAILED" | "WEBHOOK_SIGNATURE_INVALID" | "PRECONDITION_FAILED" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "IDEMPOTENCY_KEY_REUSED" | "UNKNOWN_PRODUCT" | "PRECONDITION_REQUIRED" | "RATE_LIMITED" | "INTERNAL" | "SERVICE_UNAVAILABLE";
+            code: "VALIDATION_FAILED" | "UNAUTHENTICATED" | "FORBIDDEN" | "NOT_FOUND" | "EMAIL_TAKEN" | "SKU_TAKEN" | "SLUG_TAKEN" | "PROMOTION_CODE_TAKEN" | "VERSION_MISMATCH" | "ILLEGAL_STATE_TRANSITION" | "ORDER_NOT_EDITABLE" | "INSUFFICIENT_STOCK" | "PRODUCT_UNAVAILABLE" | "PROMOTION_NOT_APPLICABLE" | "PRICE_CHANGED" | "RESOURCE_IN_USE" | "IDEMPOTENCY_KEY_IN_USE" | "DELIVERY_NOT_FAILED" | "PAYMENT_IN_PROGRESS" | "PAYMENT_NOT_CANCELABLE" | "PAYMENT_NOT_OPEN" | "PAYMENT_PROVIDER_REJECTED" | "PAYMENT_AMOUNT_MISMATCH" | "REFUND_EXCEEDS_BALANCE" | "REFUND_NOT_FAILED" | "WEBHOOK_SIGNATURE_INVALID" | "PRECONDITION_FAILED" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "IDEMPOTENCY_KEY_REUSED" | "UNKNOWN_PRODUCT" | "PRECONDITION_REQUIRED" | "RATE_LIMITED" | "INTERNAL" | "SERVICE_UNAVAILABLE";
             /** @description Same value as the X-Request-Id response header. */
             requestId: string;
             /**
@@ -1073,6 +1125,130 @@ export interface components {
             /** @example cycle count correction */
             reason: string;
         };
+        CreatePromotionDto: {
+            /**
+             * @description Unique after trimming and upper-casing (`spring10 ` is `SPRING10`). Letters, digits, `.`, `_`, `-`.
+             * @example SPRING10
+             */
+            code: string;
+            /** @example 10 */
+            percentOff?: number | null;
+            amountOffCents?: number | null;
+            /**
+             * @description ISO 4217.
+             * @example EUR
+             */
+            currency?: string | null;
+            /** Format: date-time */
+            startsAt?: string | null;
+            /** Format: date-time */
+            endsAt?: string | null;
+            /** @example 50 */
+            usageLimit?: number | null;
+            /** @example 1 */
+            perCustomerLimit?: number | null;
+            /**
+             * @default true
+             * @example true
+             */
+            active?: boolean;
+        };
+        PromotionDto: {
+            /** Format: uuid */
+            id: string;
+            /**
+             * @description Stored trimmed and upper-case.
+             * @example SPRING10
+             */
+            code: string;
+            /**
+             * @description 1–100, or null.
+             * @example 10
+             */
+            percentOff: number | null;
+            /**
+             * @description Or null.
+             * @example null
+             */
+            amountOffCents: number | null;
+            /**
+             * @description With amountOffCents.
+             * @example null
+             */
+            currency: string | null;
+            /** Format: date-time */
+            startsAt: string | null;
+            /** Format: date-time */
+            endsAt: string | null;
+            /**
+             * @description Null: unlimited.
+             * @example 50
+             */
+            usageLimit: number | null;
+            /**
+             * @description Null: unlimited.
+             * @example 1
+             */
+            perCustomerLimit: number | null;
+            /** @example true */
+            active: boolean;
+            /**
+             * @description The orders holding a use now (a cancelled or expired order gives its use back).
+             * @example 3
+             */
+            timesUsed: number;
+            /** @example 1 */
+            version: number;
+            /** Format: date-time */
+            createdAt: string;
+            /** Format: date-time */
+            updatedAt: string;
+        };
+        PromotionPageDto: {
+            /**
+             * @description Matching items in all pages.
+             * @example 42
+             */
+            total: number;
+            /** @example 20 */
+            limit: number;
+            /** @example 0 */
+            offset: number;
+            items: components["schemas"]["PromotionDto"][];
+        };
+        UpdatePromotionDto: {
+            /**
+             * @description Unique after trimming and upper-casing (`spring10 ` is `SPRING10`). Letters, digits, `.`, `_`, `-`.
+             * @example SPRING10
+             */
+            code?: string;
+            /** @example 10 */
+            percentOff?: number | null;
+            amountOffCents?: number | null;
+            /**
+             * @description ISO 4217.
+             * @example EUR
+             */
+            currency?: string | null;
+            /** Format: date-time */
+            startsAt?: string | null;
+            /** Format: date-time */
+            endsAt?: string | null;
+            /** @example 50 */
+            usageLimit?: number | null;
+            /** @example 1 */
+            perCustomerLimit?: number | null;
+            /**
+             * @default true
+             * @example true
+             */
+            active?: boolean;
+            /**
+             * @description The version this change is based on, when no If-Match header is sent.
+             * @example 3
+             */
+            version?: number;
+        };
         OrderLineInputDto: {
             /**
              * Format: uuid
@@ -1086,6 +1262,16 @@ export interface components {
         CreateOrderDto: {
             /** @description Lines for the same product are merged before stock is checked. */
             items: components["schemas"]["OrderLineInputDto"][];
+            /**
+             * @description A promotion code (compared trimmed and upper-case). Checked and its use counted in the same transaction as the order; a code that cannot be used → 409 `PROMOTION_NOT_APPLICABLE` with a `reason`, nothing reserved.
+             * @example SPRING10
+             */
+            promotionCode?: string;
+            /**
+             * @description The total the customer was shown. If the order would cost anything else now (a price or the promotion changed) → 409 `PRICE_CHANGED` with the lines as they would be now; nothing reserved.
+             * @example 3998
+             */
+            expectedTotalCents?: number;
         };
         OrderItemDto: {
             /** Format: uuid */
@@ -1124,7 +1310,22 @@ export interface components {
             allowedTransitions: ("pay" | "ship" | "deliver" | "cancel" | "expire" | "revive")[];
             items: components["schemas"]["OrderItemDto"][];
             /**
-             * @description Computed by the server from the prices at ordering.
+             * @description The sum of the lines at their snapshotted prices.
+             * @example 3998
+             */
+            subtotalCents: number;
+            /**
+             * @description What the promotion code takes off the subtotal (0 without one): `floor(subtotal × percentOff / 100)`, or `min(subtotal, amountOffCents)`; an edit reapplies the code's terms as they were at placement.
+             * @example 0
+             */
+            discountCents: number;
+            /**
+             * @description The promotion code the order was placed with (as stored), or null.
+             * @example null
+             */
+            promotionCode: string | null;
+            /**
+             * @description What is owed: `subtotalCents` − `discountCents`, computed by the server from the prices at ordering.
              * @example 3998
              */
             totalCents: number;
@@ -3380,6 +3581,603 @@ export interface operations {
             };
             /** @description `UNSUPPORTED_MEDIA_TYPE`: Unsupported media type */
             415: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `RATE_LIMITED`: Too many requests */
+            429: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `INTERNAL`: Internal error */
+            500: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+        };
+    };
+    PromotionsController_list: {
+        parameters: {
+            query?: {
+                limit?: number;
+                offset?: number;
+            };
+            header?: {
+                /** @description An ETag you hold; when it is still current the answer is 304 with no body. */
+                "If-None-Match"?: string;
+                /** @description Your correlation id (1-128 of A-Z a-z 0-9 . _ : -); echoed back, else one is made. */
+                "X-Request-Id"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    /** @description Strong, opaque entity tag of this representation. */
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PromotionPageDto"];
+                };
+            };
+            /** @description If-None-Match matched. */
+            304: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description `VALIDATION_FAILED`: The request is not valid */
+            400: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: Authentication required */
+            401: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `FORBIDDEN`: Not allowed for this role */
+            403: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `RATE_LIMITED`: Too many requests */
+            429: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `INTERNAL`: Internal error */
+            500: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+        };
+    };
+    PromotionsController_create: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Your correlation id (1-128 of A-Z a-z 0-9 . _ : -); echoed back, else one is made. */
+                "X-Request-Id"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreatePromotionDto"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    /** @description Strong, opaque entity tag of this representation. */
+                    ETag?: string;
+                    /** @description When the resource last changed. */
+                    "Last-Modified"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PromotionDto"];
+                };
+            };
+            /** @description `VALIDATION_FAILED`: The request is not valid */
+            400: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: Authentication required */
+            401: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `FORBIDDEN`: Not allowed for this role */
+            403: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `PROMOTION_CODE_TAKEN`: Promotion code already in use */
+            409: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `UNSUPPORTED_MEDIA_TYPE`: Unsupported media type */
+            415: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `RATE_LIMITED`: Too many requests */
+            429: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `INTERNAL`: Internal error */
+            500: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+        };
+    };
+    PromotionsController_get: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description An ETag you hold; when it is still current the answer is 304 with no body. */
+                "If-None-Match"?: string;
+                /** @description Your correlation id (1-128 of A-Z a-z 0-9 . _ : -); echoed back, else one is made. */
+                "X-Request-Id"?: string;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    /** @description Strong, opaque entity tag of this representation. */
+                    ETag?: string;
+                    /** @description When the resource last changed. */
+                    "Last-Modified"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PromotionDto"];
+                };
+            };
+            /** @description If-None-Match matched. */
+            304: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description `VALIDATION_FAILED`: The request is not valid */
+            400: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: Authentication required */
+            401: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `FORBIDDEN`: Not allowed for this role */
+            403: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `NOT_FOUND`: Resource not found */
+            404: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `RATE_LIMITED`: Too many requests */
+            429: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `INTERNAL`: Internal error */
+            500: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+        };
+    };
+    PromotionsController_remove: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The `ETag` response header of your last read, exactly as sent, double quotes included (e.g. `"v3-…"` with its quotes; not the bare `version`, not a JSON-escaped `\"…\"`). Strong comparison: `W/"…"` never matches; a list of ETags or `*` is accepted. Stale → 412 with `current`; a value that is not a valid entity-tag, or not an ETag this service issued for this resource, → 412 saying so. Without it, `If-Unmodified-Since` or a body `version` is required, else 428. */
+                "If-Match"?: string;
+                /** @description HTTP-date alternative to If-Match (one-second resolution). Stale → 412. */
+                "If-Unmodified-Since"?: string;
+                /** @description Your correlation id (1-128 of A-Z a-z 0-9 . _ : -); echoed back, else one is made. */
+                "X-Request-Id"?: string;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted. */
+            204: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description `VALIDATION_FAILED`: The request is not valid */
+            400: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: Authentication required */
+            401: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `FORBIDDEN`: Not allowed for this role */
+            403: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `NOT_FOUND`: Resource not found */
+            404: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `RESOURCE_IN_USE`: Resource is still referenced */
+            409: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `PRECONDITION_FAILED`: Precondition failed */
+            412: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `PRECONDITION_REQUIRED`: Precondition required */
+            428: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `RATE_LIMITED`: Too many requests */
+            429: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `INTERNAL`: Internal error */
+            500: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+        };
+    };
+    PromotionsController_update: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The `ETag` response header of your last read, exactly as sent, double quotes included (e.g. `"v3-…"` with its quotes; not the bare `version`, not a JSON-escaped `\"…\"`). Strong comparison: `W/"…"` never matches; a list of ETags or `*` is accepted. Stale → 412 with `current`; a value that is not a valid entity-tag, or not an ETag this service issued for this resource, → 412 saying so. Without it, `If-Unmodified-Since` or a body `version` is required, else 428. */
+                "If-Match"?: string;
+                /** @description HTTP-date alternative to If-Match (one-second resolution). Stale → 412. */
+                "If-Unmodified-Since"?: string;
+                /** @description Your correlation id (1-128 of A-Z a-z 0-9 . _ : -); echoed back, else one is made. */
+                "X-Request-Id"?: string;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdatePromotionDto"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    /** @description Strong, opaque entity tag of this representation. */
+                    ETag?: string;
+                    /** @description When the resource last changed. */
+                    "Last-Modified"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PromotionDto"];
+                };
+            };
+            /** @description `VALIDATION_FAILED`: The request is not valid */
+            400: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: Authentication required */
+            401: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `FORBIDDEN`: Not allowed for this role */
+            403: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `NOT_FOUND`: Resource not found */
+            404: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `PROMOTION_CODE_TAKEN`: Promotion code already in use; `VERSION_MISMATCH`: Version mismatch */
+            409: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `PRECONDITION_FAILED`: Precondition failed */
+            412: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `UNSUPPORTED_MEDIA_TYPE`: Unsupported media type */
+            415: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `PRECONDITION_REQUIRED`: Precondition required */
+            428: {
                 headers: {
                     /** @description The request id; the same value as `requestId` in problem bodies. */
                     "X-Request-Id"?: string;
