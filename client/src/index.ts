@@ -25,6 +25,44 @@ export type OrderLine = components['schemas']['OrderLineInputDto'];
 export type Payment = components['schemas']['PaymentDto'];
 export type Refund = components['schemas']['RefundDto'];
 export type NewProduct = components['schemas']['CreateProductDto'];
+export type Promotion = components['schemas']['PromotionDto'];
+export type NewPromotion = components['schemas']['CreatePromotionDto'];
+export type PromotionChange = components['schemas']['UpdatePromotionDto'];
+
+/** What a 409 PRICE_CHANGED says: the total shown, the total now, and the lines as they would be now. */
+export interface PriceChange {
+  expectedTotalCents: number;
+  totalCents: number;
+  items: {
+    productId: string;
+    sku: string;
+    name: string;
+    unitPriceCents: number;
+    quantity: number;
+  }[];
+}
+
+/**
+ * The new lines and total of a 409 PRICE_CHANGED, to show the customer before they confirm (then
+ * place again with `expectedTotalCents: totalCents`); null for any other error.
+ */
+export function priceChange(error: unknown): PriceChange | null {
+  if (!(error instanceof ApiProblem) || error.code !== 'PRICE_CHANGED') return null;
+  const { expectedTotalCents, totalCents, items } = error.body as unknown as PriceChange;
+  return { expectedTotalCents, totalCents, items };
+}
+
+/** A PRICE_CHANGED as text for a confirmation prompt: one line per item, then the totals. */
+export function describePriceChange(change: PriceChange, currency = ''): string {
+  const money = (cents: number): string =>
+    `${(cents / 100).toFixed(2)}${currency ? ` ${currency}` : ''}`;
+  return [
+    ...change.items.map(
+      (l) => `${l.quantity} × ${l.name} (${l.sku}) at ${money(l.unitPriceCents)}`,
+    ),
+    `Total now ${money(change.totalCents)} (you were shown ${money(change.expectedTotalCents)})`,
+  ].join('\n');
+}
 
 export interface ClientOptions {
   baseUrl: string;
@@ -208,6 +246,44 @@ export class OrderClient {
     );
   }
 
+  async createPromotion(input: NewPromotion): Promise<Tagged<Promotion>> {
+    const result = await this.api.POST('/api/v1/promotions', { body: input });
+    return { value: unwrap(result), etag: result.response.headers.get('etag') ?? '' };
+  }
+
+  async getPromotion(id: string): Promise<Tagged<Promotion>> {
+    const result = await this.api.GET('/api/v1/promotions/{id}', { params: { path: { id } } });
+    return { value: unwrap(result), etag: result.response.headers.get('etag') ?? '' };
+  }
+
+  async promotions(page: { limit?: number; offset?: number } = {}): Promise<Promotion[]> {
+    return unwrap(await this.api.GET('/api/v1/promotions', { params: { query: page } })).items;
+  }
+
+  /** A change with If-Match: 412 PRECONDITION_FAILED (with `current`) when someone changed it since. */
+  async updatePromotion(
+    id: string,
+    change: PromotionChange,
+    etag: string,
+  ): Promise<Tagged<Promotion>> {
+    const result = await this.api.PATCH('/api/v1/promotions/{id}', {
+      params: { path: { id } },
+      headers: { 'If-Match': etag },
+      body: change,
+    });
+    return { value: unwrap(result), etag: result.response.headers.get('etag') ?? '' };
+  }
+
+  /** 409 RESOURCE_IN_USE while orders reference the code: deactivate it instead. */
+  async deletePromotion(id: string, etag: string): Promise<void> {
+    unwrap(
+      await this.api.DELETE('/api/v1/promotions/{id}', {
+        params: { path: { id } },
+        headers: { 'If-Match': etag },
+      }),
+    );
+  }
+
   /**
    * Places an order, retrying what is safe to retry. Every attempt carries the same
    * Idempotency-Key, so a retry after a lost answer replays the first order instead of placing a
@@ -217,13 +293,21 @@ export class OrderClient {
     items: OrderLine[],
     {
       idempotencyKey = globalThis.crypto.randomUUID(),
+      promotionCode,
+      expectedTotalCents,
       ...retryOptions
-    }: RetryOptions & { idempotencyKey?: string } = {},
+    }: RetryOptions & {
+      idempotencyKey?: string;
+      /** A promotion code (409 PROMOTION_NOT_APPLICABLE with a `reason` when it cannot be used). */
+      promotionCode?: string;
+      /** The total the customer was shown (409 PRICE_CHANGED otherwise: see `priceChange`). */
+      expectedTotalCents?: number;
+    } = {},
   ): Promise<{ order: Order; replayed: boolean }> {
     return retry(
       async () => {
         const result = await this.api.POST('/api/v1/orders', {
-          body: { items },
+          body: { items, promotionCode, expectedTotalCents },
           headers: { 'Idempotency-Key': idempotencyKey },
         });
         return {

@@ -2,9 +2,11 @@ import { randomBytes } from 'node:crypto';
 import { JwtService } from '@nestjs/jwt';
 import {
   ApiProblem,
+  describePriceChange,
   holdRemainingMs,
   MergeConflict,
   OrderClient,
+  priceChange,
   type ProblemCode,
   retry,
 } from '../src/index.ts';
@@ -37,7 +39,11 @@ function advice(code: ProblemCode): string {
     case 'UNKNOWN_PRODUCT':
     case 'PRODUCT_UNAVAILABLE':
     case 'INSUFFICIENT_STOCK':
+    case 'PROMOTION_CODE_TAKEN':
+    case 'PROMOTION_NOT_APPLICABLE':
       return 'change the request';
+    case 'PRICE_CHANGED':
+      return 'confirm the new total';
     case 'VERSION_MISMATCH':
     case 'PRECONDITION_FAILED':
     case 'PRECONDITION_REQUIRED':
@@ -447,6 +453,48 @@ describe('the typed client against the real service', () => {
       code: 'INSUFFICIENT_STOCK',
       body: { items: [{ requested: 2, available: 1 }] },
     });
+  });
+
+  it('manages promotion codes, and shows a PRICE_CHANGED as the new lines to confirm', async () => {
+    const admin = await asAdmin();
+    const { value: p } = await admin.createProduct(newProduct(5));
+    const code = `CLIENT-${randomBytes(3).toString('hex').toUpperCase()}`;
+    const created = await admin.createPromotion({ code, percentOff: 10, usageLimit: 1 });
+    expect(created.value).toMatchObject({ code, percentOff: 10, timesUsed: 0 });
+    const changed = await admin.updatePromotion(created.value.id, { percentOff: 20 }, created.etag);
+    expect(changed.value.percentOff).toBe(20);
+    expect((await admin.promotions({ limit: 100 })).map((x) => x.code)).toContain(code);
+    // The customer was shown 900 × 2 − 10%; the code is 20% now, and the price went up.
+    await admin.update('products', p.id, () => ({ priceCents: 1000 }));
+    const error = await admin
+      .placeOrder([{ productId: p.id, quantity: 2 }], {
+        promotionCode: code,
+        expectedTotalCents: 1620,
+      })
+      .catch((e: unknown) => e);
+    const change = priceChange(error);
+    expect(change).toEqual({
+      expectedTotalCents: 1620,
+      totalCents: 1600,
+      items: [{ productId: p.id, sku: p.sku, name: p.name, unitPriceCents: 1000, quantity: 2 }],
+    });
+    expect(describePriceChange(change!, 'EUR')).toBe(
+      `2 × ${p.name} (${p.sku}) at 10.00 EUR\nTotal now 16.00 EUR (you were shown 16.20 EUR)`,
+    );
+    const { order } = await admin.placeOrder([{ productId: p.id, quantity: 2 }], {
+      promotionCode: code,
+      expectedTotalCents: change!.totalCents,
+    });
+    expect(order).toMatchObject({ subtotalCents: 2000, discountCents: 400, totalCents: 1600 });
+    const used = await admin
+      .placeOrder([{ productId: p.id, quantity: 1 }], { promotionCode: code })
+      .catch((e: unknown) => e);
+    expect(used).toMatchObject({ code: 'PROMOTION_NOT_APPLICABLE', body: { reason: 'exhausted' } });
+    const fresh = await admin.getPromotion(created.value.id);
+    const inUse = await admin
+      .deletePromotion(created.value.id, fresh.etag)
+      .catch((e: unknown) => e);
+    expect(inUse).toMatchObject({ code: 'RESOURCE_IN_USE' });
   });
 });
 
