@@ -3,6 +3,7 @@ import {
   authRequests,
   orderRequests,
   productRequests,
+  promotionRequests,
   paymentRequests,
   transitionRequests,
   userRequests,
@@ -108,6 +109,11 @@ const GROUPS: Group[] = [
     requests: productRequests,
     numRuns: 210,
     regressions: [FOUND.lowercaseCurrency],
+  },
+  {
+    name: 'promotions (create, list, get, patch, delete)',
+    requests: promotionRequests,
+    numRuns: 140,
   },
   {
     name: 'orders (create, list, get, history)',

@@ -160,6 +160,8 @@ export interface FieldSpec {
   example: () => unknown;
   /** May be left out of a create body (every field of a PATCH body may be). */
   optional?: boolean;
+  /** The representation allows `null` here (API.md §3): null may be accepted (a limit cleared). */
+  nullable?: boolean;
   /** Integers: the accepted range, and values refused inside it (a stock delta of 0). */
   min?: number;
   max?: number;
@@ -209,8 +211,8 @@ const isObject = (v: unknown): boolean => v !== null && typeof v === 'object' &&
 /** True when the field's limits say the API must refuse this (parsed) value. */
 export function mustRefuse(spec: FieldSpec, v: unknown): boolean {
   if (v === undefined) return !spec.optional;
-  // No field of this API takes null (API.md §3).
-  if (v === null) return true;
+  // No field of this API takes null unless its representation allows null (API.md §3).
+  if (v === null) return !spec.nullable;
   if (spec.malformed?.some((m) => Object.is(m, v))) return true;
   switch (spec.type) {
     case 'integer':

@@ -18,7 +18,7 @@ import {
 } from './arbitraries';
 import type { BodyEndpoint } from './fields';
 import { type Auth, type FuzzRequest, SPECIAL_TOKENS, type Who } from './harness';
-import { type FuzzWorld, ORDERS, PRODUCTS } from './world';
+import { type FuzzWorld, ORDERS, PRODUCTS, PROMOTIONS } from './world';
 
 /**
  * Request generators for every endpoint of API.md §1, grouped as the suite reports them. Each
@@ -360,7 +360,26 @@ export function orderFields(w: FuzzWorld): Record<string, FieldSpec> {
     quantity: int(1, 1000),
   };
   const validLine = fc.record({ productId, quantity: fc.integer({ min: 1, max: 1000 }) });
+  const codes = [w.promotions.held.code, w.promotions.disposable.code];
   return {
+    // Any string of 1–64 is a code to look up: one that names nothing is 409 `unknown`, not 400.
+    promotionCode: {
+      valid: fc.oneof(
+        fc.constantFrom(...codes, ...codes.map((c) => ` ${c.toLowerCase()} `)),
+        fc.string({ minLength: 1, maxLength: 20 }),
+      ),
+      nearMiss: fc.constantFrom('', 'x'.repeat(65)),
+      type: 'string',
+      example: () => w.promotions.held.code,
+      optional: true,
+      minLength: 1,
+      maxLength: 64,
+    },
+    expectedTotalCents: {
+      ...int(0, Number.MAX_SAFE_INTEGER, 1250),
+      valid: fc.oneof(fc.integer({ min: 0, max: 100_000 }), fc.constant(1150)),
+      optional: true,
+    },
     items: {
       valid: fc.array(validLine, { minLength: 1, maxLength: 4 }),
       nearMiss: fc.oneof(
@@ -418,6 +437,40 @@ export function refundFields(w: FuzzWorld): Record<string, FieldSpec> {
   };
 }
 
+export function promotionFields(w: FuzzWorld): Record<string, FieldSpec> {
+  const taken = w.promotions.held.code;
+  const limit = (min: number): FieldSpec => ({
+    ...int(min, 1_000_000_000, 5),
+    optional: true,
+    nullable: true,
+  });
+  return {
+    code: {
+      valid: fc.oneof(
+        { weight: 4, arbitrary: fc.stringMatching(/^[A-Za-z0-9][A-Za-z0-9._-]{0,20}$/) },
+        { weight: 1, arbitrary: fc.constantFrom(taken.toLowerCase(), ` ${taken} `) },
+      ),
+      nearMiss: fc.constantFrom('', ' ', '-abc', 'a b', 'x'.repeat(65), 'ÄBC', 'abc\u0000'),
+      type: 'string',
+      example: () => `FZ-${unique()}`,
+      trim: true,
+      maxLength: 64,
+      mustMatch: /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/,
+      malformed: ['-abc', '.abc', 'a b', 'ÄBC'],
+    },
+    // The body's one discount: amountOffCents would be a second (its rule is the e2e suite's).
+    percentOff: { ...int(1, 100, 10), nullable: true },
+    usageLimit: limit(0),
+    perCustomerLimit: limit(1),
+    active: {
+      valid: fc.boolean(),
+      type: 'boolean',
+      example: () => true,
+      optional: true,
+    },
+  };
+}
+
 /** Every endpoint of API.md §1 that takes a JSON body. */
 export const BODY_ENDPOINTS = [
   'POST /auth/register',
@@ -426,6 +479,8 @@ export const BODY_ENDPOINTS = [
   'POST /products',
   'PATCH /products/{id}',
   'POST /products/{id}/stock-adjustments',
+  'POST /promotions',
+  'PATCH /promotions/{id}',
   'POST /orders',
   'POST /orders/{id}/payments',
   'POST /orders/{id}/refunds',
@@ -491,6 +546,25 @@ export function bodyEndpoints(w: FuzzWorld): Record<BodyEndpointName, BodyEndpoi
       target: 'referenced',
       callers: ['admin'],
       fields: stockAdjustmentFields,
+    },
+    {
+      endpoint: 'POST /promotions',
+      method: 'POST',
+      path: `${API}/promotions`,
+      callers: ['admin'],
+      fields: promotionFields(w),
+    },
+    {
+      endpoint: 'PATCH /promotions/{id}',
+      method: 'PATCH',
+      path: `${API}/promotions/${w.promotions.disposable.id}`,
+      target: 'disposable',
+      callers: ['admin'],
+      fields: { ...promotionFields(w), version },
+      patch: {
+        resource: `${API}/promotions/${w.promotions.disposable.id}`,
+        companion: () => ({ active: true }),
+      },
     },
     {
       endpoint: 'POST /orders',
@@ -666,6 +740,58 @@ export function productRequests(w: FuzzWorld): Arbitrary<FuzzRequest> {
       ids: ids('scarce', 'plentiful', 'disposable'),
       auth: writers,
       body: mutatedBody(stockAdjustmentFields),
+      etags,
+    },
+  );
+}
+
+export function promotionRequests(w: FuzzWorld): Arbitrary<FuzzRequest> {
+  const ids = targets(Object.fromEntries(PROMOTIONS.map((n) => [n, w.promotions[n].id])));
+  const writers = callers(['admin', 'admin', 'customer']);
+  const etags = w.etags.promotions;
+  const fields = promotionFields(w);
+  return group(
+    {
+      endpoint: 'POST /promotions',
+      weight: 3,
+      method: 'POST',
+      path: () => `${API}/promotions`,
+      auth: writers,
+      body: mutatedBody(fields),
+      etags,
+    },
+    {
+      endpoint: 'GET /promotions',
+      method: 'GET',
+      path: () => `${API}/promotions`,
+      query: ['limit', 'offset'],
+      auth: writers,
+      etags,
+    },
+    {
+      endpoint: 'GET /promotions/{id}',
+      method: 'GET',
+      path: (id) => `${API}/promotions/${id}`,
+      ids,
+      auth: writers,
+      etags,
+    },
+    {
+      endpoint: 'PATCH /promotions/{id}',
+      weight: 3,
+      method: 'PATCH',
+      path: (id) => `${API}/promotions/${id}`,
+      ids,
+      auth: writers,
+      body: mutatedBody({ ...fields, version }, { partial: true }),
+      etags,
+    },
+    {
+      endpoint: 'DELETE /promotions/{id}',
+      method: 'DELETE',
+      path: (id) => `${API}/promotions/${id}`,
+      ids,
+      auth: writers,
       etags,
     },
   );

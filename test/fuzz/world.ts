@@ -25,6 +25,9 @@ export const ORDERS = [
 ] as const;
 export type OrderName = (typeof ORDERS)[number];
 
+export const PROMOTIONS = ['disposable', 'held'] as const;
+export type PromotionName = (typeof PROMOTIONS)[number];
+
 export interface FuzzWorld extends World {
   products: Record<ProductName, { id: string; etag: string; sku: string; slug: string }>;
   orders: Record<OrderName, string>;
@@ -32,8 +35,10 @@ export interface FuzzWorld extends World {
   payments: { manual: string; failed: string };
   /** A succeeded refund of the paid order. */
   refunds: { succeeded: string };
+  /** Promotion codes: one to patch and delete, one an order holds (its delete is 409). */
+  promotions: Record<PromotionName, { id: string; etag: string; code: string }>;
   /** ETags as first read (they go stale as the fuzzing changes things, which is useful too). */
-  etags: { users: string[]; products: string[]; orders: string[] };
+  etags: { users: string[]; products: string[]; orders: string[]; promotions: string[] };
   close: () => Promise<void>;
 }
 
@@ -128,6 +133,32 @@ export async function createWorld(): Promise<FuzzWorld> {
   const payments = { manual, failed: opened.body.id as string };
   const refunds = { succeeded: refund.body.id as string };
 
+  const promotion = async (terms: Record<string, unknown>) => {
+    const res = await t
+      .http()
+      .post('/api/v1/promotions')
+      .set(admin.auth)
+      .send({ code: `FZ-${randomUUID().slice(0, 8)}`, ...terms })
+      .expect(201);
+    return { id: res.body.id as string, etag: res.headers.etag, code: res.body.code };
+  };
+  const promotions: FuzzWorld['promotions'] = {
+    disposable: await promotion({ percentOff: 10 }),
+    held: await promotion({ amountOffCents: 100, currency: 'EUR', usageLimit: 1_000_000 }),
+  };
+  await t
+    .http()
+    .post('/api/v1/orders')
+    .set(customer.auth)
+    .send({
+      items: [{ productId: products.plentiful.id, quantity: 1 }],
+      promotionCode: promotions.held.code,
+    })
+    .expect(201);
+  promotions.held.etag = (
+    await t.http().get(`/api/v1/promotions/${promotions.held.id}`).set(admin.auth).expect(200)
+  ).headers.etag;
+
   const etagOf = async (path: string, who: typeof admin) =>
     (await t.http().get(path).set(who.auth).expect(200)).headers.etag;
   const etags = {
@@ -136,6 +167,7 @@ export async function createWorld(): Promise<FuzzWorld> {
       await etagOf(`/api/v1/users/${customer.id}`, customer),
     ],
     products: PRODUCTS.map((name) => products[name].etag),
+    promotions: [promotions.disposable.etag, promotions.held.etag],
     orders: [
       await etagOf(`/api/v1/orders/${orders.pending}`, customer),
       await etagOf(`/api/v1/orders/${orders.paid}`, admin),
@@ -167,6 +199,7 @@ export async function createWorld(): Promise<FuzzWorld> {
     refunds,
     tokens: bearer,
     products,
+    promotions,
     orders,
     etags,
     close: () => t.close(),
