@@ -75,6 +75,60 @@ describe('races across two instances on one database', () => {
     console.log(`two instances, oversell race: ${JSON.stringify(tally(replies))}`);
   });
 
+  const promotion = async (
+    terms: Record<string, unknown>,
+  ): Promise<{ id: string; code: string }> => {
+    const res = await call(b.url, 'POST', '/api/v1/promotions', {
+      token: admin.token,
+      body: { code: `MI-${randomBytes(4).toString('hex').toUpperCase()}`, ...terms },
+    });
+    expect(res.status).toBe(201);
+    return { id: res.body.id, code: res.body.code };
+  };
+  const coded = (i: number, productId: string, promotionCode: string, who = i): Promise<Reply> =>
+    call(on(i).url, 'POST', '/api/v1/orders', {
+      token: shoppers[who % shoppers.length].token,
+      body: { items: [{ productId, quantity: 1 }], promotionCode },
+    });
+  const uses = async (promotionId: string): Promise<{ held: number; timesUsed: number }> =>
+    (
+      await sql.query(
+        `SELECT (SELECT count(*)::int FROM orders WHERE promotion_id = p.id
+                  AND status NOT IN ('cancelled', 'expired')) AS held,
+                times_used AS "timesUsed"
+           FROM promotions p WHERE id = $1`,
+        [promotionId],
+      )
+    ).rows[0];
+
+  it('usageLimit 50 under 500 checkouts split over both instances → exactly 50 orders with the code, 450 × 409 exhausted, stock moved only for the 50', async () => {
+    const p = await product(1000);
+    const promo = await promotion({ percentOff: 10, usageLimit: 50 });
+    const replies = await Promise.all(
+      Array.from({ length: 500 }, (_, i) => coded(i, p.id, promo.code)),
+    );
+    console.log(`two instances, usageLimit race: ${JSON.stringify(tally(replies))}`);
+    expect(tally(replies)).toEqual({ 201: 50, 409: 450 });
+    expect(
+      replies
+        .filter((r) => r.status === 409)
+        .every((r) => r.body.code === 'PROMOTION_NOT_APPLICABLE' && r.body.reason === 'exhausted'),
+    ).toBe(true);
+    expect(await uses(promo.id)).toEqual({ held: 50, timesUsed: 50 });
+    expect(await stock(p.id)).toBe(950);
+  });
+
+  it('perCustomerLimit 1: one customer, 20 checkouts over both instances → exactly one', async () => {
+    const p = await product(100);
+    const promo = await promotion({ percentOff: 10, perCustomerLimit: 1 });
+    const replies = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => coded(i, p.id, promo.code, 0)),
+    );
+    expect(tally(replies)).toEqual({ 201: 1, 409: 19 });
+    expect(await uses(promo.id)).toEqual({ held: 1, timesUsed: 1 });
+    expect(await stock(p.id)).toBe(99);
+  });
+
   it('lets exactly one of 50 PATCHes holding one If-Match win, whichever instance it hits', async () => {
     const p = await product(5);
     const replies = await Promise.all(
