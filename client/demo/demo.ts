@@ -11,10 +11,12 @@ import { Webhook } from 'standardwebhooks';
 import {
   ApiProblem,
   type components,
+  describePriceChange,
   holdRemainingMs,
   MergeConflict,
   type Order,
   OrderClient,
+  priceChange,
   type Product,
 } from '../src/index.ts';
 
@@ -124,7 +126,7 @@ async function run(baseUrl: string): Promise<void> {
   }
 }
 
-/** Steps 2 to 11, while the shop's webhook receiver listens. */
+/** Steps 2 to 12, while the shop's webhook receiver listens. */
 async function session({
   baseUrl,
   client,
@@ -287,7 +289,95 @@ async function session({
 
   await abandonedCheckout({ alice, ada, grace, tag });
   await money({ alice, ada, tag });
+  await lastCoupon({ alice, client, tag });
   await webhooksHeard(shop, toShip);
+}
+
+/**
+ * A limited code runs out while two shoppers race for its last use: the use is counted by one
+ * guarded write in the order's transaction, so exactly one gets it; then a price changes under a
+ * shopper's cart and the checkout refuses the total she never saw.
+ */
+async function lastCoupon({
+  alice,
+  client,
+  tag,
+}: {
+  alice: OrderClient;
+  client: (who: string) => OrderClient;
+  tag: string;
+}): Promise<void> {
+  step(
+    11,
+    'Two shoppers race for the last use of a code',
+    'Alice creates LAST-… for 2 uses; Ada used one already; Cleo and Dan check out at the same moment.',
+  );
+  const { value: tote } = await alice.createProduct({
+    sku: `TOTE-${tag}`,
+    slug: `tote-${tag}`,
+    name: 'Canvas tote',
+    priceCents: 2000,
+    currency: 'EUR',
+    stock: 10,
+  });
+  const { value: code } = await alice.createPromotion({
+    code: `LAST-${tag}`,
+    percentOff: 25,
+    usageLimit: 2,
+  });
+  const shopper = async (name: string): Promise<OrderClient> => {
+    const c = client(name);
+    const email = `${name}-${tag}@example.com`;
+    await c.register(email, 'correct horse battery', name);
+    await c.login(email, 'correct horse battery');
+    return c;
+  };
+  const [first, cleo, dan] = await Promise.all([shopper('ada2'), shopper('cleo'), shopper('dan')]);
+  await first.placeOrder([{ productId: tote.id, quantity: 1 }], { promotionCode: code.code });
+  const race = await Promise.all(
+    [cleo, dan].map((c) =>
+      c
+        .placeOrder([{ productId: tote.id, quantity: 1 }], {
+          promotionCode: code.code,
+          expectedTotalCents: 1500,
+        })
+        .then(
+          ({ order }) => order,
+          (e: unknown) => e,
+        ),
+    ),
+  );
+  const won = race.filter((r) => !(r instanceof Error));
+  const lost = race.filter(
+    (r) =>
+      r instanceof ApiProblem &&
+      r.code === 'PROMOTION_NOT_APPLICABLE' &&
+      r.body.reason === 'exhausted',
+  );
+  check(
+    won.length === 1 && lost.length === 1,
+    'exactly one got the last use (total 15.00 EUR); the other got 409 PROMOTION_NOT_APPLICABLE, reason exhausted, nothing reserved',
+  );
+  const after = (await alice.getPromotion(code.id)).value;
+  const toteNow = (await alice.getProduct(tote.id)).value;
+  check(
+    after.timesUsed === 2 && toteNow.stock === 8,
+    `timesUsed ${after.timesUsed} of ${after.usageLimit}; stock ${toteNow.stock}: moved only for the two orders`,
+  );
+
+  console.log('   Then Alice raises the tote’s price while Cleo’s cart still shows 20.00 EUR.');
+  await alice.update('products', tote.id, () => ({ priceCents: 2400 }));
+  const drift = await cleo
+    .placeOrder([{ productId: tote.id, quantity: 1 }], { expectedTotalCents: 2000 })
+    .catch((e: unknown) => e);
+  const change = priceChange(drift);
+  check(
+    change?.totalCents === 2400,
+    '409 PRICE_CHANGED with the lines as they are now; nothing reserved',
+  );
+  if (change) {
+    for (const line of describePriceChange(change, 'EUR').split('\n')) console.log(`     ${line}`);
+  }
 }
 
 /** Polls `done` every 200 ms for at most `ms`: the refund relay works after the commit. */
@@ -623,7 +713,7 @@ function stopServer(server: Server): Promise<void> {
  */
 async function webhooksHeard(shop: ShopReceiver, order: Order): Promise<void> {
   step(
-    11,
+    12,
     'The shop heard every change, once and in order',
     shop.skipped
       ? 'A shop’s webhook receiver would have verified and printed each order event as it arrived.'
