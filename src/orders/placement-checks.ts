@@ -1,0 +1,60 @@
+import { ProblemError } from '../common/problems/problem.error';
+import { validationProblem } from '../common/problems/validation';
+import type { StockRow } from '../products/stock.repository';
+import type { CreateOrderDto } from './dto/order.dto';
+import type { NewLine } from './orders.repository';
+
+/** What a placement checks of what it read, and the problems it answers with (pure). */
+
+/** 409 PRICE_CHANGED: the total now is not the one the customer was shown; the lines as now. */
+export function priceChanged(expected: number, total: number, lines: NewLine[]): ProblemError {
+  return new ProblemError(
+    'PRICE_CHANGED',
+    `The order would cost ${total}, not the ${expected} expected: a price or the promotion changed. Nothing was reserved.`,
+    {
+      expectedTotalCents: expected,
+      totalCents: total,
+      items: lines.map((l) => ({
+        productId: l.productId,
+        sku: l.sku,
+        name: l.name,
+        unitPriceCents: l.unitPriceCents,
+        quantity: l.quantity,
+      })),
+    },
+  );
+}
+
+export function isShort(locked: StockRow[], wanted: Map<string, number>): boolean {
+  return locked.some((p) => (wanted.get(p.id) ?? 0) > p.stock);
+}
+
+/** 422 for unknown products, 409 for inactive ones, 400 for mixed currencies. */
+export function vet(locked: StockRow[], ids: string[], dto: CreateOrderDto): void {
+  const known = new Set(locked.map((p) => p.id));
+  const unknown = [...ids].sort().filter((id) => !known.has(id));
+  if (unknown.length) {
+    throw new ProblemError(
+      'UNKNOWN_PRODUCT',
+      `${unknown.length} product(s) in the order do not exist: ${unknown.join(', ')}. Nothing was reserved.`,
+      { items: unknown.map((productId) => ({ productId })) },
+    );
+  }
+  const inactive = locked.filter((p) => !p.active);
+  if (inactive.length) {
+    throw new ProblemError(
+      'PRODUCT_UNAVAILABLE',
+      `Not for sale: ${inactive.map((p) => p.sku).join(', ')}. Remove them and resubmit; nothing was reserved.`,
+      { items: inactive.map((p) => ({ productId: p.id, sku: p.sku })) },
+    );
+  }
+  const currencies = new Set(locked.map((p) => p.currency));
+  if (currencies.size > 1) {
+    throw validationProblem(
+      dto.items.map((_, i) => ({
+        field: `items[${i}].productId`,
+        message: `an order has one currency; these products are priced in ${[...currencies].join(' and ')}`,
+      })),
+    );
+  }
+}
