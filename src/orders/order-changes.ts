@@ -52,9 +52,9 @@ export class OrderChanges implements OnApplicationBootstrap {
     },
     // The checkout's guarded write; refused, the caller rolls back to its savepoint (not revived).
     retakePromotion: async (m, { order }) => {
-      if (order.promotionId && !(await this.promotions.take(m, order.promotionId))) {
-        throw promotionNotApplicable(order.promotionCode!, 'exhausted');
-      }
+      if (!order.promotionId) return;
+      const refused = await this.promotions.retake(m, order.promotionId, order.userId, order.id);
+      if (refused) throw promotionNotApplicable(order.promotionCode!, refused);
     },
   };
 

@@ -104,6 +104,37 @@ export class PromotionUses {
     return affected === 1;
   }
 
+  /**
+   * A use taken again by a revived order (API.md §9, §11), whatever the code's dates or state now,
+   * but never past its limits: under the code's row lock, the customer's other live orders with it
+   * against `perCustomerLimit`, then the guarded write against `usageLimit`. The reason it cannot,
+   * or null when taken.
+   */
+  async retake(
+    m: EntityManager,
+    promotionId: string,
+    userId: string,
+    orderId: string,
+  ): Promise<'customer_limit' | 'exhausted' | null> {
+    const { rows } = await sql<{ per_customer_limit: number | null }>(
+      m,
+      'SELECT per_customer_limit FROM promotions WHERE id = $1 FOR NO KEY UPDATE',
+      [promotionId],
+    );
+    const limit = rows[0]?.per_customer_limit ?? null;
+    if (limit !== null) {
+      const { rows: held } = await sql<{ n: number }>(
+        m,
+        `SELECT count(*)::int AS n FROM orders
+          WHERE promotion_id = $1 AND user_id = $2 AND id <> $3
+            AND status NOT IN ('cancelled', 'expired')`,
+        [promotionId, userId, orderId],
+      );
+      if (held[0].n >= limit) return 'customer_limit';
+    }
+    return (await this.take(m, promotionId)) ? null : 'exhausted';
+  }
+
   /** A use given back (a cancelled or expired order). */
   async giveBack(m: EntityManager, promotionId: string): Promise<void> {
     await sql(

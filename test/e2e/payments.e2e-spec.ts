@@ -542,5 +542,40 @@ describe('payments', () => {
       expect(await timesUsed(promo.id)).toBe(1);
       expect(await stockOf(h, p.id)).toBe(4);
     });
+
+    it('does not revive an order past perCustomerLimit: the customer used the code again meanwhile, refunded hold_expired', async () => {
+      const p = await createProduct(h, hAdmin, { stock: 5, priceCents: 1000 });
+      const promo = await promotion({ percentOff: 10, perCustomerLimit: 1 });
+      const checkout = () =>
+        h
+          .http()
+          .post('/api/v1/orders')
+          .set(carol.auth)
+          .send({ items: [{ productId: p.id, quantity: 1 }], promotionCode: promo.code });
+      const first = await checkout().expect(201);
+      const opened = await openPayment(h, carol, first.body.id).expect(201);
+      await sleep(1100);
+      // Carol's next checkout expires her overdue one (its use given back) and uses the code again.
+      const second = await checkout().expect(201);
+      await completePayment(h, carol, opened.body.id).expect(200);
+      const after = await h
+        .http()
+        .get(`/api/v1/orders/${first.body.id}`)
+        .set(carol.auth)
+        .expect(200);
+      expect(after.body).toMatchObject({ status: 'expired', paidCents: 0 });
+      const refunds = (
+        await h.http().get(`/api/v1/orders/${first.body.id}/refunds`).set(hAdmin.auth).expect(200)
+      ).body.items;
+      expect(refunds).toEqual([
+        expect.objectContaining({ reason: 'hold_expired', amountCents: 900 }),
+      ]);
+      const live = await h.db.query(
+        `SELECT id FROM orders WHERE promotion_id = $1 AND status NOT IN ('cancelled', 'expired')`,
+        [promo.id],
+      );
+      expect(live.map((r: { id: string }) => r.id)).toEqual([second.body.id]);
+      expect(await timesUsed(promo.id)).toBe(1);
+    });
   });
 });
