@@ -4345,7 +4345,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDto"];
                 };
             };
-            /** @description `INSUFFICIENT_STOCK`: Insufficient stock; `PRODUCT_UNAVAILABLE`: Product unavailable; `IDEMPOTENCY_KEY_IN_USE`: Idempotency key in use */
+            /** @description `INSUFFICIENT_STOCK`: Insufficient stock; `PRODUCT_UNAVAILABLE`: Product unavailable; `PROMOTION_NOT_APPLICABLE`: Promotion code not applicable; `PRICE_CHANGED`: Price changed; `IDEMPOTENCY_KEY_IN_USE`: Idempotency key in use */
             409: {
                 headers: {
                     /** @description The request id; the same value as `requestId` in problem bodies. */
