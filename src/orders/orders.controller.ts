@@ -1,6 +1,7 @@
 import { Body, Controller, Get, HttpCode, Param, Patch, Post, Query } from '@nestjs/common';
 import {
   ApiBearerAuth,
+  ApiBody,
   ApiCreatedResponse,
   ApiHeader,
   ApiNotModifiedResponse,
@@ -36,6 +37,7 @@ import { PageQueryDto } from '../common/http/pagination';
 import { UuidPipe } from '../common/http/uuid.pipe';
 import { ApiProblems } from '../common/problems/openapi';
 import {
+  CREATE_ORDER_EXAMPLES,
   CreateOrderDto,
   HistoryEntryDto,
   HistoryPageDto,
@@ -98,6 +100,7 @@ export class OrdersController {
   ) {}
 
   @Post()
+  @ApiBody({ type: CreateOrderDto, examples: CREATE_ORDER_EXAMPLES })
   @ApiOperation({
     summary: 'Place an order',
     description:

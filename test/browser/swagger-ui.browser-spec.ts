@@ -150,10 +150,20 @@ describe('Swagger UI (browser)', () => {
   async function execute(
     operation: Locator,
   ): Promise<{ status: string; body: string; headers: string }> {
-    await operation.locator('.execute').click();
-    // The live table appears once the response arrived; the documented one is `.responses-table`.
+    // The answer to this click, from the network: on a second click the table still shows the
+    // previous answer until Swagger UI renders the new one.
+    const [answer] = await Promise.all([
+      page.waitForResponse(
+        (r) => r.url().includes('/api/v1/') && r.request().method() !== 'OPTIONS',
+      ),
+      operation.locator('.execute').click(),
+    ]);
+    // The live table shows it once rendered; the documented one is `.responses-table`.
     const live = operation.locator('.live-responses-table .response');
-    await live.waitFor();
+    await live
+      .locator('.response-col_status', { hasText: new RegExp(`^\\s*${answer.status()}\\b`) })
+      .first()
+      .waitFor();
     const text = async (selector: string) =>
       ((await live.locator(selector).first().textContent()) ?? '').trim();
     // The description cell holds an <h5> heading followed by its content, per section.

@@ -75,6 +75,23 @@ export class OrderLinesDto {
 }
 
 /** `POST /orders`: the lines, and optionally a promotion code and the total the customer was shown. */
+/**
+ * The request examples of `POST /orders`: the first is what the Swagger UI prefills, and it works on
+ * a fresh demo database (one demo Logo mug, no code, no expected total).
+ */
+export const CREATE_ORDER_EXAMPLES = {
+  'one demo Logo mug': {
+    value: { items: [{ productId: EXAMPLE_PRODUCT.id, quantity: 1 }] },
+  },
+  'with a promotion code and the total the customer was shown': {
+    value: {
+      items: [{ productId: EXAMPLE_PRODUCT.id, quantity: 2 }],
+      promotionCode: 'SPRING10',
+      expectedTotalCents: 2250,
+    },
+  },
+};
+
 export class CreateOrderDto extends OrderLinesDto {
   @ApiPropertyOptional({
     example: 'SPRING10',
