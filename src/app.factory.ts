@@ -28,6 +28,7 @@ import { createValidationPipe } from './common/problems/validation';
 import type { Env } from './config/env';
 import { ReadReplicas } from './database/read-replicas';
 import { createRootLogger } from './observability/logger';
+import { recordProblemSpan } from './observability/problem-spans';
 import { MetricsService } from './observability/metrics.service';
 import { setupOpenApi } from './openapi';
 
@@ -231,6 +232,16 @@ export async function createApp(options: CreateAppOptions): Promise<NestFastifyA
       span.setAttribute('request.id', request.id);
       // Which rule refused the request, findable in the trace viewer by code.
       if (request.problemCode) span.setAttribute('problem.code', request.problemCode);
+      // Unsampled: a conflict or a 5xx is recorded all the same (one span, see problem-spans.ts).
+      recordProblemSpan(span, {
+        method: request.method,
+        route,
+        status,
+        problemCode: request.problemCode,
+        requestId: request.id,
+        headers: request.headers,
+        startTimeMs: Date.now() - reply.elapsedTime,
+      });
     }
     const traceId = span?.spanContext().traceId;
     const operational = route === '/metrics' || route.startsWith('/health');

@@ -136,7 +136,28 @@ export interface Env {
    * the Stripe SDK talks to instead of api.stripe.com; refused under `NODE_ENV=production`.
    */
   STRIPE_API_BASE: string | undefined;
+  /**
+   * Which requests are traced when tracing is on (`OTEL_EXPORTER_OTLP_ENDPOINT` set), by the
+   * OpenTelemetry name of the sampler; `parentbased_*` follows the caller's `traceparent` decision.
+   * Whatever it decides, a conflict (409, 412, 428 with a problem code) or a 5xx is recorded (one
+   * span per request, without its SQL children).
+   */
+  OTEL_TRACES_SAMPLER: TracesSampler;
+  /**
+   * The share of traces (0 to 1) a `traceidratio` sampler keeps.
+   * @default `0.1` under the default sampler; `1` under a ratio sampler you name (OpenTelemetry's default)
+   */
+  OTEL_TRACES_SAMPLER_ARG: number | undefined;
 }
+
+/** The samplers the OpenTelemetry Node SDK knows by name (OTEL_TRACES_SAMPLER). */
+export type TracesSampler =
+  | 'parentbased_traceidratio'
+  | 'parentbased_always_on'
+  | 'parentbased_always_off'
+  | 'traceidratio'
+  | 'always_on'
+  | 'always_off';
 
 export class EnvError extends Error {
   constructor(
@@ -239,6 +260,17 @@ function urls(src: Source, name: string, protocols: string[]): string[] {
   });
 }
 
+/** A number from 0 to 1 (a sampling ratio); unset: undefined. */
+function ratio(src: Source, name: string): number | undefined {
+  const v = str(src, name);
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!/^(\d+(\.\d*)?|\.\d+)$/.test(v) || n > 1) {
+    throw new EnvError(name, `expected a number from 0 to 1, got "${v}"`);
+  }
+  return n;
+}
+
 /** A development secret that changes on every start: tokens do not survive a restart, by design. */
 const developmentSecret = randomBytes(32).toString('hex');
 
@@ -330,5 +362,35 @@ export function loadEnv(src: Source = process.env): Env {
     STRIPE_SECRET_KEY,
     STRIPE_WEBHOOK_SECRET,
     STRIPE_API_BASE,
+    OTEL_TRACES_SAMPLER: oneOf(
+      src,
+      'OTEL_TRACES_SAMPLER',
+      [
+        'parentbased_traceidratio',
+        'parentbased_always_on',
+        'parentbased_always_off',
+        'traceidratio',
+        'always_on',
+        'always_off',
+      ],
+      'parentbased_traceidratio',
+    ),
+    OTEL_TRACES_SAMPLER_ARG: ratio(src, 'OTEL_TRACES_SAMPLER_ARG'),
   };
+}
+
+/**
+ * The tracing sampler's two variables, validated by loadEnv's own rules (the SDK would log a bad
+ * value and sample everything). tracing.ts needs them before loadEnv runs in main.ts: only these
+ * two are read here, every other variable takes its development default.
+ */
+export function tracesSampling(
+  src: Source = process.env,
+): Pick<Env, 'OTEL_TRACES_SAMPLER' | 'OTEL_TRACES_SAMPLER_ARG'> {
+  const { OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG } = loadEnv({
+    NODE_ENV: 'development',
+    OTEL_TRACES_SAMPLER: src.OTEL_TRACES_SAMPLER,
+    OTEL_TRACES_SAMPLER_ARG: src.OTEL_TRACES_SAMPLER_ARG,
+  });
+  return { OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG };
 }
