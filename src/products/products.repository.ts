@@ -15,19 +15,22 @@ import type { Page } from '../common/http/pagination';
 import type { ProductQueryDto } from './dto/product.dto';
 import { Product } from './product.entity';
 
-/** What a create or a full replace writes (the representation's writable fields). */
+/**
+ * What a create or a full replace writes (the representation's writable fields), and a create's
+ * initial stock (a replace never writes stock: API.md §13).
+ */
 export type ProductFields = Pick<
   Product,
-  'sku' | 'slug' | 'name' | 'description' | 'priceCents' | 'currency' | 'stock' | 'active'
->;
+  'sku' | 'slug' | 'name' | 'description' | 'priceCents' | 'currency' | 'active'
+> & { stock?: number };
 
 const PRODUCT_BY_ID = prepared(
   'product_by_id',
-  'SELECT id, sku, slug, name, description, price_cents, currency, stock, active, version, ' +
+  'SELECT id, sku, slug, name, description, price_cents, currency, active, version, ' +
     'created_at, updated_at, previous_updated_at FROM products WHERE id = $1',
 );
 
-/** Every SQL statement on `products` except stock changes (those are StockRepository's). */
+/** Every SQL statement on `products` except stock reads and changes (StockRepository's). */
 @Injectable()
 export class ProductsRepository {
   constructor(@InjectDataSource() private readonly dataSource: DataSource) {}

@@ -17,14 +17,19 @@ import {
   type CreateProductDto,
   ProductDto,
   type ProductQueryDto,
+  type ProductWithStockDto,
   type PutProductDto,
+  type SetStockDto,
+  STOCK_IS_ITS_OWN_RESOURCE,
+  StockDto,
   type UpdateProductDto,
 } from './dto/product.dto';
 import { Product } from './product.entity';
 import { type ProductFields, ProductsRepository } from './products.repository';
-import { StockRepository } from './stock.repository';
+import { type StockLevel, StockRepository } from './stock.repository';
 
 export const productPath = (id: string): string => `/api/v1/products/${id}`;
+export const stockPath = (id: string): string => `/api/v1/products/${id}/stock`;
 
 /** A create's defaults, and the full set of fields a PUT replaces. */
 function fields(input: CreateProductDto): ProductFields {
@@ -35,7 +40,7 @@ function fields(input: CreateProductDto): ProductFields {
     description: input.description ?? '',
     priceCents: input.priceCents,
     currency: input.currency,
-    stock: input.stock,
+    stock: input.stock ?? 0,
     active: input.active ?? true,
   };
 }
@@ -52,6 +57,27 @@ export class ProductsService {
 
   describe(product: Product): Versioned<ProductDto> {
     return versioned('product', product, ProductDto.from(product));
+  }
+
+  /** The stock's own ETag and Last-Modified: its version and timestamps, not the product's. */
+  describeStock(level: StockLevel): Versioned<StockDto> {
+    return versioned(
+      'stock',
+      {
+        id: level.id,
+        version: level.stockVersion,
+        updatedAt: level.stockUpdatedAt,
+        previousUpdatedAt: level.stockPreviousUpdatedAt,
+      },
+      StockDto.from(level),
+    );
+  }
+
+  /** A list item: the product, and its stock level when the list was asked to include it. */
+  listItem(product: Product, includeStock: boolean): ProductWithStockDto {
+    const item: ProductWithStockDto = ProductDto.from(product);
+    if (includeStock) item.stock = product.stock;
+    return item;
   }
 
   async create(input: CreateProductDto): Promise<Product> {
@@ -166,7 +192,14 @@ export class ProductsService {
         resourceName,
         acceptsBodyVersion: false,
       })!;
-      const replaced = await this.products.update(current.id, condition, replacement);
+      if (input.stock !== undefined) {
+        // A replace never sets stock (API.md §13); only a create takes the initial level.
+        throw validationProblem([{ field: 'stock', message: STOCK_IS_ITS_OWN_RESOURCE }]);
+      }
+      const replaced = await this.products.update(current.id, condition, {
+        ...replacement,
+        stock: undefined,
+      });
       if (replaced) return { product: replaced, created: false };
       const fresh = await this.products.findBySku(sku);
       if (!fresh) throw notFound(`Product with SKU ${sku}`);
@@ -176,7 +209,35 @@ export class ProductsService {
     }
   }
 
-  adjustStock(id: string, delta: number): Promise<Product> {
+  /** `m`: where the read runs (a GET's Reader); the primary by default. */
+  async findStock(id: string, m?: EntityManager): Promise<StockLevel> {
+    const level = await this.stock.level(id, m);
+    if (!level) throw notFound(`Product ${id}`);
+    return level;
+  }
+
+  /**
+   * `PUT /products/{id}/stock`, a stock-take: the preconditions of §3 on the stock's own ETag or
+   * version, then one guarded write; a sale between our read and our write makes it 412/409 with the
+   * stock as it is now.
+   */
+  async setStock(
+    id: string,
+    input: SetStockDto,
+    preconditions: Preconditions,
+  ): Promise<StockLevel> {
+    return (await guardedMutation({
+      preconditions,
+      bodyVersion: input.version,
+      resourceName: `stock of product ${id}`,
+      load: () => this.stock.level(id),
+      describe: (level) => this.describeStock(level),
+      notFound: () => notFound(`Product ${id}`),
+      write: (condition) => this.stock.set(id, condition, input.stock),
+    })) as StockLevel;
+  }
+
+  adjustStock(id: string, delta: number): Promise<StockLevel> {
     return this.stock.adjust(id, delta);
   }
 

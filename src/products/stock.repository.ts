@@ -1,11 +1,19 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, type EntityManager } from 'typeorm';
-import { hydrate, sql } from '../common/database/sql';
+import { hydrate, one, sql, type WriteCondition } from '../common/database/sql';
 import { notFound, ProblemError } from '../common/problems/problem.error';
 import { validationProblem } from '../common/problems/validation';
 import { MAX_STOCK } from './dto/product.dto';
 import { Product } from './product.entity';
+
+/** The stock of a product, its own resource (API.md §13): the level and its own version. */
+export type StockLevel = Pick<
+  Product,
+  'id' | 'stock' | 'stockVersion' | 'stockUpdatedAt' | 'stockPreviousUpdatedAt'
+>;
+
+const STOCK_COLUMNS = 'id, stock, stock_version, stock_updated_at, stock_previous_updated_at';
 
 /** A product row locked for a stock change, with what an order snapshots of it. */
 export interface StockRow {
@@ -61,7 +69,9 @@ export function insufficientStock(
 
 /**
  * The one owner of `products.stock`. Every change of stock goes through here: orders reserve and
- * release units, admins adjust. Multi-product changes lock the rows in product-id order, so two
+ * release units, admins adjust and take stock. (The placement statements, src/orders/sql, decrement it
+ * too, under the same row lock.) The touch_product_version trigger moves the stock's own version on
+ * every change of it, never the product's (API.md §13). Multi-product changes lock the rows in product-id order, so two
  * transactions over the same products can never deadlock, and every decrement stays conditional
  * (`stock >= n`), so the database has the last word even if a caller's check were wrong.
  */
@@ -117,17 +127,46 @@ export class StockRepository {
     );
   }
 
+  /** The stock of a product; null when there is no such product. */
+  level(productId: string, m: EntityManager = this.dataSource.manager): Promise<StockLevel | null> {
+    return one(m, Product, `SELECT ${STOCK_COLUMNS} FROM products WHERE id = $1`, [productId]);
+  }
+
+  /**
+   * A stock-take: the absolute level, checked and written in one statement (`… WHERE id = $1 AND
+   * stock_version = $3`), never a read followed by a save. The stock's version moves even when the
+   * level counted is the one held (the statement names it); the product's never does. Undefined when
+   * no row matched (the stock moved on, or the product is gone).
+   */
+  async set(
+    productId: string,
+    condition: WriteCondition,
+    stock: number,
+  ): Promise<StockLevel | undefined> {
+    const versioned = condition.kind === 'version';
+    return (
+      (await one(
+        this.dataSource.manager,
+        Product,
+        `UPDATE products SET stock = $2, stock_version = stock_version + 1
+          WHERE id = $1${versioned ? ' AND stock_version = $3' : ''}
+          RETURNING ${STOCK_COLUMNS}`,
+        versioned ? [productId, stock, condition.version] : [productId, stock],
+      )) ?? undefined
+    );
+  }
+
   /**
    * An admin's relative change, one conditional statement: parallel adjustments serialise on the row
    * lock and none reads a stale value. Below zero → 409; an increase past MAX_STOCK → 400.
    */
-  async adjust(productId: string, delta: number): Promise<Product> {
+  async adjust(productId: string, delta: number): Promise<StockLevel> {
     const m = this.dataSource.manager;
     const { rows } = await sql(
       m,
       `UPDATE products SET stock = stock + $2
         WHERE id = $1 AND stock + $2 >= 0 AND ($2 <= 0 OR stock + $2 <= $3)
-        RETURNING *`,
+        RETURNING ${STOCK_COLUMNS}`,
       [productId, delta, MAX_STOCK],
     );
     if (rows.length) return hydrate(m, Product, rows[0]);

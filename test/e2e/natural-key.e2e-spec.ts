@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { type Account, account, expectProblem } from '../support/http';
-import { createProduct, productInput } from '../support/fixtures';
+import { createProduct, productInput, stockOf } from '../support/fixtures';
 import { createTestApp, type TestApp } from '../support/test-app';
 
 /** `PUT /products/sku/{sku}` and `GET /products/sku/{sku}`: catalogue sync by natural key. */
@@ -22,6 +22,12 @@ describe('products by SKU', () => {
     const { sku: generated, ...rest } = productInput(overrides);
     void generated; // the path names the SKU
     return code ? { ...rest, sku: code } : rest;
+  };
+  /** A replacing PUT's body: the product without `stock` (its own resource, API.md §13). */
+  const replacement = (code?: string, overrides: object = {}) => {
+    const { stock, ...rest } = body(code, overrides) as { stock?: number };
+    void stock;
+    return rest;
   };
   const rowsWithSku = async (code: string) =>
     (
@@ -52,18 +58,27 @@ describe('products by SKU', () => {
     const created = await put(code, body(code, { description: 'first' }), {
       'If-None-Match': '*',
     }).expect(201);
-    const replaced = await put(code, body(code, { name: 'Replaced', stock: 3 }), {
+    const withStock = await put(code, body(code, { name: 'Replaced', stock: 3 }), {
+      'If-Match': created.headers.etag,
+    });
+    expectProblem(withStock, 'VALIDATION_FAILED');
+    expect(withStock.body.errors).toEqual([
+      { field: 'stock', message: expect.stringContaining('PUT /products/{id}/stock') },
+    ]);
+    const replaced = await put(code, replacement(code, { name: 'Replaced' }), {
       'If-Match': created.headers.etag,
     });
     expect(replaced.status).toBe(200);
     expect(replaced.body).toMatchObject({
       id: created.body.id,
       name: 'Replaced',
-      stock: 3,
       description: '', // the whole product: what the body leaves out takes the create default
       version: 2,
     });
-    const stale = await put(code, body(code, { name: 'Lost update' }), {
+    expect(replaced.body).not.toHaveProperty('stock');
+    // The stock is not part of the product: the replace left it as the create set it.
+    expect(await stockOf(t, created.body.id)).toBe(10);
+    const stale = await put(code, replacement(code, { name: 'Lost update' }), {
       'If-Match': created.headers.etag,
     });
     expectProblem(stale, 'PRECONDITION_FAILED');

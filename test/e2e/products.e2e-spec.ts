@@ -1,5 +1,5 @@
 import { type Account, account, expectProblem } from '../support/http';
-import { createProduct, productInput, productRow } from '../support/fixtures';
+import { createProduct, productInput, productRow, stockOf } from '../support/fixtures';
 import { createTestApp, type TestApp } from '../support/test-app';
 
 describe('products', () => {
@@ -17,7 +17,11 @@ describe('products', () => {
     it('answers 201 with Location, a strong ETag and Last-Modified', async () => {
       const input = productInput({ description: 'Soft.' });
       const res = await t.http().post('/api/v1/products').set(admin.auth).send(input).expect(201);
-      expect(res.body).toMatchObject({ ...input, version: 1, active: true });
+      const { stock, ...own } = input;
+      expect(res.body).toMatchObject({ ...own, version: 1, active: true });
+      // Stock is its own resource (API.md §13): the create took it, the product does not carry it.
+      expect(res.body).not.toHaveProperty('stock');
+      expect(await stockOf(t, res.body.id)).toBe(stock);
       expect(res.headers.location).toBe(`/api/v1/products/${res.body.id}`);
       expect(res.headers.etag).toMatch(/^"[^"]+"$/);
       expect(res.headers['last-modified']).toBeDefined();
@@ -344,10 +348,20 @@ describe('products', () => {
         .set(admin.auth)
         .send({ delta, reason: 'test' });
 
-    it('applies a relative change and bumps the version', async () => {
+    it("applies a relative change and answers the stock, whose version moves and the product's does not", async () => {
       const p = await createProduct(t, admin, { stock: 5 });
       const res = await adjust(p.id, 7).expect(200);
-      expect(res.body).toMatchObject({ stock: 12, version: 2 });
+      expect(res.body).toEqual({
+        productId: p.id,
+        stock: 12,
+        version: 2,
+        updatedAt: expect.any(String),
+      });
+      const stock = await t.http().get(`/api/v1/products/${p.id}/stock`).expect(200);
+      expect(res.headers.etag).toBe(stock.headers.etag);
+      const product = await t.http().get(`/api/v1/products/${p.id}`).expect(200);
+      expect(product.headers.etag).toBe(p.etag);
+      expect(product.body.version).toBe(1);
     });
 
     it('answers 409 INSUFFICIENT_STOCK with what is available, changing nothing', async () => {
@@ -358,7 +372,7 @@ describe('products', () => {
         available: 2,
         items: [{ productId: p.id, sku: p.body.sku, requested: 3, available: 2 }],
       });
-      expect(await productRow(t, p.id)).toMatchObject({ stock: 2, version: 1 });
+      expect(await productRow(t, p.id)).toMatchObject({ stock: 2, stock_version: 1, version: 1 });
     });
 
     it('answers 404 for an unknown product and 400 for a zero delta', async () => {
@@ -374,7 +388,7 @@ describe('products', () => {
       const refused = results.filter((r) => r.status !== 200);
       expect(refused).toHaveLength(40);
       for (const r of refused) expectProblem(r, 'INSUFFICIENT_STOCK');
-      expect(await productRow(t, p.id)).toMatchObject({ stock: 0, version: 61 });
+      expect(await productRow(t, p.id)).toMatchObject({ stock: 0, stock_version: 61, version: 1 });
     });
   });
 });

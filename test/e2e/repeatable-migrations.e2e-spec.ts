@@ -154,6 +154,7 @@ describe('SQL functions as repeatable migrations', () => {
       'place_order',
       'place_order_locked',
       'place_orders',
+      'touch_product_version',
       'touch_version',
     ]);
     for (const f of files) {

@@ -56,8 +56,22 @@ export const placeOrder = (t: TestApp, who: Account, items: Line[], key?: string
 export const act = (t: TestApp, who: Account, orderId: string, action: string) =>
   t.http().post(`/api/v1/orders/${orderId}/${action}`).set(who.auth).send();
 
+/** The product's stock, read as a storefront does: `GET /products/{id}/stock` (API.md §13). */
 export async function stockOf(t: TestApp, productId: string): Promise<number> {
-  return (await productRow(t, productId))!.stock as number;
+  const res = await t.http().get(`/api/v1/products/${productId}/stock`);
+  if (res.status !== 200) {
+    throw new Error(`GET stock of ${productId}: ${res.status} ${JSON.stringify(res.body)}`);
+  }
+  return res.body.stock as number;
+}
+
+/** `GET /products/{id}/stock`: the stock's representation and its own ETag. */
+export async function stockResource(
+  t: TestApp,
+  productId: string,
+): Promise<{ body: Record<string, any>; etag: string }> {
+  const res = await t.http().get(`/api/v1/products/${productId}/stock`).expect(200);
+  return { body: res.body, etag: res.headers.etag };
 }
 
 export async function orderCount(t: TestApp, userId?: string): Promise<number> {

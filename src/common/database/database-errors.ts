@@ -38,6 +38,7 @@ export const CONSTRAINTS = {
   products_slug_format: { code: 'VALIDATION_FAILED', field: 'slug' },
   products_sku_trimmed: { code: 'VALIDATION_FAILED', field: 'sku' },
   products_version_positive: { code: 'INTERNAL', field: 'version' },
+  products_stock_version_positive: { code: 'INTERNAL', field: 'stock.version' },
   // orders
   orders_pkey: { code: 'INTERNAL', field: 'id' },
   orders_user_id_fkey: {

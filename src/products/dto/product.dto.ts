@@ -1,6 +1,13 @@
-import { ApiProperty, ApiPropertyOptional, OmitType, PartialType } from '@nestjs/swagger';
+import {
+  ApiHideProperty,
+  ApiProperty,
+  ApiPropertyOptional,
+  OmitType,
+  PartialType,
+} from '@nestjs/swagger';
 import { Transform, Type } from 'class-transformer';
 import {
+  Equals,
   IsBoolean,
   IsIn,
   IsInt,
@@ -32,10 +39,13 @@ export class ProductDto {
   @ApiProperty({ example: 1999, description: 'Integer minor units of `currency`.' })
   priceCents: number;
   @ApiProperty({ example: 'EUR', description: 'ISO 4217.' }) currency: string;
-  @ApiProperty({ example: 42, description: 'Units available to order now.' }) stock: number;
   @ApiProperty({ example: true, description: 'Inactive products cannot be ordered.' })
   active: boolean;
-  @ApiProperty({ example: 3, description: '+1 on every change, stock included.' })
+  @ApiProperty({
+    example: 3,
+    description:
+      "+1 on every change of the product's own fields. Stock is its own resource (`GET /products/{id}/stock`): no sale, cancel, expiry or stock change moves this version.",
+  })
   version: number;
   @ApiProperty({ format: 'date-time' }) createdAt: string;
   @ApiProperty({ format: 'date-time' }) updatedAt: string;
@@ -49,7 +59,6 @@ export class ProductDto {
       description: p.description,
       priceCents: p.priceCents,
       currency: p.currency,
-      stock: p.stock,
       active: p.active,
       version: p.version,
       createdAt: p.createdAt.toISOString(),
@@ -58,8 +67,67 @@ export class ProductDto {
   }
 }
 
+/** A list item of `GET /products?include=stock`: the product and its stock level. */
+export class ProductWithStockDto extends ProductDto {
+  @ApiPropertyOptional({
+    example: 42,
+    description:
+      'Units available to order now; only with `include=stock`. Its own version and ETag are at `GET /products/{id}/stock`.',
+  })
+  stock?: number;
+}
+
 export class ProductPageDto extends PageMetaDto {
-  @ApiProperty({ type: [ProductDto] }) items: ProductDto[];
+  @ApiProperty({
+    type: [ProductWithStockDto],
+    description: 'Each item carries `stock` only with `include=stock`.',
+  })
+  items: ProductWithStockDto[];
+}
+
+/** The stock of a product, its own resource (API.md §13). */
+export class StockDto {
+  @ApiProperty({ format: 'uuid' }) productId: string;
+  @ApiProperty({ example: 42, description: 'Units available to order now.' }) stock: number;
+  @ApiProperty({
+    example: 17,
+    description:
+      "+1 on every change of the stock: a checkout, a cancel, an expiry, an order edit, a revive, an adjustment, a stock-take. Independent of the product's version.",
+  })
+  version: number;
+  @ApiProperty({ format: 'date-time' }) updatedAt: string;
+
+  static from(p: Pick<Product, 'id' | 'stock' | 'stockVersion' | 'stockUpdatedAt'>): StockDto {
+    return {
+      productId: p.id,
+      stock: p.stock,
+      version: p.stockVersion,
+      updatedAt: p.stockUpdatedAt.toISOString(),
+    };
+  }
+}
+
+/** `PUT /products/{id}/stock`: a stock-take's absolute level. */
+export class SetStockDto {
+  @ApiProperty({
+    example: 40,
+    minimum: 0,
+    maximum: MAX_STOCK,
+    description: 'The level counted: what is available to order from now on.',
+  })
+  @IsInt()
+  @Min(0)
+  @Max(MAX_STOCK)
+  stock: number;
+
+  @ApiPropertyOptional({
+    example: 17,
+    description: "The stock's version this level is based on, when no If-Match header is sent.",
+  })
+  @Omittable()
+  @IsInt()
+  @Min(1)
+  version?: number;
 }
 
 /**
@@ -111,11 +179,19 @@ export class CreateProductDto {
   @IsISO4217CurrencyCode({ message: 'currency must be an ISO 4217 code such as EUR' })
   currency: string;
 
-  @ApiProperty({ example: 100, minimum: 0, maximum: MAX_STOCK })
+  @ApiPropertyOptional({
+    example: 100,
+    minimum: 0,
+    maximum: MAX_STOCK,
+    default: 0,
+    description:
+      'The initial stock, on create only (a creating `PUT /products/sku/{sku}` too). Afterwards stock is its own resource: `PUT /products/{id}/stock`, `POST /products/{id}/stock-adjustments`.',
+  })
+  @Omittable()
   @IsInt()
   @Min(0)
   @Max(MAX_STOCK)
-  stock: number;
+  stock?: number;
 
   @ApiPropertyOptional({ example: true, default: true })
   @Omittable()
@@ -123,7 +199,18 @@ export class CreateProductDto {
   active?: boolean;
 }
 
-export class UpdateProductDto extends PartialType(CreateProductDto, { skipNullProperties: false }) {
+export const STOCK_IS_ITS_OWN_RESOURCE =
+  'stock is its own resource: set a level with PUT /products/{id}/stock, or change it with POST /products/{id}/stock-adjustments';
+
+export class UpdateProductDto extends PartialType(OmitType(CreateProductDto, ['stock']), {
+  skipNullProperties: false,
+}) {
+  /** Never accepted: named in the 400 with where stock is changed (API.md §13). */
+  @ApiHideProperty()
+  @Omittable()
+  @Equals(undefined, { message: STOCK_IS_ITS_OWN_RESOURCE })
+  stock?: never;
+
   @ApiPropertyOptional({
     example: 3,
     description: 'The version this change is based on, when no If-Match header is sent.',
@@ -134,7 +221,10 @@ export class UpdateProductDto extends PartialType(CreateProductDto, { skipNullPr
   version?: number;
 }
 
-/** `PUT /products/sku/{sku}`: the whole product, as on create; `sku` may be left out (the path's). */
+/**
+ * `PUT /products/sku/{sku}`: the whole product, as on create; `sku` may be left out (the path's).
+ * `stock` only when it creates (If-None-Match: *): a replacing PUT with it is a 400 (the service).
+ */
 export class PutProductDto extends OmitType(CreateProductDto, ['sku']) {
   @ApiPropertyOptional({
     example: 'TSHIRT-RED-M',
@@ -165,7 +255,19 @@ export class StockAdjustmentDto {
   reason: string;
 }
 
+export const PRODUCT_INCLUDES = ['stock'] as const;
+
 export class ProductQueryDto extends PageQueryDto {
+  @ApiPropertyOptional({
+    enum: PRODUCT_INCLUDES,
+    description:
+      "`stock` adds each product's stock level to its item (the list's ETag then covers it). Without it, items carry no stock.",
+  })
+  @Omittable()
+  @IsIn(PRODUCT_INCLUDES, { message: 'include must be stock (or left out)' })
+  @Type(() => String)
+  include?: 'stock';
+
   @ApiPropertyOptional({ description: 'Matches name, SKU or slug (case-insensitive substring).' })
   @Omittable()
   @IsString()
