@@ -3,6 +3,7 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, type EntityManager } from 'typeorm';
 import { inTransaction } from '../common/database/transaction';
 import { MetricsService } from '../observability/metrics.service';
+import { PromotionUses } from '../promotions/promotion-uses';
 import { OrderChanges } from './order-changes';
 import { OrdersRepository } from './orders.repository';
 
@@ -20,6 +21,7 @@ export class HoldExpiry {
     private readonly orders: OrdersRepository,
     private readonly changes: OrderChanges,
     private readonly metrics: MetricsService,
+    private readonly promotions: PromotionUses,
     @InjectDataSource() private readonly dataSource: DataSource,
   ) {}
 
@@ -28,6 +30,8 @@ export class HoldExpiry {
    * sweeper on every instance, a read, a pay, a placement short of stock): the rows are locked
    * first (`skipLocked` for the sweeper, which leaves them to whoever holds them), each order and
    * its lines are read under that lock, and the status write is guarded by the hold being over.
+   * The promotion uses they held are given back last, once every order's products are locked, in
+   * one statement (PromotionUses.givingBackLast): orders, products, then promotions, as every path.
    * Returns how many it expired.
    */
   async expireOverdue(
@@ -36,13 +40,16 @@ export class HoldExpiry {
     { limit = SWEEP_BATCH, skipLocked = false }: { limit?: number; skipLocked?: boolean } = {},
   ): Promise<number> {
     const ids = await this.orders.lockOverdue(m, filter, limit, skipLocked);
-    let expired = 0;
-    for (const id of ids) {
-      const found = await this.orders.findById(id, m);
-      if (!found) continue;
-      const current = { order: found.order, items: await this.orders.items(id, m) };
-      if (await this.changes.move(m, current, 'expire', null)) expired++;
-    }
+    const expired = await this.promotions.givingBackLast(m, async () => {
+      let n = 0;
+      for (const id of ids) {
+        const found = await this.orders.findById(id, m);
+        if (!found) continue;
+        const current = { order: found.order, items: await this.orders.items(id, m) };
+        if (await this.changes.move(m, current, 'expire', null)) n++;
+      }
+      return n;
+    });
     if (expired) this.metrics.holdsExpired(expired);
     return expired;
   }

@@ -92,9 +92,12 @@ export class OrderPlacement {
    * statement (place_order) is all: lines merged per product, every line checked, order, history and
    * event written, then the products locked in id order (so two orders over the same products cannot
    * deadlock) and decremented conditionally, and the lines written: the locks are held as briefly as
-   * the database allows (sql/place_order.sql). On the pool, checkouts of the same products
-   * that arrive while one of them is in the database queue behind it and are then placed together,
-   * one statement and one commit for all of them (PlacementQueue, sql/place_orders.sql).
+   * the database allows (sql/place_order.sql). On the pool, checkouts of the same products (and
+   * the same promotion code, or none) that arrive while one of them is in the database queue behind
+   * it and are then placed together, one statement and one commit for all of them (PlacementQueue,
+   * sql/place_orders.sql). A promotion code and an expected total go into that same statement: the
+   * use is counted by one guarded write after the products' locks (API.md §11); anything it does
+   * not place at once is decided and explained step by step (placeWithTerms).
    * When a line fails, the step-by-step path explains it; a placement that is short first expires
    * the overdue holds on exactly its products and decides again, so nobody is refused while expired
    * holds sit on the stock. If any line still fails, nothing is reserved; the problem lists every
@@ -103,11 +106,7 @@ export class OrderPlacement {
   async place(m: EntityManager, caller: Caller, dto: CreateOrderDto): Promise<OrderWithItems> {
     const wanted = unitsOf(dto.items);
     const ids = [...wanted.keys()];
-    if (dto.promotionCode !== undefined || dto.expectedTotalCents !== undefined) {
-      // A code or a total to compare: step by step in one transaction (placeWithTerms).
-      if (m.queryRunner?.isTransactionActive) return this.placeWithTerms(m, caller, dto, wanted);
-      return inTransaction(this.dataSource, (t) => this.placeWithTerms(t, caller, dto, wanted));
-    }
+    const code = dto.promotionCode;
     const placement: Placement = {
       userId: caller.id,
       productIds: ids,
@@ -116,17 +115,27 @@ export class OrderPlacement {
       eventId: randomUUID(),
       ownerActions: allowedTransitions('pending', ['owner']),
       traceparent: traceparent(),
+      promotionCode: code,
+      expectedTotalCents: dto.expectedTotalCents,
     };
+    // A batch shares its products and its code (or the lack of one): it locks those products, then
+    // at most that one promotion, as every path does (two codes in one batch could be locked in
+    // the other order by another batch).
+    const key =
+      [...ids].sort().join(' ') + (code === undefined ? '' : ` #${code.trim().toUpperCase()}`);
     // The usual case in one round trip. A refusal changes nothing and keeps no lock, and says
     // what it read: enough to explain it, unless overdue holds sit on these products.
     const answer = await (
-      m.queryRunner
-        ? this.orders.placeAtOnce(m, placement)
-        : this.placements.submit([...ids].sort().join(' '), placement)
+      m.queryRunner ? this.orders.placeAtOnce(m, placement) : this.placements.submit(key, placement)
     ).catch((err: unknown) => {
       throw missingParentProblem(err) ?? err;
     });
     if ('placed' in answer) return answer.placed;
+    if ('explain' in answer) {
+      // A code or a total not placed at once (refused, moved, or nothing owed): decided step by step.
+      if (m.queryRunner?.isTransactionActive) return this.placeWithTerms(m, caller, dto, wanted);
+      return inTransaction(this.dataSource, (t) => this.placeWithTerms(t, caller, dto, wanted));
+    }
     if (!answer.overdue) {
       vet(answer.refused, ids, dto);
       const short = insufficientStock(answer.refused, wanted);
@@ -246,8 +255,8 @@ export class OrderPlacement {
    * `exhausted` or `customer_limit` first expires the overdue holds holding uses of the code; one
    * short of stock those on its products (both after rolling back its own locks, so that the
    * orders are locked before their products, as every path does), and decides again.
-   * Cost: every checkout of one code waits for the one before it to commit (the row lock), and none
-   * goes through the one-round-trip or batched placement.
+   * Only for what place_order did not place at once ({explain}: a refusal to explain, a product
+   * or the code moved since its first read, or a total of 0, which is paid here).
    */
   private async placeWithTerms(
     m: EntityManager,

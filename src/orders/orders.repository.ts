@@ -23,13 +23,13 @@ export interface NewLine {
 /** The one-round-trip checkout (migration CheckoutLocksLate), prepared once per connection. */
 const PLACE_ORDER = prepared(
   'place_order',
-  'SELECT place_order($1, $2::uuid[], $3::int[], $4, $5, $6::text[], $7) AS answer',
+  'SELECT place_order($1, $2::uuid[], $3::int[], $4, $5, $6::text[], $7, $8::text, $9::bigint) AS answer',
 );
 
 /** Several checkouts of the same products in one statement (migration PlaceOrdersTogether). */
 const PLACE_ORDERS = prepared(
   'place_orders',
-  'SELECT place_orders($1::uuid[], $2::uuid[], $3::int[], $4, $5::uuid[], $6::text[], $7::text[]) AS answer',
+  'SELECT place_orders($1::uuid[], $2::uuid[], $3::int[], $4, $5::uuid[], $6::text[], $7::text[], $8::text[], $9::bigint[]) AS answer',
 );
 
 /** One checkout as place_order takes it. */
@@ -41,17 +41,25 @@ export interface Placement {
   eventId: string;
   ownerActions: readonly string[];
   traceparent?: string;
+  /** The promotion code as the client sent it (API.md §11). */
+  promotionCode?: string;
+  /** The total the client was shown. */
+  expectedTotalCents?: number;
 }
 
-/** What place_order answers: the order placed, or what it read of the products when it refused. */
+/**
+ * What place_order answers: the order placed, or what it read of the products when it refused, or,
+ * for a checkout with a code or an expected total, that it did not place it (nothing of it left) and
+ * the step-by-step path must decide and explain.
+ */
 export type PlacementAnswer =
-  { placed: OrderWithItems } | { refused: StockRow[]; overdue: boolean };
+  { placed: OrderWithItems } | { refused: StockRow[]; overdue: boolean } | { explain: true };
 
 type RawAnswer =
   | { order: Record<string, unknown>; items: Record<string, unknown>[] }
-  | { refused: RawStockRow[]; overdue: boolean };
+  | { refused: RawStockRow[]; overdue: boolean }
+  | { explain: true };
 
-/** Every SQL statement on `orders`, `order_items` and `order_history`. */
 /** A promotion use an order is placed with: the code and its terms as they are now. */
 export interface PromotionUse {
   id: string;
@@ -61,6 +69,7 @@ export interface PromotionUse {
   discountCents: number;
 }
 
+/** Every SQL statement on `orders`, `order_items` and `order_history`. */
 @Injectable()
 export class OrdersRepository {
   constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
@@ -120,6 +129,8 @@ export class OrdersRepository {
       p.eventId,
       p.ownerActions,
       p.traceparent ?? null,
+      p.promotionCode ?? null,
+      p.expectedTotalCents ?? null,
     ]);
     return answerOf(m, rows[0].answer);
   }
@@ -139,6 +150,8 @@ export class OrdersRepository {
       batch.map((p) => p.eventId),
       batch[0].ownerActions,
       batch.map((p) => p.traceparent ?? null),
+      batch.map((p) => p.promotionCode ?? null),
+      batch.map((p) => p.expectedTotalCents ?? null),
     ]);
     return rows[0].answer.map((answer) => answerOf(m, answer));
   }
@@ -368,6 +381,7 @@ export class OrdersRepository {
 }
 
 function answerOf(m: EntityManager, answer: RawAnswer): PlacementAnswer {
+  if ('explain' in answer) return { explain: true };
   if ('refused' in answer) {
     return { refused: answer.refused.map(stockRowOf), overdue: answer.overdue };
   }

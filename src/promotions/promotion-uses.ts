@@ -43,11 +43,18 @@ export function promotionNotApplicable(code: string, reason: PromotionRefusal): 
 /**
  * A promotion's uses, counted in the transaction of the order that takes or gives one back
  * (API.md §11). Lock order: a checkout locks its products, then the promotion; a cancel, an expiry
- * or a revive locks the order, its products, then the promotion: the promotion is always last, so
- * no two of them wait for each other in a cycle.
+ * or a revive locks the order, its products, then the promotion; several orders expired together
+ * lock all their products before the promotions (givingBackLast): the promotion is always last, so
+ * no two of them wait for each other in a cycle. The one-statement checkout (sql/place_order.sql)
+ * takes a use with the same guard as `take`, after its products' locks.
+ * `times_used` is a counter, not an edit: its writes leave the promotion's version and ETag as
+ * they are (migration PromotionUsesApart), so a use never makes an admin's If-Match stale.
  */
 @Injectable()
 export class PromotionUses {
+  /** Per transaction (its manager), the uses given back at the end of givingBackLast: id → count. */
+  private readonly later = new WeakMap<EntityManager, Map<string, number>>();
+
   /** The code's row, locked against other checkouts and give-backs; null if no code matches. */
   async lock(m: EntityManager, code: string): Promise<LockedPromotion | null> {
     const { rows } = await sql<{ id: string; not_started: boolean; ended: boolean }>(
@@ -135,12 +142,53 @@ export class PromotionUses {
     return (await this.take(m, promotionId)) ? null : 'exhausted';
   }
 
-  /** A use given back (a cancelled or expired order). */
+  /**
+   * A use given back (a cancelled or expired order), at once, or with the others at the end of the
+   * givingBackLast this transaction is in.
+   */
   async giveBack(m: EntityManager, promotionId: string): Promise<void> {
+    const later = this.later.get(m);
+    if (later) {
+      later.set(promotionId, (later.get(promotionId) ?? 0) + 1);
+      return;
+    }
+    await this.giveBackAll(m, new Map([[promotionId, 1]]));
+  }
+
+  /**
+   * Runs `work` (which may end several orders, each locking its products) and gives the uses it
+   * gave back all at once at its end, in one statement that locks the promotions in id order: a
+   * promotion is never locked before a later order's products, so the lock order of every path
+   * (orders, products, promotion) holds for several orders in one transaction too (HoldExpiry).
+   * Nothing is given back if `work` throws (its transaction, or savepoint, is rolled back).
+   */
+  async givingBackLast<T>(m: EntityManager, work: () => Promise<T>): Promise<T> {
+    // Outside a transaction, or inside another givingBackLast (whose end gives back): as it is.
+    if (!m.queryRunner || this.later.has(m)) return work();
+    const uses = new Map<string, number>();
+    this.later.set(m, uses);
+    let result: T;
+    try {
+      result = await work();
+    } finally {
+      this.later.delete(m);
+    }
+    await this.giveBackAll(m, uses);
+    return result;
+  }
+
+  /** One statement: the promotions locked in id order (the materialized CTE), then each decremented. */
+  private async giveBackAll(m: EntityManager, uses: Map<string, number>): Promise<void> {
+    if (!uses.size) return;
+    const ids = [...uses.keys()].sort();
     await sql(
       m,
-      'UPDATE promotions SET times_used = times_used - 1 WHERE id = $1 AND times_used > 0',
-      [promotionId],
+      `WITH locked AS MATERIALIZED (
+         SELECT id FROM promotions WHERE id = ANY($1::uuid[]) ORDER BY id FOR NO KEY UPDATE)
+       UPDATE promotions p SET times_used = greatest(p.times_used - u.n, 0)
+         FROM locked JOIN unnest($1::uuid[], $2::int[]) AS u(id, n) ON u.id = locked.id
+        WHERE p.id = locked.id`,
+      [ids, ids.map((id) => uses.get(id)!)],
     );
   }
 }

@@ -9,8 +9,22 @@
 -- refuses, or anything moved between that read and the lock, the attempt rolls back (a
 -- subtransaction) and place_order_locked decides under its locks and explains a refusal.
 -- Called by OrdersRepository.placeAtOnce, and by place_orders for each order of a batch.
--- The event's order carries the payment fields (issue 22: unpaid at placement); the rest of the
--- body keeps the text (and indentation) it had in its migration.
+-- The event's order carries the payment fields (issue 22: unpaid at placement).
+--
+-- With a promotion code or an expected total (issue 23, API.md §11): the code's row is read
+-- without a lock with the products, the discount computed from the subtotal (floor of the percent;
+-- an amount off never above the subtotal, in the order's currency only) and the total compared
+-- with the expected one. The use is counted LAST, after the products' locks and decrements, by one
+-- guarded UPDATE of the promotion's row (active, within its dates, its terms as read, under its
+-- usageLimit), so that its row lock is held for the shortest time and every path locks orders,
+-- then products, then the promotion. perCustomerLimit is checked by the statement after that
+-- UPDATE: it starts after the row lock was granted, so its snapshot holds every order committed by
+-- whoever held the lock before (every taker of a use holds it to its commit); the customer's live
+-- orders with the code other than this one, against the limit read under the lock. A checkout with
+-- terms never goes to place_order_locked: any refusal, a moved product or promotion, or a total of
+-- 0 (paid at placement by the service) answers {"explain": true}, with nothing of it left, and the
+-- service decides and explains step by step under locks (OrderPlacement.placeWithTerms).
+DROP FUNCTION IF EXISTS place_order(uuid, uuid[], integer[], integer, uuid, text[], text);
 CREATE OR REPLACE FUNCTION place_order(
   p_user uuid,
   p_ids uuid[],          -- one per product, in the client's line order
@@ -18,7 +32,9 @@ CREATE OR REPLACE FUNCTION place_order(
   p_hold_seconds integer,
   p_event_id uuid,
   p_owner_actions text[], -- allowedTransitions of a pending order for its owner (the table's)
-  p_traceparent text
+  p_traceparent text,
+  p_code text,           -- the promotion code as the client sent it, or null
+  p_expected bigint      -- expectedTotalCents, or null
 ) RETURNS json LANGUAGE plpgsql AS $$
       DECLARE
         v_found integer;
@@ -31,6 +47,11 @@ CREATE OR REPLACE FUNCTION place_order(
         v_items json;
         v_at timestamptz;
         v_taken integer;
+        v_terms boolean := p_code IS NOT NULL OR p_expected IS NOT NULL;
+        v_promo promotions%ROWTYPE;
+        v_discount bigint := 0;
+        v_per_customer integer;
+        v_held integer;
       BEGIN
         -- What the order will copy, read without a lock: almost always still true at the lock.
         SELECT count(*), count(DISTINCT p.currency), min(p.currency),
@@ -40,11 +61,33 @@ CREATE OR REPLACE FUNCTION place_order(
           INTO v_found, v_currencies, v_currency, v_total, v_ok, v_lines
           FROM unnest(p_ids, p_quantities) WITH ORDINALITY AS w(id, qty, n)
           JOIN products p ON p.id = w.id;
+        IF p_code IS NOT NULL AND v_ok THEN
+          -- The code as it is now, without a lock: usable at first sight, or explained.
+          SELECT * INTO v_promo FROM promotions WHERE code = upper(btrim(p_code));
+          v_ok := FOUND AND v_promo.active
+            AND coalesce(v_promo.starts_at <= clock_timestamp(), true)
+            AND coalesce(v_promo.ends_at > clock_timestamp(), true)
+            AND (v_promo.amount_off_cents IS NULL OR v_promo.currency = v_currency)
+            AND (v_promo.usage_limit IS NULL OR v_promo.times_used < v_promo.usage_limit);
+          IF v_ok THEN
+            v_discount := CASE WHEN v_promo.percent_off IS NOT NULL
+                               THEN v_total * v_promo.percent_off / 100
+                               ELSE least(v_total, v_promo.amount_off_cents) END;
+          END IF;
+        END IF;
+        -- A total other than the one expected, or nothing owed: explained (or paid) step by step.
+        IF v_terms AND v_ok AND (v_total - v_discount = 0
+                                 OR v_total - v_discount <> coalesce(p_expected, v_total - v_discount)) THEN
+          v_ok := false;
+        END IF;
         IF v_found = cardinality(p_ids) AND v_currencies = 1 AND v_ok THEN
           BEGIN
-            INSERT INTO orders (user_id, status, total_cents, currency, expires_at)
-            VALUES (p_user, 'pending', v_total, v_currency,
-                    clock_timestamp() + make_interval(secs => p_hold_seconds))
+            INSERT INTO orders (user_id, status, total_cents, currency, expires_at, discount_cents,
+                                promotion_id, promotion_code, promotion_percent_off,
+                                promotion_amount_off_cents)
+            VALUES (p_user, 'pending', v_total - v_discount, v_currency,
+                    clock_timestamp() + make_interval(secs => p_hold_seconds), v_discount,
+                    v_promo.id, v_promo.code, v_promo.percent_off, v_promo.amount_off_cents)
             RETURNING * INTO v_order;
             INSERT INTO order_history (order_id, action, from_status, to_status, actor_id)
             VALUES (v_order.id, 'place', NULL, 'pending', p_user);
@@ -84,6 +127,29 @@ CREATE OR REPLACE FUNCTION place_order(
                AND p.price_cents = l.unit_price_cents AND p.currency = v_currency
                AND p.sku = l.sku AND p.name = l.name;
             GET DIAGNOSTICS v_taken = ROW_COUNT;
+            IF v_taken = cardinality(p_ids) AND p_code IS NOT NULL THEN
+              -- The use, last: one guarded write, on the terms the order copied.
+              UPDATE promotions SET times_used = times_used + 1
+               WHERE id = v_promo.id AND code = v_promo.code AND active
+                 AND coalesce(starts_at <= clock_timestamp(), true)
+                 AND coalesce(ends_at > clock_timestamp(), true)
+                 AND percent_off IS NOT DISTINCT FROM v_promo.percent_off
+                 AND amount_off_cents IS NOT DISTINCT FROM v_promo.amount_off_cents
+                 AND currency IS NOT DISTINCT FROM v_promo.currency
+                 AND (usage_limit IS NULL OR times_used < usage_limit)
+              RETURNING per_customer_limit INTO v_per_customer;
+              IF NOT FOUND THEN
+                v_taken := -1;
+              ELSIF v_per_customer IS NOT NULL THEN
+                -- A statement of its own, after the lock: see the header.
+                SELECT count(*) INTO v_held FROM orders
+                 WHERE promotion_id = v_promo.id AND user_id = p_user AND id <> v_order.id
+                   AND status NOT IN ('cancelled', 'expired');
+                IF v_held >= v_per_customer THEN
+                  v_taken := -1;
+                END IF;
+              END IF;
+            END IF;
             IF v_taken = cardinality(p_ids) THEN
               WITH i AS (
                 INSERT INTO order_items
@@ -102,6 +168,9 @@ CREATE OR REPLACE FUNCTION place_order(
           END;
         END IF;
         -- Refused at first sight, or moved since: the locked way decides, and explains a refusal.
+        IF v_terms THEN
+          RETURN json_build_object('explain', true);
+        END IF;
         RETURN place_order_locked(p_user, p_ids, p_quantities, p_hold_seconds, p_event_id,
                                   p_owner_actions, p_traceparent);
       END $$;

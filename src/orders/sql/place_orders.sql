@@ -15,8 +15,12 @@
 --
 -- The arrays hold one element per order; p_ids and p_quantities are two-dimensional, one row per
 -- order (the orders of a batch name the same products, so the rows have the same length).
--- The body keeps, byte for byte, the text (and indentation) it had in its migration, so that
--- databases migrated before this file existed hold exactly this definition.
+--
+-- Promotion codes (issue 23): p_codes and p_expected hold each order's code and expected total (or
+-- nulls). The service batches only checkouts of the same code (or of none): the batch then locks
+-- its products, then that one promotion, in the order every path takes, never two promotions in an
+-- order another batch could take the other way round.
+DROP FUNCTION IF EXISTS place_orders(uuid[], uuid[], integer[], integer, uuid[], text[], text[]);
 CREATE OR REPLACE FUNCTION place_orders(
   p_users uuid[],
   p_ids uuid[],          -- [order][line]: the products, in each client's line order
@@ -24,7 +28,9 @@ CREATE OR REPLACE FUNCTION place_orders(
   p_hold_seconds integer,
   p_event_ids uuid[],
   p_owner_actions text[],
-  p_traceparents text[]
+  p_traceparents text[],
+  p_codes text[],
+  p_expected bigint[]
 ) RETURNS json LANGUAGE plpgsql AS $$
       DECLARE
         v_answers json[] := '{}';
@@ -33,15 +39,18 @@ CREATE OR REPLACE FUNCTION place_orders(
            OR array_length(p_ids, 1) <> cardinality(p_users)
            OR array_length(p_quantities, 1) <> cardinality(p_users)
            OR cardinality(p_event_ids) <> cardinality(p_users)
-           OR cardinality(p_traceparents) <> cardinality(p_users) THEN
-          RAISE EXCEPTION 'place_orders: one row of products, quantities, event id and traceparent per order';
+           OR cardinality(p_traceparents) <> cardinality(p_users)
+           OR cardinality(p_codes) <> cardinality(p_users)
+           OR cardinality(p_expected) <> cardinality(p_users) THEN
+          RAISE EXCEPTION 'place_orders: one row of products, quantities, event id, traceparent, code and expected total per order';
         END IF;
         FOR i IN 1 .. cardinality(p_users) LOOP
           v_answers := v_answers || place_order(
             p_users[i],
             ARRAY(SELECT x FROM unnest(p_ids[i:i][:]) WITH ORDINALITY AS u(x, n) ORDER BY n),
             ARRAY(SELECT x FROM unnest(p_quantities[i:i][:]) WITH ORDINALITY AS u(x, n) ORDER BY n),
-            p_hold_seconds, p_event_ids[i], p_owner_actions, p_traceparents[i]);
+            p_hold_seconds, p_event_ids[i], p_owner_actions, p_traceparents[i], p_codes[i],
+            p_expected[i]);
         END LOOP;
         RETURN array_to_json(v_answers);
       END $$;
