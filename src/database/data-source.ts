@@ -14,6 +14,7 @@ import { OutboxRetention1763791000000 } from '../../migrations/1763791000000-Out
 import { RepeatableMigrations1763791100000 } from '../../migrations/1763791100000-RepeatableMigrations';
 import { Payments1763791200000 } from '../../migrations/1763791200000-Payments';
 import { Promotions1763791300000 } from '../../migrations/1763791300000-Promotions';
+import { PromotionUsesApart1763791400000 } from '../../migrations/1763791400000-PromotionUsesApart';
 import { StockApart1763791500000 } from '../../migrations/1763791500000-StockApart';
 import { Order, OrderHistoryEntry, OrderItem } from '../orders/order.entity';
 import { Product } from '../products/product.entity';
@@ -38,6 +39,7 @@ export const MIGRATIONS = [
   RepeatableMigrations1763791100000,
   Payments1763791200000,
   Promotions1763791300000,
+  PromotionUsesApart1763791400000,
   StockApart1763791500000,
 ];
 
