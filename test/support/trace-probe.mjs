@@ -1,6 +1,8 @@
 // Run as a child process by test/e2e/tracing.e2e-spec.ts, against the built service: the real
 // OpenTelemetry SDK with an in-memory exporter, started before the app loads (as main.ts does), a
-// conflicting request that carries the caller's trace, and the spans and log lines as JSON.
+// conflicting request that carries the caller's trace, and the spans and log lines as JSON. With
+// PROBE_MODE=unsampled (test/e2e/observability-sampling.e2e-spec.ts, under a sampler that drops
+// everything): a 201, two 409s (without and with a caller's traceparent) and a 401, and the spans.
 import { createRequire } from 'node:module';
 import { createServer } from 'node:http';
 import { connect } from 'node:net';
@@ -44,7 +46,8 @@ function post(path, body, { token, trace = traceparent } = {}) {
     const socket = connect(port, '127.0.0.1', () =>
       socket.write(
         `POST ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n${auth}` +
-          `Content-Length: ${Buffer.byteLength(payload)}\r\ntraceparent: ${trace}\r\n` +
+          `Content-Length: ${Buffer.byteLength(payload)}\r\n` +
+          (trace ? `traceparent: ${trace}\r\n` : '') +
           `Connection: close\r\n\r\n${payload}`,
       ),
     );
@@ -57,12 +60,49 @@ function post(path, body, { token, trace = traceparent } = {}) {
     });
   });
 }
-const register = () =>
-  post('/api/v1/auth/register', {
-    email: 'twice@example.com',
-    password: 'a long password',
-    name: 'Twice',
-  });
+const register = (options) =>
+  post(
+    '/api/v1/auth/register',
+    { email: 'twice@example.com', password: 'a long password', name: 'Twice' },
+    options,
+  );
+
+const finishedSpans = () =>
+  exporter.getFinishedSpans().map((s) => ({
+    name: s.name,
+    kind: s.kind,
+    traceId: s.spanContext().traceId,
+    spanId: s.spanContext().spanId,
+    parentSpanId: s.parentSpanContext?.spanId,
+    attributes: s.attributes,
+  }));
+
+if (process.env.PROBE_MODE === 'unsampled') {
+  // Run with OTEL_TRACES_SAMPLER=parentbased_always_off: every request is dropped by the head
+  // sampler; only the conflicts must come back, one span each.
+  const created = await register({ trace: '' });
+  const conflict = await register({ trace: '' });
+  const callersConflict = await register({ trace: traceparent });
+  const missing = await post(
+    '/api/v1/auth/login',
+    { email: 'nobody@example.com', password: 'x' },
+    {
+      trace: '',
+    },
+  );
+  await app.close();
+  const spans = finishedSpans();
+  await sdk.shutdown();
+  process.stdout.write(
+    JSON.stringify({
+      statuses: [created.status, conflict.status, callersConflict.status, missing.status],
+      requestIds: [conflict, callersConflict].map((r) => JSON.parse(r.text).requestId),
+      spans,
+      logs: lines,
+    }),
+  );
+  process.exit(0);
+}
 
 const first = await register();
 const second = await register();
@@ -102,14 +142,7 @@ await post(
 for (let i = 0; i < 100 && !delivered; i++) await new Promise((r) => setTimeout(r, 50));
 receiver.close();
 await app.close();
-const spans = exporter.getFinishedSpans().map((s) => ({
-  name: s.name,
-  kind: s.kind,
-  traceId: s.spanContext().traceId,
-  spanId: s.spanContext().spanId,
-  parentSpanId: s.parentSpanContext?.spanId,
-  attributes: s.attributes,
-}));
+const spans = finishedSpans();
 await sdk.shutdown();
 process.stdout.write(
   JSON.stringify({
