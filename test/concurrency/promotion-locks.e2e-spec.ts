@@ -1,0 +1,231 @@
+import { randomBytes } from 'node:crypto';
+import { Client } from 'pg';
+import type { Response } from 'supertest';
+import { HoldExpiry } from '../../src/orders/hold-expiry';
+import { type Account, account, expectProblem } from '../support/http';
+import { createProduct, stockOf } from '../support/fixtures';
+import { holdRow, untilWaiting, waiting } from '../support/row-locks';
+import { createTestApp, type TestApp } from '../support/test-app';
+
+/**
+ * Checkouts with a promotion code in the one-statement and batched placement (issue 23), and the
+ * lock order orders → products → promotion, made certain by rows held in a transaction of the
+ * test's own.
+ */
+describe('promotion codes: batched placement and lock order (real PostgreSQL, held rows)', () => {
+  let t: TestApp;
+  let admin: Account;
+  let shoppers: Account[];
+  beforeAll(async () => {
+    t = await createTestApp({ DB_POOL_SIZE: '20', ORDER_EXPIRY_SWEEP_SECONDS: '3600' });
+    admin = await account(t, 'admin');
+    shoppers = await Promise.all(Array.from({ length: 8 }, () => account(t)));
+  });
+  afterAll(() => t.close());
+
+  async function promotion(terms: Record<string, unknown>) {
+    const res = await t
+      .http()
+      .post('/api/v1/promotions')
+      .set(admin.auth)
+      .send({ code: `L-${randomBytes(4).toString('hex').toUpperCase()}`, ...terms })
+      .expect(201);
+    return { id: res.body.id as string, code: res.body.code as string };
+  }
+  const checkout = (who: Account, productId: string, code?: string): Promise<Response> =>
+    t
+      .http()
+      .post('/api/v1/orders')
+      .set(who.auth)
+      .send({ items: [{ productId, quantity: 1 }], ...(code ? { promotionCode: code } : {}) })
+      .then((r) => r);
+  const timesUsed = async (id: string): Promise<number> =>
+    (await t.db.query('SELECT times_used FROM promotions WHERE id = $1', [id]))[0].times_used;
+  const metric = async (name: string): Promise<number> => {
+    const text = (await t.http().get('/metrics').expect(200)).text;
+    const line = text.split('\n').find((l) => l.startsWith(`${name} `));
+    if (!line) throw new Error(`${name} is not in /metrics`);
+    return Number(line.slice(name.length + 1));
+  };
+  const queued = async (n: number): Promise<void> => {
+    const deadline = Date.now() + 10_000;
+    while ((await metric('order_placements_waiting')) < n) {
+      if (Date.now() > deadline) throw new Error(`${n} checkouts never queued`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
+  /** A promotion's row held (as a checkout's guarded write would hold it) until `release()`. */
+  const holdPromotion = async (id: string) => {
+    const blocker = new Client({ connectionString: t.databaseUrl });
+    await blocker.connect();
+    await blocker.query('BEGIN');
+    await blocker.query('SELECT id FROM promotions WHERE id = $1 FOR NO KEY UPDATE', [id]);
+    return {
+      release: async (): Promise<void> => {
+        try {
+          await blocker.query('COMMIT');
+        } finally {
+          await blocker.end();
+        }
+      },
+    };
+  };
+
+  it('checkouts with a code queued behind one in flight are placed together (place_orders), each with its discount and its use; another code goes in a batch of its own', async () => {
+    const p = await createProduct(t, admin, { stock: 20, priceCents: 1000 });
+    const a = await promotion({ percentOff: 10, usageLimit: 10 });
+    const b = await promotion({ amountOffCents: 300, currency: 'EUR' });
+    const batches = await metric('order_placement_batch_size_count');
+    const placed = await metric('order_placement_batch_size_sum');
+    const before = await waiting(t);
+    const held = await holdRow(t, 'products', p.id);
+    let answers: Promise<Response[]>;
+    try {
+      const first = checkout(shoppers[0], p.id, a.code);
+      await untilWaiting(t, before + 1);
+      // Five behind it with the same code (queued in the service), one with another code (its
+      // own key: sent at once, waiting in the database).
+      const behind = [1, 2, 3, 4, 5].map((i) => checkout(shoppers[i], p.id, a.code));
+      const other = checkout(shoppers[6], p.id, b.code);
+      await queued(5);
+      await untilWaiting(t, before + 2);
+      answers = Promise.all([first, ...behind, other]);
+    } finally {
+      await held.release();
+    }
+    const results = await answers;
+    for (const r of results) expect(r.status).toBe(201);
+    for (const r of results.slice(0, 6)) {
+      expect(r.body).toMatchObject({
+        subtotalCents: 1000,
+        discountCents: 100,
+        totalCents: 900,
+        promotionCode: a.code,
+      });
+    }
+    expect(results[6].body).toMatchObject({ discountCents: 300, promotionCode: b.code });
+    // The first alone, the five as one statement, the other code alone.
+    expect((await metric('order_placement_batch_size_count')) - batches).toBe(3);
+    expect((await metric('order_placement_batch_size_sum')) - placed).toBe(7);
+    expect(await timesUsed(a.id)).toBe(6);
+    expect(await timesUsed(b.id)).toBe(1);
+    expect(await stockOf(t, p.id)).toBe(13);
+    const events = await t.db.query(
+      `SELECT body FROM outbox_events WHERE type = 'order.created' AND order_id = $1`,
+      [results[3].body.id],
+    );
+    expect(JSON.parse(events[0].body).data.order).toMatchObject({
+      subtotalCents: 1000,
+      discountCents: 100,
+      totalCents: 900,
+      promotionCode: a.code,
+    });
+  });
+
+  it('perCustomerLimit inside one batch: one customer, five checkouts placed together → one', async () => {
+    const p = await createProduct(t, admin, { stock: 20 });
+    const promo = await promotion({ percentOff: 10, perCustomerLimit: 1 });
+    const before = await waiting(t);
+    const held = await holdRow(t, 'products', p.id);
+    let answers: Promise<Response[]>;
+    try {
+      const first = checkout(shoppers[7], p.id, promo.code);
+      await untilWaiting(t, before + 1);
+      const behind = [1, 2, 3, 4].map(() => checkout(shoppers[7], p.id, promo.code));
+      await queued(4);
+      answers = Promise.all([first, ...behind]);
+    } finally {
+      await held.release();
+    }
+    const results = await answers;
+    expect(results.map((r) => r.status).sort()).toEqual([201, 409, 409, 409, 409]);
+    for (const r of results.filter((x) => x.status === 409)) {
+      expectProblem(r, 'PROMOTION_NOT_APPLICABLE');
+      expect(r.body.reason).toBe('customer_limit');
+    }
+    expect(await timesUsed(promo.id)).toBe(1);
+    expect(await stockOf(t, p.id)).toBe(19);
+  });
+
+  it("perCustomerLimit counts the orders committed while a checkout waited for the code's row (two products, one customer)", async () => {
+    const [p1, p2] = await Promise.all([
+      createProduct(t, admin, { stock: 5 }),
+      createProduct(t, admin, { stock: 5 }),
+    ]);
+    const promo = await promotion({ percentOff: 10, perCustomerLimit: 1 });
+    const who = await account(t);
+    const before = await waiting(t);
+    // Both take their products' locks and then wait at the code's guarded write.
+    const held = await holdPromotion(promo.id);
+    let answers: Promise<Response[]>;
+    try {
+      answers = Promise.all([checkout(who, p1.id, promo.code), checkout(who, p2.id, promo.code)]);
+      await untilWaiting(t, before + 2);
+    } finally {
+      await held.release();
+    }
+    const results = await answers;
+    expect(results.map((r) => r.status).sort()).toEqual([201, 409]);
+    const refused = results.find((r) => r.status === 409)!;
+    expectProblem(refused, 'PROMOTION_NOT_APPLICABLE');
+    expect(refused.body.reason).toBe('customer_limit');
+    expect(await timesUsed(promo.id)).toBe(1);
+    expect((await stockOf(t, p1.id)) + (await stockOf(t, p2.id))).toBe(9);
+  });
+
+  it('expiring several holds gives their uses back after all their products are locked: a checkout crossing it does not deadlock', async () => {
+    const [p1, p2] = await Promise.all([
+      createProduct(t, admin, { stock: 5 }),
+      createProduct(t, admin, { stock: 5 }),
+    ]);
+    const promo = await promotion({ percentOff: 10 });
+    const o1 = (await checkout(shoppers[0], p1.id, promo.code)).body.id as string;
+    const o2 = (await checkout(shoppers[1], p2.id, promo.code)).body.id as string;
+    // Overdue, o1 first: the expiry ends o1 (its product, its use) before it locks o2's product.
+    await t.db.query(
+      `UPDATE orders SET expires_at = clock_timestamp() - CASE id WHEN $1 THEN interval '2 seconds'
+                                                          ELSE interval '1 second' END
+        WHERE id IN ($1, $2)`,
+      [o1, o2],
+    );
+    const deadlocks = async (): Promise<number> =>
+      Number(
+        (
+          await t.db.query(
+            'SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()',
+          )
+        )[0].deadlocks,
+      );
+    const deadlocksBefore = await deadlocks();
+    const before = await waiting(t);
+    const held = await holdRow(t, 'products', p2.id);
+    let placing: Promise<Response>;
+    let expiring: Promise<number>;
+    try {
+      // The checkout waits for p2 first; then the expiry (o1 done) waits for p2 behind it. When
+      // p2 is let go the checkout takes it, then the code's row: held by the expiry, if it had
+      // given o1's use back before locking p2, while the expiry waits for p2 — a deadlock.
+      placing = checkout(shoppers[2], p2.id, promo.code);
+      await untilWaiting(t, before + 1);
+      // Its own transaction, not retried: a deadlock would reject it.
+      expiring = t.db.transaction((m) =>
+        t.app.get(HoldExpiry).expireOverdue(m, { promotionId: promo.id }, { limit: 10 }),
+      );
+      await untilWaiting(t, before + 2);
+    } finally {
+      await held.release();
+    }
+    const [placed, expired] = await Promise.all([placing, expiring]);
+    expect(placed.status).toBe(201);
+    expect(expired).toBe(2);
+    const statuses = await t.db.query('SELECT status FROM orders WHERE id = ANY($1) ORDER BY id', [
+      [o1, o2],
+    ]);
+    expect(statuses.map((s: { status: string }) => s.status)).toEqual(['expired', 'expired']);
+    expect(await timesUsed(promo.id)).toBe(1);
+    expect(await stockOf(t, p1.id)).toBe(5);
+    expect(await stockOf(t, p2.id)).toBe(4);
+    await new Promise((r) => setTimeout(r, 1100)); // the statistics are flushed within a second
+    expect(await deadlocks()).toBe(deadlocksBefore);
+  });
+});
