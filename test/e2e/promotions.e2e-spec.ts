@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { act, createProduct } from '../support/fixtures';
 import { type Account, account, expectProblem } from '../support/http';
 import { createTestApp, type TestApp } from '../support/test-app';
 
@@ -224,6 +225,40 @@ describe('promotions (API.md §11)', () => {
     expectProblem(await t.http().delete(path).set(admin.auth), 'PRECONDITION_REQUIRED');
     await t.http().delete(path).set(admin.auth).set('If-Match', created.headers.etag).expect(204);
     expectProblem(await t.http().get(path).set(admin.auth), 'NOT_FOUND');
+  });
+
+  it('a use taken and given back (checkout, cancel, expiry) moves timesUsed, not the version: the ETag read before stays fresh', async () => {
+    const created = await create({ code: code(), percentOff: 10 }).expect(201);
+    const path = `/api/v1/promotions/${created.body.id}`;
+    const p = await createProduct(t, admin, { stock: 10 });
+    const order = () =>
+      t
+        .http()
+        .post('/api/v1/orders')
+        .set(customer.auth)
+        .send({ items: [{ productId: p.id, quantity: 1 }], promotionCode: created.body.code })
+        .expect(201);
+    const [kept, cancelled, expired] = [await order(), await order(), await order()];
+    expect((await act(t, customer, cancelled.body.id, 'cancel')).status).toBe(200);
+    await t.db.query(
+      `UPDATE orders SET expires_at = clock_timestamp() - interval '1 second' WHERE id = $1`,
+      [expired.body.id],
+    );
+    await t.http().get(`/api/v1/orders/${expired.body.id}`).set(customer.auth).expect(200);
+    const [row] = await t.db.query('SELECT status FROM orders WHERE id = $1', [expired.body.id]);
+    expect(row.status).toBe('expired');
+    const now = await t.http().get(path).set(admin.auth).expect(200);
+    expect(now.body).toMatchObject({ timesUsed: 1, version: 1 });
+    expect(now.headers.etag).toBe(created.headers.etag);
+    const patched = await t
+      .http()
+      .patch(path)
+      .set(admin.auth)
+      .set('If-Match', created.headers.etag)
+      .send({ usageLimit: 5 })
+      .expect(200);
+    expect(patched.body).toMatchObject({ timesUsed: 1, version: 2, usageLimit: 5 });
+    expect(kept.body.promotionCode).toBe(created.body.code);
   });
 
   it('DELETE of a code an order references → 409 RESOURCE_IN_USE, nothing deleted', async () => {
