@@ -1,6 +1,7 @@
 // One autocannon run in its own process (forked by run.mjs), so that the load generator never shares
 // an event loop with the harness or with a server under test. It receives one spec over IPC, sends a
 // `tick` message every second and one `result` message at the end, then exits.
+import { createHmac, randomUUID } from 'node:crypto';
 import autocannon from 'autocannon';
 
 /**
@@ -22,22 +23,45 @@ const percentile = (sorted, p) => sorted[Math.max(0, Math.ceil((p / 100) * sorte
  * per request shared by all connections, so consecutive requests rotate over them whatever
  * connection sends them.
  */
-function autocannonRequest({ method, path, headers = {}, body, bodies, paths }, samples) {
+function autocannonRequest(
+  { method, path, headers = {}, body, bodies, paths, idempotencyKeys, stripeSecret },
+  samples,
+) {
   let next = 0;
+  /**
+   * Per request: a new Idempotency-Key (as the typed client sends one per checkout), and a
+   * Stripe-Signature made at send time (`t=<now>,v1=<HMAC-SHA256 of "t.body">`, Stripe's scheme, so
+   * that the service's 5-minute tolerance holds however long ago the events were prepared).
+   */
+  const perRequest = (req, requestBody) => {
+    if (!idempotencyKeys && !stripeSecret) return req;
+    const extra = {};
+    if (idempotencyKeys) extra['idempotency-key'] = randomUUID();
+    if (stripeSecret) {
+      const t = Math.floor(Date.now() / 1000);
+      const v1 = createHmac('sha256', stripeSecret).update(`${t}.${requestBody}`).digest('hex');
+      extra['stripe-signature'] = `t=${t},v1=${v1}`;
+    }
+    return { ...req, headers: { ...req.headers, ...extra } };
+  };
   return {
     method,
     path,
     headers,
     body,
     // Called for every request this entry sends (autocannon rebuilds requests that have it).
-    ...((bodies || paths) && {
+    ...((bodies || paths || idempotencyKeys || stripeSecret) && {
       setupRequest: (req) => {
         const i = next++;
-        return {
-          ...req,
-          ...(bodies && { body: bodies[i % bodies.length] }),
-          ...(paths && { path: paths[i % paths.length] }),
-        };
+        const chosen = bodies ? bodies[i % bodies.length] : (req.body ?? body);
+        return perRequest(
+          {
+            ...req,
+            ...(bodies && { body: chosen }),
+            ...(paths && { path: paths[i % paths.length] }),
+          },
+          chosen,
+        );
       },
     }),
     onResponse: (status, responseBody) => {
@@ -55,13 +79,19 @@ function autocannonRequest({ method, path, headers = {}, body, bodies, paths }, 
  * @param {string} [spec.body]   one body for every request
  * @param {string[]} [spec.bodies] bodies used in turn, one per request (e.g. rotating product ids)
  * @param {string[]} [spec.paths]  paths used in turn, one per request
+ * @param {boolean} [spec.idempotencyKeys] a new Idempotency-Key (UUID) on every request
+ * @param {string} [spec.stripeSecret] sign every body as Stripe signs its events, with this secret
  * @param {object[]} [spec.requests] instead of the above, a cycle of requests (each with method,
  *   path, headers, body, bodies, paths) that every connection sends in turn: a mixed load
  * @param {number} spec.connections
  * @param {number} spec.duration seconds
+ * @param {number} [spec.amount] instead of a duration: exactly this many requests (then `duration`
+ *   only bounds the run), e.g. to prepare data through the API
  */
 function runLoad(spec) {
-  const { url, connections, duration } = spec;
+  const { url, connections, amount } = spec;
+  // With an amount, the run ends when every request is answered; the ticks only report progress.
+  const duration = amount ? Infinity : spec.duration;
   const samples = {};
   const requests = (spec.requests ?? [spec]).map((r) => autocannonRequest(r, samples));
 
@@ -82,7 +112,7 @@ function runLoad(spec) {
       {
         url,
         connections,
-        duration: duration + BACKSTOP_S,
+        ...(amount ? { amount } : { duration: duration + BACKSTOP_S }),
         timeout: REQUEST_TIMEOUT_S,
         requests,
       },
@@ -126,6 +156,7 @@ function runLoad(spec) {
     // Progress for the harness: responses in each second of the measured duration.
     let second = 0;
     const progress = setInterval(() => {
+      if (amount && second >= spec.duration + BACKSTOP_S) instance.stop();
       second += 1;
       process.send({ type: 'tick', second, counter: answered });
       answered = 0;
