@@ -17,7 +17,6 @@ import {
   type Order,
   OrderClient,
   priceChange,
-  type Product,
 } from '../src/index.ts';
 
 const color = process.stdout.isTTY && !process.env.NO_COLOR;
@@ -260,7 +259,7 @@ async function session({
   );
   if (loser instanceof ApiProblem)
     console.log(`     what is left: ${JSON.stringify(loser.body.items)}`);
-  const printNow: Product = (await alice.getProduct(print.id)).value;
+  const printNow = (await alice.getStock(print.id)).value;
   check(printNow.stock === 0, 'stock is 0, never −1');
 
   step(5, 'Cancelling a shipped order', 'Ada pays, the warehouse ships, then Ada tries to cancel.');
@@ -290,6 +289,7 @@ async function session({
   await abandonedCheckout({ alice, ada, grace, tag });
   await money({ alice, ada, tag });
   await lastCoupon({ alice, client, tag });
+  await repriceDuringSale({ alice, tag });
   await webhooksHeard(shop, toShip);
 }
 
@@ -359,7 +359,7 @@ async function lastCoupon({
     'exactly one got the last use (total 15.00 EUR); the other got 409 PROMOTION_NOT_APPLICABLE, reason exhausted, nothing reserved',
   );
   const after = (await alice.getPromotion(code.id)).value;
-  const toteNow = (await alice.getProduct(tote.id)).value;
+  const toteNow = (await alice.getStock(tote.id)).value;
   check(
     after.timesUsed === 2 && toteNow.stock === 8,
     `timesUsed ${after.timesUsed} of ${after.usageLimit}; stock ${toteNow.stock}: moved only for the two orders`,
@@ -381,6 +381,92 @@ async function lastCoupon({
 }
 
 /** Polls `done` every 200 ms for at most `ms`: the refund relay works after the commit. */
+/**
+ * A merchant changes the price of the product a crowd is buying, at the first attempt: stock is its
+ * own resource (API.md §13), so the sales move the stock's version and never the product's, and the
+ * merchant's If-Match is stale only if another merchant changed the product. Then a stock-take while
+ * the crowd keeps buying: `setStock` merges the sales made since its count instead of losing them.
+ */
+async function repriceDuringSale({
+  alice,
+  tag,
+}: {
+  alice: OrderClient;
+  tag: string;
+}): Promise<void> {
+  step(
+    12,
+    'A merchant reprices the product a crowd is buying',
+    'Six shoppers keep buying the festival hoodie while Alice changes its price with If-Match.',
+  );
+  const { value: hoodie } = await alice.createProduct({
+    sku: `HOODIE-${tag}`,
+    slug: `hoodie-${tag}`,
+    name: 'Festival hoodie',
+    priceCents: 5900,
+    currency: 'EUR',
+    stock: 500,
+  });
+  // The crowd's requests are not narrated one by one: they are counted.
+  const crowd = await Promise.all(
+    Array.from({ length: 6 }, async (_, i) => {
+      const shopper = new OrderClient({ baseUrl: alice.options.baseUrl, fetch });
+      const email = `crowd-${i}-${tag}@example.com`;
+      await shopper.register(email, 'correct horse battery', `Shopper ${i}`);
+      await shopper.login(email, 'correct horse battery');
+      return shopper;
+    }),
+  );
+  let buying = true;
+  let sold = 0;
+  const sales = crowd.map(async (shopper) => {
+    while (buying) {
+      await shopper.placeOrder([{ productId: hoodie.id, quantity: 1 }]);
+      sold += 1;
+    }
+  });
+  // Alice's read, then (held here until 20 more hoodies have sold) her write.
+  let attempts = 0;
+  let soldAtRead = 0;
+  let readVersion = 0;
+  const merchant = alice.clone({
+    fetch: async (input: Request | string | URL, init?: RequestInit) => {
+      const request = input instanceof Request ? input : undefined;
+      if (request?.method === 'PATCH') attempts += 1;
+      const response = await narratingFetch('alice')(input, init);
+      if (request?.method === 'GET' && request.url.endsWith(`/products/${hoodie.id}`)) {
+        readVersion = ((await response.clone().json()) as { version: number }).version;
+        soldAtRead = sold;
+        while (sold < soldAtRead + 20) await sleep(5);
+      }
+      return response;
+    },
+  });
+  const repriced = await merchant.update('products', hoodie.id, () => ({ priceCents: 4900 }));
+  check(
+    repriced.priceCents === 4900 && attempts === 1 && repriced.version === readVersion + 1,
+    `${sold - soldAtRead} hoodies sold between Alice's read and her write, and her price change went through at the first attempt (PATCH sent ${attempts}×; product version ${readVersion} → ${repriced.version})`,
+  );
+
+  console.log('   A stock-take while they keep buying: Alice counts 300 hoodies on the shelf.');
+  const before = (await alice.getStock(hoodie.id)).value;
+  const soldBeforeCount = sold;
+  const counted = await alice.setStock(hoodie.id, () => 300);
+  buying = false;
+  await Promise.all(sales);
+  const after = (await alice.getStock(hoodie.id)).value;
+  const placedAfter = sold - soldBeforeCount;
+  check(
+    counted.stock <= 300 && after.stock <= counted.stock && counted.version > before.version,
+    `the level is 300 minus what sold after the count (${counted.stock} when it landed, ${after.stock} once the crowd left; ${placedAfter} sold since Alice started counting), its own version ${before.version} → ${after.version}; the product's stayed at ${repriced.version}`,
+  );
+  const product = (await alice.getProduct(hoodie.id)).value;
+  check(
+    product.version === repriced.version,
+    'no sale and no stock-take moved the product’s version',
+  );
+}
+
 async function eventually(done: () => Promise<boolean>, ms = 10_000): Promise<boolean> {
   const deadline = Date.now() + ms;
   while (!(await done())) {
@@ -541,7 +627,7 @@ async function abandonedCheckout({
   const holdMs = holdRemainingMs(abandoned, Date.parse(abandoned.createdAt)) ?? 0;
   // Looked at quietly (no narration): the narrator's own glances at the shop, not the story's requests.
   const quiet = alice.clone({ fetch });
-  const held = (await quiet.getProduct(tickets.id)).value.stock;
+  const held = (await quiet.getStock(tickets.id)).value.stock;
   console.log(
     `     expiresAt ${abandoned.expiresAt}: held for Ada for ${seconds(holdMs)}, unpaid; stock ${held} meanwhile`,
   );
@@ -559,10 +645,10 @@ async function abandonedCheckout({
   console.log(dim(`     … Ada is gone; waiting ${seconds(holdMs)} for the hold to end`));
   await sleep(placedAt + holdMs - Date.now());
   // Polled every 250 ms until the sweeper has run, bounded: a few seconds past the hold's end.
-  let stock = (await quiet.getProduct(tickets.id)).value.stock;
+  let stock = (await quiet.getStock(tickets.id)).value.stock;
   while (stock < 2 && Date.now() < placedAt + holdMs + SWEEP_GRACE_MS) {
     await sleep(250);
-    stock = (await quiet.getProduct(tickets.id)).value.stock;
+    stock = (await quiet.getStock(tickets.id)).value.stock;
   }
   console.log(
     stock === 2
@@ -713,7 +799,7 @@ function stopServer(server: Server): Promise<void> {
  */
 async function webhooksHeard(shop: ShopReceiver, order: Order): Promise<void> {
   step(
-    12,
+    13,
     'The shop heard every change, once and in order',
     shop.skipped
       ? 'A shop’s webhook receiver would have verified and printed each order event as it arrived.'

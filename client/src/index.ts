@@ -17,6 +17,8 @@ export {
 export type { components, paths } from './schema.ts';
 
 export type Product = components['schemas']['ProductDto'];
+/** A product's stock, its own resource with its own version and ETag (API.md §13). */
+export type Stock = components['schemas']['StockDto'];
 export type User = components['schemas']['UserDto'];
 export type Order = components['schemas']['OrderDto'];
 /** Every action of the server's transition table (generated into the OpenAPI document from it). */
@@ -229,6 +231,70 @@ export class OrderClient {
 
   async getProduct(id: string): Promise<Tagged<Product>> {
     const result = await this.api.GET('/api/v1/products/{id}', { params: { path: { id } } });
+    return { value: unwrap(result), etag: result.response.headers.get('etag') ?? '' };
+  }
+
+  /** The product's stock level, with the stock's own ETag (a sale moves it; the product's does not). */
+  async getStock(productId: string): Promise<Tagged<Stock>> {
+    const result = await this.api.GET('/api/v1/products/{id}/stock', {
+      params: { path: { id: productId } },
+    });
+    return { value: unwrap(result), etag: result.response.headers.get('etag') ?? '' };
+  }
+
+  /**
+   * A stock-take: read the stock, `count` the level (given the stock as read), write it with the
+   * stock's If-Match. On 412 (units sold, returned or adjusted since the read) the count is merged,
+   * not lost and not blindly overwritten: what happened since the read applies on top of it
+   * (mine + theirs − base, the orders placed after the count counting against it) and it is sent
+   * again with the ETag the 412 carries. A merge that would go below 0 is a MergeConflict on
+   * `stock` (more was sold since than the count holds: count again). Bounded attempts.
+   */
+  async setStock(
+    productId: string,
+    count: (current: Stock) => number,
+    { attempts = 5 }: { attempts?: number } = {},
+  ): Promise<Stock> {
+    const read = await this.getStock(productId);
+    const base = read.value.stock;
+    const mine = count(structuredClone(read.value));
+    let theirs = read.value;
+    let etag = read.etag;
+    for (let attempt = 1; attempt <= attempts; attempt++) {
+      const level = mine + (theirs.stock - base);
+      if (level < 0) {
+        throw new MergeConflict(
+          `products/${productId}/stock`,
+          { stock: { base, mine, theirs: theirs.stock } },
+          theirs,
+          etag,
+        );
+      }
+      try {
+        return unwrap(
+          await this.api.PUT('/api/v1/products/{id}/stock', {
+            params: { path: { id: productId } },
+            headers: { 'If-Match': etag },
+            body: { stock: level },
+          }),
+        );
+      } catch (error) {
+        if (!(error instanceof ApiProblem) || error.code !== 'PRECONDITION_FAILED') throw error;
+        theirs = error.body.current as Stock;
+        etag = error.body.currentEtag as string;
+      }
+    }
+    throw new Error(
+      `Gave up setting the stock of products/${productId} after ${attempts} attempts`,
+    );
+  }
+
+  /** A relative change of stock (no precondition: changes commute); 409 INSUFFICIENT_STOCK below 0. */
+  async adjustStock(productId: string, delta: number, reason: string): Promise<Tagged<Stock>> {
+    const result = await this.api.POST('/api/v1/products/{id}/stock-adjustments', {
+      params: { path: { id: productId } },
+      body: { delta, reason },
+    });
     return { value: unwrap(result), etag: result.response.headers.get('etag') ?? '' };
   }
 

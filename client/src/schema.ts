@@ -201,7 +201,7 @@ export interface paths {
         };
         /**
          * List products
-         * @description Offset pagination (`limit` ≤ 100) in a stable order (creation time, then id); filter by `q` and `active`. The list carries an ETag; If-None-Match → 304.
+         * @description Offset pagination (`limit` ≤ 100) in a stable order (creation time, then id); filter by `q` and `active`. Items carry no stock unless `include=stock` adds each one's level (storefront lists); the list's ETag covers what it carries. If-None-Match → 304.
          */
         get: operations["ProductsController_list"];
         put?: never;
@@ -239,7 +239,7 @@ export interface paths {
         head?: never;
         /**
          * Change a product (admin)
-         * @description Any subset of the create fields. Needs a precondition: `If-Match` (or `If-Unmodified-Since`) → 412 when stale, or `version` in the body → 409 when stale; neither → 428. Stale answers carry `current`.
+         * @description Any subset of the create fields but `stock` (its own resource: `PUT /products/{id}/stock`; `stock` here is a 400). Only these fields move the product's version and ETag: no sale does. Needs a precondition: `If-Match` (or `If-Unmodified-Since`) → 412 when stale, or `version` in the body → 409 when stale; neither → 428. Stale answers carry `current`.
          */
         patch: operations["ProductsController_update"];
         trace?: never;
@@ -258,9 +258,33 @@ export interface paths {
         get: operations["ProductsController_getBySku"];
         /**
          * Create or replace a product by SKU (admin)
-         * @description Catalogue synchronisation by natural key (e.g. from an ERP), without duplicates. `If-None-Match: *` → create only if no product has this SKU (201; one exists → 412 with `current`; of two racing creates exactly one gets 201). `If-Match: <ETag>` (or `If-Unmodified-Since`) → replace every field of the existing product when the version matches (200; stale → 412 with `current`; unknown SKU → 404). Neither → 428. The body is the full product as on create; its `sku` may be left out and, if given, must name the same SKU as the path (else 400).
+         * @description Catalogue synchronisation by natural key (e.g. from an ERP), without duplicates. `If-None-Match: *` → create only if no product has this SKU (201; one exists → 412 with `current`; of two racing creates exactly one gets 201). `If-Match: <ETag>` (or `If-Unmodified-Since`) → replace every field of the existing product when the version matches (200; stale → 412 with `current`; unknown SKU → 404). Neither → 428. The body is the full product as on create; its `sku` may be left out and, if given, must name the same SKU as the path (else 400). `stock` (default 0) only on a create: a replacing PUT with `stock` is a 400 (stock is its own resource, `PUT /products/{id}/stock`).
          */
         put: operations["ProductsController_putBySku"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/products/{id}/stock": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A product's stock
+         * @description Public. Stock is its own resource (its own version, strong `ETag` and `Last-Modified`): every checkout, cancel, expiry, order edit and adjustment moves it, never the product's. `If-None-Match` → 304.
+         */
+        get: operations["ProductsController_getStock"];
+        /**
+         * Set the stock level: a stock-take (admin)
+         * @description An absolute level: what is available to order from now on; orders placed after it count against it. Needs a precondition on the stock's own ETag (`GET /products/{id}/stock`): `If-Match` (or `If-Unmodified-Since`) → 412 when stale, or `version` in the body → 409 when stale; neither → 428. Stale answers carry `current` (the stock as it is now). One guarded write (`… WHERE id = $1 AND stock_version = $2`). For a relative change without a precondition, use `POST /products/{id}/stock-adjustments`.
+         */
+        put: operations["ProductsController_setStock"];
         post?: never;
         delete?: never;
         options?: never;
@@ -279,7 +303,7 @@ export interface paths {
         put?: never;
         /**
          * Adjust stock by a relative amount (admin)
-         * @description One atomic conditional update (`stock = stock + delta WHERE stock + delta >= 0`); concurrent adjustments never lose each other. No precondition needed: relative changes commute.
+         * @description One atomic conditional update (`stock = stock + delta WHERE stock + delta >= 0`); concurrent adjustments never lose each other. No precondition needed: relative changes commute. Answers the stock (its own version and ETag); the product's version does not move.
          */
         post: operations["ProductsController_adjustStock"];
         delete?: never;
@@ -984,8 +1008,12 @@ export interface components {
              * @example EUR
              */
             currency: string;
-            /** @example 100 */
-            stock: number;
+            /**
+             * @description The initial stock, on create only (a creating `PUT /products/sku/{sku}` too). Afterwards stock is its own resource: `PUT /products/{id}/stock`, `POST /products/{id}/stock-adjustments`.
+             * @default 0
+             * @example 100
+             */
+            stock?: number;
             /**
              * @default true
              * @example true
@@ -1014,17 +1042,12 @@ export interface components {
              */
             currency: string;
             /**
-             * @description Units available to order now.
-             * @example 42
-             */
-            stock: number;
-            /**
              * @description Inactive products cannot be ordered.
              * @example true
              */
             active: boolean;
             /**
-             * @description +1 on every change, stock included.
+             * @description +1 on every change of the product's own fields. Stock is its own resource (`GET /products/{id}/stock`): no sale, cancel, expiry or stock change moves this version.
              * @example 3
              */
             version: number;
@@ -1032,6 +1055,47 @@ export interface components {
             createdAt: string;
             /** Format: date-time */
             updatedAt: string;
+        };
+        ProductWithStockDto: {
+            /** Format: uuid */
+            id: string;
+            /** @example TSHIRT-RED-M */
+            sku: string;
+            /** @example red-t-shirt-m */
+            slug: string;
+            /** @example Red T-shirt (M) */
+            name: string;
+            /** @example Organic cotton, medium. */
+            description: string;
+            /**
+             * @description Integer minor units of `currency`.
+             * @example 1999
+             */
+            priceCents: number;
+            /**
+             * @description ISO 4217.
+             * @example EUR
+             */
+            currency: string;
+            /**
+             * @description Inactive products cannot be ordered.
+             * @example true
+             */
+            active: boolean;
+            /**
+             * @description +1 on every change of the product's own fields. Stock is its own resource (`GET /products/{id}/stock`): no sale, cancel, expiry or stock change moves this version.
+             * @example 3
+             */
+            version: number;
+            /** Format: date-time */
+            createdAt: string;
+            /** Format: date-time */
+            updatedAt: string;
+            /**
+             * @description Units available to order now; only with `include=stock`. Its own version and ETag are at `GET /products/{id}/stock`.
+             * @example 42
+             */
+            stock?: number;
         };
         ProductPageDto: {
             /**
@@ -1043,7 +1107,8 @@ export interface components {
             limit: number;
             /** @example 0 */
             offset: number;
-            items: components["schemas"]["ProductDto"][];
+            /** @description Each item carries `stock` only with `include=stock`. */
+            items: components["schemas"]["ProductWithStockDto"][];
         };
         PutProductDto: {
             /**
@@ -1065,8 +1130,12 @@ export interface components {
              * @example EUR
              */
             currency: string;
-            /** @example 100 */
-            stock: number;
+            /**
+             * @description The initial stock, on create only (a creating `PUT /products/sku/{sku}` too). Afterwards stock is its own resource: `PUT /products/{id}/stock`, `POST /products/{id}/stock-adjustments`.
+             * @default 0
+             * @example 100
+             */
+            stock?: number;
             /**
              * @default true
              * @example true
@@ -1103,8 +1172,6 @@ export interface components {
              * @example EUR
              */
             currency?: string;
-            /** @example 100 */
-            stock?: number;
             /**
              * @default true
              * @example true
@@ -1113,6 +1180,34 @@ export interface components {
             /**
              * @description The version this change is based on, when no If-Match header is sent.
              * @example 3
+             */
+            version?: number;
+        };
+        StockDto: {
+            /** Format: uuid */
+            productId: string;
+            /**
+             * @description Units available to order now.
+             * @example 42
+             */
+            stock: number;
+            /**
+             * @description +1 on every change of the stock: a checkout, a cancel, an expiry, an order edit, a revive, an adjustment, a stock-take. Independent of the product's version.
+             * @example 17
+             */
+            version: number;
+            /** Format: date-time */
+            updatedAt: string;
+        };
+        SetStockDto: {
+            /**
+             * @description The level counted: what is available to order from now on.
+             * @example 40
+             */
+            stock: number;
+            /**
+             * @description The stock's version this level is based on, when no If-Match header is sent.
+             * @example 17
              */
             version?: number;
         };
@@ -2688,6 +2783,8 @@ export interface operations {
             query?: {
                 limit?: number;
                 offset?: number;
+                /** @description `stock` adds each product's stock level to its item (the list's ETag then covers it). Without it, items carry no stock. */
+                include?: "stock";
                 /** @description Matches name, SKU or slug (case-insensitive substring). */
                 q?: string;
                 active?: "true" | "false";
@@ -3492,6 +3589,243 @@ export interface operations {
             };
         };
     };
+    ProductsController_getStock: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description An ETag you hold; when it is still current the answer is 304 with no body. */
+                "If-None-Match"?: string;
+                /** @description Your correlation id (1-128 of A-Z a-z 0-9 . _ : -); echoed back, else one is made. */
+                "X-Request-Id"?: string;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    /** @description Strong, opaque entity tag of this representation. */
+                    ETag?: string;
+                    /** @description When the resource last changed. */
+                    "Last-Modified"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StockDto"];
+                };
+            };
+            /** @description If-None-Match matched. */
+            304: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description `VALIDATION_FAILED`: The request is not valid */
+            400: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `NOT_FOUND`: Resource not found */
+            404: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `RATE_LIMITED`: Too many requests */
+            429: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `INTERNAL`: Internal error */
+            500: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+        };
+    };
+    ProductsController_setStock: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The `ETag` response header of your last read, exactly as sent, double quotes included (e.g. `"v3-…"` with its quotes; not the bare `version`, not a JSON-escaped `\"…\"`). Strong comparison: `W/"…"` never matches; a list of ETags or `*` is accepted. Stale → 412 with `current`; a value that is not a valid entity-tag, or not an ETag this service issued for this resource, → 412 saying so. Without it, `If-Unmodified-Since` or a body `version` is required, else 428. */
+                "If-Match"?: string;
+                /** @description HTTP-date alternative to If-Match (one-second resolution). Stale → 412. */
+                "If-Unmodified-Since"?: string;
+                /** @description Your correlation id (1-128 of A-Z a-z 0-9 . _ : -); echoed back, else one is made. */
+                "X-Request-Id"?: string;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SetStockDto"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    /** @description Strong, opaque entity tag of this representation. */
+                    ETag?: string;
+                    /** @description When the resource last changed. */
+                    "Last-Modified"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StockDto"];
+                };
+            };
+            /** @description `VALIDATION_FAILED`: The request is not valid */
+            400: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: Authentication required */
+            401: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `FORBIDDEN`: Not allowed for this role */
+            403: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `NOT_FOUND`: Resource not found */
+            404: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `VERSION_MISMATCH`: Version mismatch */
+            409: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `PRECONDITION_FAILED`: Precondition failed */
+            412: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `UNSUPPORTED_MEDIA_TYPE`: Unsupported media type */
+            415: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `PRECONDITION_REQUIRED`: Precondition required */
+            428: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `RATE_LIMITED`: Too many requests */
+            429: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description `INTERNAL`: Internal error */
+            500: {
+                headers: {
+                    /** @description The request id; the same value as `requestId` in problem bodies. */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+        };
+    };
     ProductsController_adjustStock: {
         parameters: {
             query?: never;
@@ -3521,7 +3855,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ProductDto"];
+                    "application/json": components["schemas"]["StockDto"];
                 };
             };
             /** @description `VALIDATION_FAILED`: The request is not valid */

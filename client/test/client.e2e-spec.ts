@@ -205,6 +205,106 @@ describe('the typed client against the real service', () => {
     expect(now.value.name).toBe('Alice’s name');
   });
 
+  describe('stock, its own resource', () => {
+    /** Holds this client's writes (`method`) until `release`; `read` resolves once a GET was answered. */
+    const holdWrites = (method: string, release: Promise<unknown>) => {
+      let markRead!: () => void;
+      const read = new Promise<void>((r) => (markRead = r));
+      const writes: number[] = [];
+      const held = (async (input: Request | string | URL, init?: RequestInit) => {
+        const request = input instanceof Request ? input : undefined;
+        if (request?.method === method) await release;
+        const response = await fetch(input, init);
+        if (request?.method === method) writes.push(response.status);
+        if (request?.method === 'GET') markRead();
+        return response;
+      }) as typeof fetch;
+      return { fetch: held, read, writes };
+    };
+    const shopper = async (): Promise<OrderClient> => {
+      const c = client();
+      const email = `stock-${randomBytes(4).toString('hex')}@example.com`;
+      await c.register(email, 'long enough password', 'Shopper');
+      await c.login(email, 'long enough password');
+      return c;
+    };
+
+    it('reads the stock with its own ETag; a product edit never sees it, and sales between the read and the write leave it at one attempt', async () => {
+      const admin = await asAdmin();
+      const { value: p, etag: productEtag } = await admin.createProduct(newProduct(10));
+      expect(p).not.toHaveProperty('stock');
+      const stock = await admin.getStock(p.id);
+      expect(stock.value).toMatchObject({ productId: p.id, stock: 10, version: 1 });
+      expect(stock.etag).toMatch(/^"/);
+      expect(stock.etag).not.toBe(productEtag);
+      let sold!: () => void;
+      const sales = new Promise<void>((r) => (sold = r));
+      const held = holdWrites('PATCH', sales);
+      const merchant = await asAdmin({ fetch: held.fetch });
+      const edit = merchant.update('products', p.id, () => ({ priceCents: 1100 }));
+      await held.read;
+      const buyer = await shopper();
+      for (let i = 0; i < 3; i++) await buyer.placeOrder([{ productId: p.id, quantity: 1 }]);
+      sold();
+      const edited = await edit;
+      expect(held.writes).toEqual([200]);
+      expect(edited).toMatchObject({ priceCents: 1100, version: 2 });
+      expect(edited).not.toHaveProperty('stock');
+      expect((await admin.getStock(p.id)).value).toMatchObject({ stock: 7, version: 4 });
+    });
+
+    it('setStock merges the sales made since its read into the count (412, then the level minus them)', async () => {
+      const admin = await asAdmin();
+      const { value: p } = await admin.createProduct(newProduct(50));
+      let sold!: () => void;
+      const sales = new Promise<void>((r) => (sold = r));
+      const held = holdWrites('PUT', sales);
+      const counter = await asAdmin({ fetch: held.fetch });
+      const take = counter.setStock(p.id, (current) => {
+        expect(current.stock).toBe(50);
+        return 40; // counted on the shelf
+      });
+      await held.read;
+      const buyer = await shopper();
+      await buyer.placeOrder([{ productId: p.id, quantity: 2 }]);
+      await buyer.placeOrder([{ productId: p.id, quantity: 1 }]);
+      sold();
+      const level = await take;
+      expect(held.writes).toEqual([412, 200]);
+      // The 3 units sold after the count count against it.
+      expect(level).toMatchObject({ productId: p.id, stock: 37, version: 4 });
+      expect((await admin.getStock(p.id)).value.stock).toBe(37);
+    });
+
+    it('setStock answers a MergeConflict on stock when more sold since the read than the count holds', async () => {
+      const admin = await asAdmin();
+      const { value: p } = await admin.createProduct(newProduct(5));
+      let sold!: () => void;
+      const sales = new Promise<void>((r) => (sold = r));
+      const held = holdWrites('PUT', sales);
+      const counter = await asAdmin({ fetch: held.fetch });
+      const take = counter.setStock(p.id, () => 1).catch((e: unknown) => e);
+      await held.read;
+      await (await shopper()).placeOrder([{ productId: p.id, quantity: 3 }]);
+      sold();
+      const conflict = await take;
+      expect(held.writes).toEqual([412]);
+      expect(conflict).toBeInstanceOf(MergeConflict);
+      expect((conflict as MergeConflict).fields).toEqual({
+        stock: { base: 5, mine: 1, theirs: 2 },
+      });
+      expect((await admin.getStock(p.id)).value.stock).toBe(2);
+    });
+
+    it('adjustStock answers the stock with its ETag', async () => {
+      const admin = await asAdmin();
+      const { value: p } = await admin.createProduct(newProduct(5));
+      const adjusted = await admin.adjustStock(p.id, 4, 'delivery');
+      expect(adjusted.value).toMatchObject({ productId: p.id, stock: 9, version: 2 });
+      expect(adjusted.etag).toBe((await admin.getStock(p.id)).etag);
+    });
+  });
+
   describe('editing an order', () => {
     const asShopper = async (options: { fetch?: typeof fetch } = {}): Promise<OrderClient> => {
       const c = client(options);
@@ -261,8 +361,8 @@ describe('the typed client against the real service', () => {
         version: order.version + 1,
         expiresAt: order.expiresAt, // an edit does not extend the hold
       });
-      expect((await admin.getProduct(a.id)).value.stock).toBe(7);
-      expect((await admin.getProduct(b.id)).value.stock).toBe(8);
+      expect((await admin.getStock(a.id)).value.stock).toBe(7);
+      expect((await admin.getStock(b.id)).value.stock).toBe(8);
     });
 
     it('merges an admin’s and the owner’s concurrent edits of different products after a 412', async () => {
@@ -289,7 +389,7 @@ describe('the typed client against the real service', () => {
       });
       expect(final).toMatchObject({ totalCents: 2 * 100 + 3 * 300, version: 3 });
       const stock = await Promise.all(
-        [a, b, c].map(async (p) => (await admin.getProduct(p.id)).value.stock),
+        [a, b, c].map(async (p) => (await admin.getStock(p.id)).value.stock),
       );
       expect(stock).toEqual([8, 10, 7]);
     });
@@ -439,7 +539,7 @@ describe('the typed client against the real service', () => {
       [p.id],
     );
     expect(n).toBe(1);
-    expect((await admin.getProduct(p.id)).value.stock).toBe(3);
+    expect((await admin.getStock(p.id)).value.stock).toBe(3);
     expect(order.items[0]).toMatchObject({ productId: p.id, quantity: 2 });
   });
 
