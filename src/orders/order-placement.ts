@@ -28,7 +28,7 @@ import {
   type OrderWithItems,
   type PromotionUse,
 } from './orders.repository';
-import { isShort, priceChanged, vet } from './placement-checks';
+import { explainTerms, isShort, priceChanged, vet } from './placement-checks';
 import { PlacementQueue } from './placement-queue';
 
 /**
@@ -96,8 +96,9 @@ export class OrderPlacement {
    * the same promotion code, or none) that arrive while one of them is in the database queue behind
    * it and are then placed together, one statement and one commit for all of them (PlacementQueue,
    * sql/place_orders.sql). A promotion code and an expected total go into that same statement: the
-   * use is counted by one guarded write after the products' locks (API.md §11); anything it does
-   * not place at once is decided and explained step by step (placeWithTerms).
+   * use is counted by one guarded write after the products' locks (API.md §11); a refusal is
+   * explained from what place_order_locked read under its locks (explainTerms), and only overdue
+   * holds in the way, or a total of 0, take the step-by-step path (placeWithTerms).
    * When a line fails, the step-by-step path explains it; a placement that is short first expires
    * the overdue holds on exactly its products and decides again, so nobody is refused while expired
    * holds sit on the stock. If any line still fails, nothing is reserved; the problem lists every
@@ -107,6 +108,7 @@ export class OrderPlacement {
     const wanted = unitsOf(dto.items);
     const ids = [...wanted.keys()];
     const code = dto.promotionCode;
+    const terms = code !== undefined || dto.expectedTotalCents !== undefined;
     const placement: Placement = {
       userId: caller.id,
       productIds: ids,
@@ -131,18 +133,20 @@ export class OrderPlacement {
       throw missingParentProblem(err) ?? err;
     });
     if ('placed' in answer) return answer.placed;
-    if ('explain' in answer) {
-      // A code or a total not placed at once (refused, moved, or nothing owed): decided step by step.
-      if (m.queryRunner?.isTransactionActive) return this.placeWithTerms(m, caller, dto, wanted);
-      return inTransaction(this.dataSource, (t) => this.placeWithTerms(t, caller, dto, wanted));
-    }
-    if (!answer.overdue) {
+    if (terms) {
+      explainTerms(answer, ids, wanted, dto);
+    } else if (!answer.overdue) {
       vet(answer.refused, ids, dto);
       const short = insufficientStock(answer.refused, wanted);
       if (short) throw short;
     }
     // Overdue holds to expire first (or a refusal the checks above do not see, which cannot
-    // happen): several statements and savepoints, in the caller's transaction or one of its own.
+    // happen; or a total of 0, paid at placement): several statements and savepoints, in the
+    // caller's transaction or one of its own.
+    if (terms) {
+      if (m.queryRunner?.isTransactionActive) return this.placeWithTerms(m, caller, dto, wanted);
+      return inTransaction(this.dataSource, (t) => this.placeWithTerms(t, caller, dto, wanted));
+    }
     if (m.queryRunner?.isTransactionActive) return this.placeExplaining(m, caller, dto, wanted);
     return inTransaction(this.dataSource, (t) => this.placeExplaining(t, caller, dto, wanted));
   }
@@ -255,8 +259,8 @@ export class OrderPlacement {
    * `exhausted` or `customer_limit` first expires the overdue holds holding uses of the code; one
    * short of stock those on its products (both after rolling back its own locks, so that the
    * orders are locked before their products, as every path does), and decides again.
-   * Only for what place_order did not place at once ({explain}: a refusal to explain, a product
-   * or the code moved since its first read, or a total of 0, which is paid here).
+   * Only for what place_order neither placed nor explained (explainTerms): overdue holds that may
+   * change the answer, or a total of 0, which is paid here.
    */
   private async placeWithTerms(
     m: EntityManager,

@@ -4,6 +4,7 @@ import { DataSource, type EntityManager } from 'typeorm';
 import { hydrate, many, one, pageOf, prepared, sql } from '../common/database/sql';
 import type { Page } from '../common/http/pagination';
 import { type RawStockRow, stockRowOf, type StockRow } from '../products/stock.repository';
+import type { PromotionRefusal } from '../promotions/promotion-uses';
 import type { OrderHistoryAction, OrderStatus } from './order-state';
 import { Order, OrderHistoryEntry, OrderItem } from './order.entity';
 
@@ -48,17 +49,27 @@ export interface Placement {
 }
 
 /**
- * What place_order answers: the order placed, or what it read of the products when it refused, or,
- * for a checkout with a code or an expected total, that it did not place it (nothing of it left) and
- * the step-by-step path must decide and explain.
+ * What a checkout's code was found to be under its lock, when place_order refused (API.md §11): the
+ * first reason it cannot be used (null: usable), its terms, and whether overdue holds hold uses of it.
+ */
+export interface PromotionSeen {
+  reason: PromotionRefusal | null;
+  percentOff: number | null;
+  amountOffCents: number | null;
+  overdue: boolean;
+}
+
+/**
+ * What place_order answers: the order placed, or what it read under its locks when it refused: the
+ * products, whether overdue holds sit on them, and (with a code) what the code was found to be.
  */
 export type PlacementAnswer =
-  { placed: OrderWithItems } | { refused: StockRow[]; overdue: boolean } | { explain: true };
+  | { placed: OrderWithItems }
+  | { refused: StockRow[]; overdue: boolean; promotion?: PromotionSeen | null };
 
 type RawAnswer =
   | { order: Record<string, unknown>; items: Record<string, unknown>[] }
-  | { refused: RawStockRow[]; overdue: boolean }
-  | { explain: true };
+  | { refused: RawStockRow[]; overdue: boolean; promotion?: PromotionSeen | null };
 
 /** A promotion use an order is placed with: the code and its terms as they are now. */
 export interface PromotionUse {
@@ -381,9 +392,13 @@ export class OrdersRepository {
 }
 
 function answerOf(m: EntityManager, answer: RawAnswer): PlacementAnswer {
-  if ('explain' in answer) return { explain: true };
   if ('refused' in answer) {
-    return { refused: answer.refused.map(stockRowOf), overdue: answer.overdue };
+    const promotion = answer.promotion && {
+      ...answer.promotion,
+      amountOffCents:
+        answer.promotion.amountOffCents === null ? null : Number(answer.promotion.amountOffCents),
+    };
+    return { refused: answer.refused.map(stockRowOf), overdue: answer.overdue, promotion };
   }
   return {
     placed: {

@@ -1,8 +1,10 @@
 import { ProblemError } from '../common/problems/problem.error';
 import { validationProblem } from '../common/problems/validation';
-import type { StockRow } from '../products/stock.repository';
 import type { CreateOrderDto } from './dto/order.dto';
-import type { NewLine } from './orders.repository';
+import { insufficientStock, type StockRow } from '../products/stock.repository';
+import { promotionNotApplicable } from '../promotions/promotion-uses';
+import { discountOf, lineOf, totalOf } from './order-lines';
+import type { NewLine, PlacementAnswer } from './orders.repository';
 
 /** What a placement checks of what it read, and the problems it answers with (pure). */
 
@@ -57,4 +59,40 @@ export function vet(locked: StockRow[], ids: string[], dto: CreateOrderDto): voi
       })),
     );
   }
+}
+
+/**
+ * A checkout with a code or an expected total that place_order refused, explained from what it
+ * read under its locks, in API.md §11's order: 422/409/400 for the products, 409
+ * PROMOTION_NOT_APPLICABLE, 409 PRICE_CHANGED, 409 INSUFFICIENT_STOCK. Returns (without throwing)
+ * when the step-by-step path must decide instead: overdue holds that hold uses of the code (before
+ * `exhausted` or `customer_limit`) or sit on the products (before a shortage) are to be expired
+ * first, or nothing was refused (a total of 0, paid at placement).
+ */
+export function explainTerms(
+  answer: Extract<PlacementAnswer, { refused: unknown }>,
+  ids: string[],
+  wanted: Map<string, number>,
+  dto: CreateOrderDto,
+): void {
+  const { refused, promotion } = answer;
+  vet(refused, ids, dto);
+  let discount = 0;
+  if (dto.promotionCode !== undefined) {
+    if (!promotion) return;
+    const { reason } = promotion;
+    if ((reason === 'exhausted' || reason === 'customer_limit') && promotion.overdue) return;
+    if (reason) throw promotionNotApplicable(dto.promotionCode, reason);
+  }
+  const byId = new Map(refused.map((p) => [p.id, p]));
+  const lines = ids.map((id) => lineOf(byId.get(id)!, wanted.get(id)!));
+  const subtotal = totalOf(lines);
+  if (promotion) discount = discountOf(subtotal, promotion);
+  const total = subtotal - discount;
+  if (dto.expectedTotalCents !== undefined && total !== dto.expectedTotalCents) {
+    throw priceChanged(dto.expectedTotalCents, total, lines);
+  }
+  if (answer.overdue) return;
+  const short = insufficientStock(refused, wanted);
+  if (short) throw short;
 }

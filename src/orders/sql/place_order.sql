@@ -20,10 +20,9 @@
 -- then products, then the promotion. perCustomerLimit is checked by the statement after that
 -- UPDATE: it starts after the row lock was granted, so its snapshot holds every order committed by
 -- whoever held the lock before (every taker of a use holds it to its commit); the customer's live
--- orders with the code other than this one, against the limit read under the lock. A checkout with
--- terms never goes to place_order_locked: any refusal, a moved product or promotion, or a total of
--- 0 (paid at placement by the service) answers {"explain": true}, with nothing of it left, and the
--- service decides and explains step by step under locks (OrderPlacement.placeWithTerms).
+-- orders with the code other than this one, against the limit read under the lock. Any refusal, a
+-- moved product or promotion, or a total of 0 (paid at placement by the service) goes, like a plain
+-- checkout's, to place_order_locked, which decides under locks and says why.
 DROP FUNCTION IF EXISTS place_order(uuid, uuid[], integer[], integer, uuid, text[], text);
 CREATE OR REPLACE FUNCTION place_order(
   p_user uuid,
@@ -75,7 +74,7 @@ CREATE OR REPLACE FUNCTION place_order(
                                ELSE least(v_total, v_promo.amount_off_cents) END;
           END IF;
         END IF;
-        -- A total other than the one expected, or nothing owed: explained (or paid) step by step.
+        -- A total other than the one expected, or nothing owed: decided under locks.
         IF v_terms AND v_ok AND (v_total - v_discount = 0
                                  OR v_total - v_discount <> coalesce(p_expected, v_total - v_discount)) THEN
           v_ok := false;
@@ -168,9 +167,6 @@ CREATE OR REPLACE FUNCTION place_order(
           END;
         END IF;
         -- Refused at first sight, or moved since: the locked way decides, and explains a refusal.
-        IF v_terms THEN
-          RETURN json_build_object('explain', true);
-        END IF;
         RETURN place_order_locked(p_user, p_ids, p_quantities, p_hold_seconds, p_event_id,
-                                  p_owner_actions, p_traceparent);
+                                  p_owner_actions, p_traceparent, p_code, p_expected);
       END $$;

@@ -8,8 +8,19 @@
 -- them ('overdue'). place_order calls it when its own attempt is refused or a product moved; the
 -- service explains the refusal from its answer, or, when overdue holds could cover it, takes its
 -- step-by-step path that expires them first.
--- The event's order carries the payment fields (issue 22: unpaid at placement); the rest of the
--- body keeps the text (and indentation) it had in its migration.
+-- The event's order carries the payment fields (issue 22: unpaid at placement).
+--
+-- With a promotion code or an expected total (issue 23, API.md §11), in the contract's order, all
+-- under locks: the products (id order) are vetted; then the code's row is locked (after the
+-- products: the lock order of every path) and the first reason it cannot be used decided from it,
+-- the customer's live orders with the code counted by a statement of its own after that lock (so
+-- it sees every order committed by whoever held it before); the discount and the total follow, the
+-- expected total is compared, and the stock. Placed, the use is counted by the guarded write. A
+-- refusal (or a total of 0, which the service pays at placement) answers 'refused' with, besides
+-- the products, 'promotion': the reason (or null), the terms, and whether overdue holds hold uses
+-- of the code ('overdue'), so that the service explains it as its step-by-step path would, or
+-- takes that path when overdue holds could change the answer.
+DROP FUNCTION IF EXISTS place_order_locked(uuid, uuid[], integer[], integer, uuid, text[], text);
 CREATE OR REPLACE FUNCTION place_order_locked(
   p_user uuid,
   p_ids uuid[],          -- one per product, in the client's line order
@@ -17,7 +28,9 @@ CREATE OR REPLACE FUNCTION place_order_locked(
   p_hold_seconds integer,
   p_event_id uuid,
   p_owner_actions text[], -- allowedTransitions of a pending order for its owner (the table's)
-  p_traceparent text
+  p_traceparent text,
+  p_code text,           -- the promotion code as the client sent it, or null
+  p_expected bigint      -- expectedTotalCents, or null
 ) RETURNS json LANGUAGE plpgsql AS $$
       DECLARE
         v_found integer;
@@ -29,15 +42,56 @@ CREATE OR REPLACE FUNCTION place_order_locked(
         v_items json;
         v_at timestamptz;
         v_products json;
+        v_active boolean;
+        v_promo promotions%ROWTYPE;
+        v_reason text;
+        v_discount bigint := 0;
+        v_held integer;
       BEGIN
         BEGIN
           -- Locked in id order, so two orders over the same products can never deadlock.
           PERFORM 1 FROM products WHERE id = ANY(p_ids) ORDER BY id FOR UPDATE;
           SELECT count(*), count(DISTINCT p.currency), min(p.currency),
-                 sum(p.price_cents::bigint * w.qty), bool_and(p.active AND p.stock >= w.qty)
-            INTO v_found, v_currencies, v_currency, v_total, v_ok
+                 sum(p.price_cents::bigint * w.qty), bool_and(p.active AND p.stock >= w.qty),
+                 bool_and(p.active)
+            INTO v_found, v_currencies, v_currency, v_total, v_ok, v_active
             FROM unnest(p_ids, p_quantities) AS w(id, qty) JOIN products p ON p.id = w.id;
-          IF v_found <> cardinality(p_ids) OR v_currencies <> 1 OR NOT v_ok THEN
+          IF p_code IS NOT NULL AND v_found = cardinality(p_ids) AND v_currencies = 1
+             AND v_active THEN
+            -- The code's row, locked after the products; its first reason, in §11's order.
+            SELECT * INTO v_promo FROM promotions WHERE code = upper(btrim(p_code))
+               FOR NO KEY UPDATE;
+            v_reason := CASE
+              WHEN NOT FOUND THEN 'unknown'
+              WHEN NOT v_promo.active THEN 'inactive'
+              WHEN coalesce(v_promo.starts_at > clock_timestamp(), false) THEN 'not_started'
+              WHEN coalesce(v_promo.ends_at <= clock_timestamp(), false) THEN 'ended'
+              WHEN v_promo.amount_off_cents IS NOT NULL AND v_promo.currency <> v_currency
+                THEN 'currency' END;
+            IF v_reason IS NULL AND v_promo.per_customer_limit IS NOT NULL THEN
+              -- A statement of its own, after the lock: see the header.
+              SELECT count(*) INTO v_held FROM orders
+               WHERE promotion_id = v_promo.id AND user_id = p_user
+                 AND status NOT IN ('cancelled', 'expired');
+              IF v_held >= v_promo.per_customer_limit THEN
+                v_reason := 'customer_limit';
+              END IF;
+            END IF;
+            IF v_reason IS NULL AND v_promo.usage_limit IS NOT NULL
+               AND v_promo.times_used >= v_promo.usage_limit THEN
+              v_reason := 'exhausted';
+            END IF;
+            IF v_reason IS NULL THEN
+              v_discount := CASE WHEN v_promo.percent_off IS NOT NULL
+                                 THEN v_total * v_promo.percent_off / 100
+                                 ELSE least(v_total, v_promo.amount_off_cents) END;
+            END IF;
+          END IF;
+          IF v_found <> cardinality(p_ids) OR v_currencies <> 1 OR NOT v_ok
+             OR v_reason IS NOT NULL
+             OR ((p_code IS NOT NULL OR p_expected IS NOT NULL)
+                 AND (v_total - v_discount = 0
+                      OR v_total - v_discount <> coalesce(p_expected, v_total - v_discount))) THEN
             SELECT json_agg(json_build_object('id', p.id, 'sku', p.sku, 'name', p.name,
                      'price_cents', p.price_cents, 'currency', p.currency, 'stock', p.stock,
                      'active', p.active) ORDER BY p.id)
@@ -48,10 +102,21 @@ CREATE OR REPLACE FUNCTION place_order_locked(
           UPDATE products p SET stock = p.stock - w.qty
             FROM unnest(p_ids, p_quantities) AS w(id, qty)
            WHERE p.id = w.id AND p.stock >= w.qty;
-          INSERT INTO orders (user_id, status, total_cents, currency, expires_at)
-          VALUES (p_user, 'pending', v_total, v_currency,
-                  clock_timestamp() + make_interval(secs => p_hold_seconds))
+          INSERT INTO orders (user_id, status, total_cents, currency, expires_at, discount_cents,
+                              promotion_id, promotion_code, promotion_percent_off,
+                              promotion_amount_off_cents)
+          VALUES (p_user, 'pending', v_total - v_discount, v_currency,
+                  clock_timestamp() + make_interval(secs => p_hold_seconds), v_discount,
+                  v_promo.id, v_promo.code, v_promo.percent_off, v_promo.amount_off_cents)
           RETURNING * INTO v_order;
+          IF p_code IS NOT NULL THEN
+            -- The use: the guarded write, under the lock its checks were decided under.
+            UPDATE promotions SET times_used = times_used + 1
+             WHERE id = v_promo.id AND (usage_limit IS NULL OR times_used < usage_limit);
+            IF NOT FOUND THEN
+              RAISE EXCEPTION 'place_order_locked: promotion % ran out under its own lock', v_promo.id;
+            END IF;
+          END IF;
           INSERT INTO order_items (order_id, line_no, product_id, sku, name, unit_price_cents, quantity)
           SELECT v_order.id, w.n, p.id, p.sku, p.name, p.price_cents, w.qty
             FROM unnest(p_ids, p_quantities) WITH ORDINALITY AS w(id, qty, n)
@@ -90,6 +155,13 @@ CREATE OR REPLACE FUNCTION place_order_locked(
             'overdue', EXISTS (
               SELECT 1 FROM order_items i JOIN orders o ON o.id = i.order_id
                WHERE i.product_id = ANY(p_ids) AND o.status = 'pending'
-                 AND o.expires_at <= clock_timestamp()));
+                 AND o.expires_at <= clock_timestamp()),
+            'promotion', CASE WHEN v_promo.id IS NOT NULL OR v_reason IS NOT NULL THEN
+              json_build_object('reason', v_reason, 'percentOff', v_promo.percent_off,
+                'amountOffCents', v_promo.amount_off_cents,
+                'overdue', v_promo.id IS NOT NULL AND EXISTS (
+                  SELECT 1 FROM orders o
+                   WHERE o.promotion_id = v_promo.id AND o.status = 'pending'
+                     AND o.expires_at <= clock_timestamp())) END);
         END;
       END $$;
