@@ -21,14 +21,17 @@ import { createHash, randomUUID } from 'node:crypto';
 import Fastify from 'fastify';
 import pg from 'pg';
 
-/** What TypeORM 1.1 sends for findOneBy({ id }) on Product (README.md shows how to print it). */
+/**
+ * What TypeORM 1.1 sends for findOneBy({ id }) on Product (README.md shows how to print it), without
+ * `stock`: since issue 25 the product's representation does not carry it (API.md §13).
+ */
 const FIND_ONE_BY_ID =
   'SELECT "Product"."id" AS "Product_id", "Product"."version" AS "Product_version", ' +
   '"Product"."created_at" AS "Product_created_at", "Product"."updated_at" AS "Product_updated_at", ' +
   '"Product"."sku" AS "Product_sku", "Product"."slug" AS "Product_slug", ' +
   '"Product"."name" AS "Product_name", "Product"."description" AS "Product_description", ' +
   '"Product"."price_cents" AS "Product_price_cents", "Product"."currency" AS "Product_currency", ' +
-  '"Product"."stock" AS "Product_stock", "Product"."active" AS "Product_active" ' +
+  '"Product"."active" AS "Product_active" ' +
   'FROM "products" "Product" WHERE (("Product"."id" = $1)) LIMIT 1';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -64,8 +67,6 @@ app.get('/api/v1/products/:id', async (request, reply) => {
     description: r.Product_description,
     priceCents: r.Product_price_cents,
     currency: r.Product_currency,
-    // bigint: pg answers a string; the service parses it (far below 2^53), and so does this.
-    stock: Number(r.Product_stock),
     active: r.Product_active,
     version: r.Product_version,
     createdAt: r.Product_created_at.toISOString(),

@@ -105,7 +105,7 @@ const GROUPS: Group[] = [
   },
   { name: 'users (me, list, get, patch, delete)', requests: userRequests, numRuns: 175 },
   {
-    name: 'products (create, list, get, patch, delete, stock adjustments)',
+    name: 'products (create, list, get, patch, delete, stock: get, stock-take, adjustments)',
     requests: productRequests,
     numRuns: 210,
     regressions: [FOUND.lowercaseCurrency],

@@ -306,7 +306,8 @@ export function productFields(w: FuzzWorld): Record<string, FieldSpec> {
       mustMatch: /^[A-Za-z]{3}$/,
       malformed: [' EUR', 'EUR ', 'EURO', 'EU', 'XYZ', '€'],
     },
-    stock: int(0, 1_000_000_000, 100),
+    // The initial stock, on create only (API.md §13; default 0).
+    stock: { ...int(0, 1_000_000_000, 100), optional: true },
     active: {
       valid: fc.boolean(),
       nearMiss: fc.constantFrom('true', 1, 0, null, 'yes'),
@@ -316,6 +317,33 @@ export function productFields(w: FuzzWorld): Record<string, FieldSpec> {
     },
   };
 }
+
+/** PATCH /products/{id}: the product's own fields; `stock` is its own resource (API.md §13). */
+export function productPatchFields(w: FuzzWorld): Record<string, FieldSpec> {
+  const { stock, ...own } = productFields(w);
+  void stock;
+  return { ...own, version };
+}
+
+/**
+ * `stock` where it is never taken (PATCH /products/{id}): every value is refused with 400 naming
+ * `stock`, the valid-looking ones too (an empty range: no integer is at least 1 and at most 0).
+ */
+const stockNotTaken: FieldSpec = {
+  valid: fc.constant(1),
+  nearMiss: fc.constantFrom(0, 5, null, '5'),
+  type: 'integer',
+  example: () => 5,
+  optional: true,
+  min: 1,
+  max: 0,
+};
+
+/** `PUT /products/{id}/stock`: a stock-take's absolute level, and the stock's `version`. */
+export const stockTakeFields: Record<string, FieldSpec> = {
+  stock: int(0, 1_000_000_000, 5),
+  version,
+};
 
 export const stockAdjustmentFields: Record<string, FieldSpec> = {
   delta: {
@@ -479,6 +507,7 @@ export const BODY_ENDPOINTS = [
   'POST /products',
   'PATCH /products/{id}',
   'POST /products/{id}/stock-adjustments',
+  'PUT /products/{id}/stock',
   'POST /promotions',
   'PATCH /promotions/{id}',
   'POST /orders',
@@ -533,10 +562,22 @@ export function bodyEndpoints(w: FuzzWorld): Record<BodyEndpointName, BodyEndpoi
       path: `${API}/products/${p.disposable.id}`,
       target: 'disposable',
       callers: ['admin'],
-      fields: { ...productFields(w), version },
+      fields: { ...productPatchFields(w), stock: stockNotTaken },
       patch: {
         resource: `${API}/products/${p.disposable.id}`,
         companion: () => ({ description: 'Patched by the fuzzer.' }),
+      },
+    },
+    {
+      endpoint: 'PUT /products/{id}/stock',
+      method: 'PUT',
+      path: `${API}/products/${p.disposable.id}/stock`,
+      target: 'disposable',
+      callers: ['admin'],
+      fields: stockTakeFields,
+      patch: {
+        resource: `${API}/products/${p.disposable.id}/stock`,
+        companion: () => ({ stock: 5 }),
       },
     },
     {
@@ -686,6 +727,7 @@ export function productRequests(w: FuzzWorld): Arbitrary<FuzzRequest> {
     targets(Object.fromEntries(names.map((n) => [n, p[n].id])));
   const writers = callers(['admin', 'admin', 'customer']);
   const etags = w.etags.products;
+  const stockEtags = [...w.etags.stock, ...etags.slice(0, 1)];
   const fields = productFields(w);
   return group(
     {
@@ -701,7 +743,7 @@ export function productRequests(w: FuzzWorld): Arbitrary<FuzzRequest> {
       endpoint: 'GET /products',
       method: 'GET',
       path: () => `${API}/products`,
-      query: ['limit', 'offset', 'q', 'active'],
+      query: ['limit', 'offset', 'q', 'active', 'include'],
       auth: callers([]),
       etags,
     },
@@ -720,7 +762,11 @@ export function productRequests(w: FuzzWorld): Arbitrary<FuzzRequest> {
       path: (id) => `${API}/products/${id}`,
       ids: ids(...PRODUCTS),
       auth: writers,
-      body: mutatedBody({ ...fields, version }, { partial: true }),
+      // Now and then with `stock`, which PATCH never takes (API.md §13).
+      body: mutatedBody(
+        { ...productPatchFields(w), stock: { ...stockNotTaken, valid: fc.constant(undefined) } },
+        { partial: true },
+      ),
       etags,
     },
     // `inactive` and `usd` are kept: the order generators need them.
@@ -740,7 +786,26 @@ export function productRequests(w: FuzzWorld): Arbitrary<FuzzRequest> {
       ids: ids('scarce', 'plentiful', 'disposable'),
       auth: writers,
       body: mutatedBody(stockAdjustmentFields),
-      etags,
+      etags: stockEtags,
+    },
+    {
+      endpoint: 'GET /products/{id}/stock',
+      method: 'GET',
+      path: (id) => `${API}/products/${id}/stock`,
+      ids: ids(...PRODUCTS),
+      auth: callers([]),
+      etags: stockEtags,
+    },
+    {
+      endpoint: 'PUT /products/{id}/stock',
+      weight: 2,
+      method: 'PUT',
+      path: (id) => `${API}/products/${id}/stock`,
+      // Not `scarce` and `inactive`: the order generators rely on what they hold.
+      ids: ids('plentiful', 'disposable', 'referenced'),
+      auth: writers,
+      body: mutatedBody(stockTakeFields),
+      etags: stockEtags,
     },
   );
 }
@@ -783,7 +848,11 @@ export function promotionRequests(w: FuzzWorld): Arbitrary<FuzzRequest> {
       path: (id) => `${API}/promotions/${id}`,
       ids,
       auth: writers,
-      body: mutatedBody({ ...fields, version }, { partial: true }),
+      // Now and then with `stock`, which PATCH never takes (API.md §13).
+      body: mutatedBody(
+        { ...productPatchFields(w), stock: { ...stockNotTaken, valid: fc.constant(undefined) } },
+        { partial: true },
+      ),
       etags,
     },
     {

@@ -26,7 +26,7 @@ import type { FuzzWorld } from './world';
 export interface BodyEndpoint {
   /** e.g. `PATCH /products/{id}`. */
   endpoint: string;
-  method: 'POST' | 'PATCH';
+  method: 'POST' | 'PATCH' | 'PUT';
   path: string;
   /** The fixture the path names, for the output. */
   target?: string;
@@ -34,7 +34,8 @@ export interface BodyEndpoint {
   callers: (Who | 'none')[];
   fields: Record<string, FieldSpec>;
   /**
-   * PATCH: every field is optional; the body is the bad field plus `companion`, and a precondition
+   * PATCH (and a PUT that takes a precondition, the stock-take): every field is optional; the body
+   * is the bad field plus `companion`, and a precondition
    * read fresh from `resource` (If-Match or `version`) or none, so that validation is reached with
    * the preconditions right as well as wrong.
    */

@@ -23,7 +23,7 @@ export type Auth = Who | 'none' | { token: SpecialToken } | { header: string };
 export interface FuzzRequest {
   /** e.g. `PATCH /users/{id}`. */
   endpoint: string;
-  method: 'GET' | 'POST' | 'PATCH' | 'DELETE';
+  method: 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE';
   /** What the path parameter names, e.g. `victim`, or `junk` for a generated id. */
   target?: string;
   /** Path and query as sent. */
@@ -91,7 +91,9 @@ export async function send(world: World, r: FuzzRequest): Promise<Response> {
         ? http.post(r.path)
         : r.method === 'PATCH'
           ? http.patch(r.path)
-          : http.delete(r.path);
+          : r.method === 'PUT'
+            ? http.put(r.path)
+            : http.delete(r.path);
   const header = authorization(world, r.auth);
   if (header !== undefined) req = req.set('Authorization', header);
   for (const [name, value] of Object.entries(r.headers)) req = req.set(name, value);

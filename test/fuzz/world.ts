@@ -38,7 +38,14 @@ export interface FuzzWorld extends World {
   /** Promotion codes: one to patch and delete, one an order holds (its delete is 409). */
   promotions: Record<PromotionName, { id: string; etag: string; code: string }>;
   /** ETags as first read (they go stale as the fuzzing changes things, which is useful too). */
-  etags: { users: string[]; products: string[]; orders: string[]; promotions: string[] };
+  etags: {
+    users: string[];
+    products: string[];
+    /** The products' stock ETags (API.md §13). */
+    stock: string[];
+    orders: string[];
+    promotions: string[];
+  };
   close: () => Promise<void>;
 }
 
@@ -167,6 +174,9 @@ export async function createWorld(): Promise<FuzzWorld> {
       await etagOf(`/api/v1/users/${customer.id}`, customer),
     ],
     products: PRODUCTS.map((name) => products[name].etag),
+    stock: await Promise.all(
+      PRODUCTS.map(async (name) => etagOf(`/api/v1/products/${products[name].id}/stock`, admin)),
+    ),
     promotions: [promotions.disposable.etag, promotions.held.etag],
     orders: [
       await etagOf(`/api/v1/orders/${orders.pending}`, customer),
