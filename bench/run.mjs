@@ -636,7 +636,8 @@ async function runScenario(scenario, servers, opts, round = '') {
       : (s, onTick) => runLoad(s, onTick);
   if (scenario.warmup && opts.warmup > 0) {
     console.log(`${label}: warm-up ${opts.warmup} s`);
-    await load({ ...(await specFor(opts.warmup)), duration: opts.warmup }, () => undefined);
+    const warm = await load({ ...(await specFor(opts.warmup)), duration: opts.warmup }, () => {});
+    scenario.afterWarmup?.(warm);
   }
   const spec = await specFor(duration);
   const before = await scenario.before?.(server);
@@ -1005,6 +1006,39 @@ function chart(ratios, runs, ceiling, m) {
   });
 }
 
+/**
+ * What the selected scenarios need besides the service and the reference, started before the
+ * rounds: for a-otel/d-otel the OTLP sink (`extras.sink`) and the traced service (returned as
+ * `traced`); for pay the Stripe double and the service that opens payments through it
+ * (`extras.opener`).
+ */
+async function startExtras(selected, url, extras) {
+  const started = {};
+  if (selected.some((s) => s.target === 'traced')) {
+    // The cost of tracing: a second service on the same database with OpenTelemetry on (its default
+    // sampler), exporting to a local OTLP/HTTP sink; it idles while the others run.
+    extras.sink = await startOtlpSink();
+    started.traced = await startService({
+      databaseEnv: { DATABASE_URL: url },
+      extraEnv: {
+        OTEL_EXPORTER_OTLP_ENDPOINT: extras.sink.url,
+        OTEL_SERVICE_NAME: 'order-service-bench',
+      },
+    });
+  }
+  if (selected.some((s) => s.key === 'pay')) {
+    // Opening a Stripe payment calls Stripe: a service pointed at stripe-double.mjs opens them
+    // (STRIPE_API_BASE is refused under NODE_ENV=production); the measured service only verifies
+    // and applies the signed events, which calls nobody.
+    const double = await startStripeDouble();
+    extras.opener = await startService({
+      databaseEnv: { DATABASE_URL: url },
+      extraEnv: { NODE_ENV: 'test', ...STRIPE_ENV, STRIPE_API_BASE: double.url },
+    });
+  }
+  return started;
+}
+
 /** The benchmark proper: every scenario, the table, bench/results/<date>.md and <date>.svg. */
 async function benchmark(opts, { service, sql, url, seeded, m }) {
   const reference = await startReference(url, { customerId: seeded.customerId });
@@ -1041,29 +1075,7 @@ async function benchmark(opts, { service, sql, url, seeded, m }) {
   const unknown = opts.scenarios?.filter((key) => !all.some((s) => s.key === key)) ?? [];
   if (unknown.length) throw new Error(`--scenarios: no scenario ${unknown.join(', ')}`);
   const selected = all.filter((s) => !opts.scenarios || opts.scenarios.includes(s.key));
-  const servers = { service, reference };
-  if (selected.some((s) => s.target === 'traced')) {
-    // The cost of tracing: a second service on the same database with OpenTelemetry on (its default
-    // sampler), exporting to a local OTLP/HTTP sink; it idles while the others run.
-    extras.sink = await startOtlpSink();
-    servers.traced = await startService({
-      databaseEnv: { DATABASE_URL: url },
-      extraEnv: {
-        OTEL_EXPORTER_OTLP_ENDPOINT: extras.sink.url,
-        OTEL_SERVICE_NAME: 'order-service-bench',
-      },
-    });
-  }
-  if (selected.some((s) => s.key === 'pay')) {
-    // Opening a Stripe payment calls Stripe: a service pointed at stripe-double.mjs opens them
-    // (STRIPE_API_BASE is refused under NODE_ENV=production); the measured service only verifies
-    // and applies the signed events, which calls nobody.
-    const double = await startStripeDouble();
-    extras.opener = await startService({
-      databaseEnv: { DATABASE_URL: url },
-      extraEnv: { NODE_ENV: 'test', ...STRIPE_ENV, STRIPE_API_BASE: double.url },
-    });
-  }
+  const servers = { service, reference, ...(await startExtras(selected, url, extras)) };
   // Rounds, interleaved: the machine's speed drifts (other tenants, CPU boost), and a pair measured
   // minutes apart would compare two machines. Each goal compares its pair round by round.
   const rounds = new Map(selected.map((s) => [s.key, []]));
@@ -1158,23 +1170,28 @@ async function benchmark(opts, { service, sql, url, seeded, m }) {
  * --profile: the chosen scenarios (default (a)) against the profiled service, in turn, then the
  * profile of each measured window.
  */
-async function profile(opts, { service, sql, seeded, m, profileDir }) {
+async function profile(opts, { service, sql, url, seeded, m, profileDir }) {
+  const extras = {};
   const all = scenarios({
     sql,
     seeded,
     etag: '',
     referenceBody: {},
     wrk: Boolean(m.wrk),
+    extras,
   });
   const chosen = (opts.scenarios ?? ['a']).map((key) => {
     const found = all.find((s) => s.key === key && s.target === 'service');
     if (!found) throw new Error(`--scenarios: no service scenario '${key}'`);
     return found;
   });
+  // pay needs its opener service (not profiled); the -otel rows run on an unprofiled service.
+  await startExtras(chosen, url, extras);
   const runs = [];
   for (const scenario of chosen) runs.push(await runScenario(scenario, { service }, opts));
   // The profile is written when the service exits.
   await service.stop();
+  await extras.opener?.stop();
   const files = (await readdir(profileDir)).filter((f) => f.endsWith('.cpuprofile'));
   if (files.length !== 1) throw new Error(`expected one .cpuprofile in ${profileDir}: ${files}`);
   const file = join(profileDir, files[0]);
