@@ -36,26 +36,17 @@ export class IdempotencyRepository {
   }
 
   /**
-   * Inserts the key, or re-claims an expired one; false when a live record already exists, or when
-   * the caller already holds `maxLivePerUser` live keys (then nothing is inserted). The bound is
-   * checked in the same statement; callers racing with themselves can overshoot it by at most their
-   * number of concurrent requests. Blocks while another transaction holds the same key.
+   * Claims the key for this transaction (claim_idempotency_key, src/common/http/sql): false when a
+   * live record already exists, or when the caller already holds `maxLivePerUser` live keys. Waits,
+   * for at most the transaction's lock_timeout, while another transaction holds the same key.
    */
   async claim(m: EntityManager, k: NewKey): Promise<boolean> {
-    const { rows } = await sql(
+    const { rows } = await sql<{ claimed: boolean }>(
       m,
-      `INSERT INTO idempotency_keys (user_id, key, fingerprint, method, path, expires_at)
-       SELECT $1, $2, $3, $4, $5, now() + make_interval(hours => $6)
-        WHERE (SELECT count(*) FROM idempotency_keys
-                WHERE user_id = $1 AND expires_at > now()) < $7
-       ON CONFLICT (user_id, key) DO UPDATE
-         SET fingerprint = EXCLUDED.fingerprint, method = EXCLUDED.method, path = EXCLUDED.path,
-             response = NULL, created_at = now(), expires_at = EXCLUDED.expires_at
-         WHERE idempotency_keys.expires_at <= now()
-       RETURNING 1`,
+      'SELECT claim_idempotency_key($1, $2, $3, $4, $5, $6, $7) AS claimed',
       [k.userId, k.key, k.fingerprint, k.method, k.path, k.ttlHours, k.maxLivePerUser],
     );
-    return rows.length > 0;
+    return rows[0].claimed;
   }
 
   async find<R>(m: EntityManager, userId: string, key: string): Promise<StoredKey<R> | undefined> {
