@@ -534,7 +534,8 @@ async function setUp(api) {
       throw new Error(`creating ${sku}: ${res.status} ${JSON.stringify(res.body)}`);
     return res.body;
   };
-  const catalogue = (await api('GET', '/api/v1/products?limit=100')).body.items;
+  // Stock is its own resource (API.md §13): the list carries it only when asked.
+  const catalogue = (await api('GET', '/api/v1/products?limit=100&include=stock')).body.items;
   const everyday = catalogue.filter((p) => p.stock >= 20);
   const flash = await product('FLASH', 0, 2500); // restocked when the sale opens
   const retired = await product('RETIRED', 5, 700);
