@@ -92,10 +92,10 @@ export class OrderPlacement {
    * statement (place_order) is all: lines merged per product, every line checked, order, history and
    * event written, then the products locked in id order (so two orders over the same products cannot
    * deadlock) and decremented conditionally, and the lines written: the locks are held as briefly as
-   * the database allows (sql/place_order.sql). On the pool, checkouts of the same products (and
-   * the same promotion code, or none) that arrive while one of them is in the database queue behind
-   * it and are then placed together, one statement and one commit for all of them (PlacementQueue,
-   * sql/place_orders.sql). A promotion code and an expected total go into that same statement: the
+   * the database allows (sql/place_order.sql). On the pool, checkouts of the same products (or of
+   * the same promotion code, whatever their products) that arrive while one of them is in the
+   * database queue behind it and are then placed together, one statement and one commit for all of
+   * them (PlacementQueue, sql/place_orders.sql). A promotion code and an expected total go into that same statement: the
    * use is counted by one guarded write after the products' locks (API.md §11); a refusal is
    * explained from what place_order_locked read under its locks (explainTerms), and only overdue
    * holds in the way, or a total of 0, take the step-by-step path (placeWithTerms).
@@ -120,11 +120,10 @@ export class OrderPlacement {
       promotionCode: code,
       expectedTotalCents: dto.expectedTotalCents,
     };
-    // A batch shares its products and its code (or the lack of one): it locks those products, then
-    // at most that one promotion, as every path does (two codes in one batch could be locked in
-    // the other order by another batch).
-    const key =
-      [...ids].sort().join(' ') + (code === undefined ? '' : ` #${code.trim().toUpperCase()}`);
+    // A batch shares its products, or its promotion code (the hot row of every checkout with it,
+    // whatever the products): place_orders locks all the batch's products, then that one
+    // promotion, as every path does; never two codes (another batch could lock them the other way).
+    const key = code === undefined ? [...ids].sort().join(' ') : `#${code.trim().toUpperCase()}`;
     // The usual case in one round trip. A refusal changes nothing and keeps no lock, and says
     // what it read: enough to explain it, unless overdue holds sit on these products.
     const answer = await (

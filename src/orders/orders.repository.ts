@@ -147,16 +147,22 @@ export class OrdersRepository {
   }
 
   /**
-   * Several checkouts of the same products (in the same number of lines each) in one statement and
+   * Several checkouts of the same products, or of the same promotion code, in one statement and
    * one transaction (place_orders): each decided as place_order decides it, an answer per checkout,
    * in order. Any error is the whole call's: nothing of it committed. The hold and the owner's
-   * actions are the service's, the same for every checkout: the first one's are sent.
+   * actions are the service's, the same for every checkout: the first one's are sent. Orders of
+   * fewer lines than the longest are padded with nulls (a two-dimensional array is rectangular).
    */
   async placeTogether(m: EntityManager, batch: Placement[]): Promise<PlacementAnswer[]> {
+    const width = Math.max(...batch.map((p) => p.productIds.length));
+    const padded = <T>(row: T[]): (T | null)[] => [
+      ...row,
+      ...Array<null>(width - row.length).fill(null),
+    ];
     const { rows } = await sql<{ answer: RawAnswer[] }>(m, PLACE_ORDERS, [
       batch.map((p) => p.userId),
-      batch.map((p) => p.productIds),
-      batch.map((p) => p.quantities),
+      batch.map((p) => padded(p.productIds)),
+      batch.map((p) => padded(p.quantities)),
       batch[0].holdSeconds,
       batch.map((p) => p.eventId),
       batch[0].ownerActions,

@@ -10,7 +10,9 @@ import { type Context, context } from '@opentelemetry/api';
  * once and commit once. Nothing waits that would not have waited anyway: a checkout whose products
  * have nothing in flight is sent at once, alone, and a queue is sent the moment the batch before it
  * answers (no timer). Only identical sets of products share a batch, so a batch takes exactly the
- * locks one of its checkouts takes, in the same id order.
+ * locks one of its checkouts takes, in the same id order; or checkouts with the same promotion
+ * code (issue 23), whose hot row is the code's: place_orders then locks all their products first,
+ * in id order, and the code's row after them.
  *
  * DataLoader-style batching (collect for one tick) is not this: here the batch is whatever queued
  * behind the one in flight, and batches of the same key never overlap.
@@ -30,7 +32,7 @@ import { type Context, context } from '@opentelemetry/api';
  * in time, and the memory one hot product can take is bounded.
  */
 export class PlacementQueue<A, R> {
-  /** Per key (the products), the checkouts waiting for the batch in flight; a key is here while one is. */
+  /** Per key (the products, or the code), the checkouts waiting for the batch in flight; a key is here while one is. */
   private readonly queues = new Map<string, Waiter<A, R>[]>();
 
   /**

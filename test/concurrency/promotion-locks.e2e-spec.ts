@@ -71,8 +71,10 @@ describe('promotion codes: batched placement and lock order (real PostgreSQL, he
     };
   };
 
-  it('checkouts with a code queued behind one in flight are placed together (place_orders), each with its discount and its use; another code goes in a batch of its own', async () => {
-    const p = await createProduct(t, admin, { stock: 20, priceCents: 1000 });
+  it('checkouts with a code queued behind one in flight are placed together (place_orders) whatever their products, each with its discount and its use; another code goes in a batch of its own', async () => {
+    const [p, p2, p3] = await Promise.all(
+      [1000, 2000, 500].map((priceCents) => createProduct(t, admin, { stock: 20, priceCents })),
+    );
     const a = await promotion({ percentOff: 10, usageLimit: 10 });
     const b = await promotion({ amountOffCents: 300, currency: 'EUR' });
     const batches = await metric('order_placement_batch_size_count');
@@ -83,9 +85,27 @@ describe('promotion codes: batched placement and lock order (real PostgreSQL, he
     try {
       const first = checkout(shoppers[0], p.id, a.code);
       await untilWaiting(t, before + 1);
-      // Five behind it with the same code (queued in the service), one with another code (its
-      // own key: sent at once, waiting in the database).
-      const behind = [1, 2, 3, 4, 5].map((i) => checkout(shoppers[i], p.id, a.code));
+      // Five behind it with the same code, on p, on p2, on p2 and p3 (queued in the service: the
+      // code is their key), and one with another code (its own key: sent at once, waiting in the
+      // database).
+      const behind = [
+        checkout(shoppers[1], p.id, a.code),
+        checkout(shoppers[2], p.id, a.code),
+        checkout(shoppers[3], p2.id, a.code),
+        checkout(shoppers[4], p.id, a.code),
+        t
+          .http()
+          .post('/api/v1/orders')
+          .set(shoppers[5].auth)
+          .send({
+            items: [
+              { productId: p3.id, quantity: 2 },
+              { productId: p2.id, quantity: 1 },
+            ],
+            promotionCode: a.code,
+          })
+          .then((r) => r),
+      ];
       const other = checkout(shoppers[6], p.id, b.code);
       await queued(5);
       await untilWaiting(t, before + 2);
@@ -95,7 +115,7 @@ describe('promotion codes: batched placement and lock order (real PostgreSQL, he
     }
     const results = await answers;
     for (const r of results) expect(r.status).toBe(201);
-    for (const r of results.slice(0, 6)) {
+    for (const r of [0, 1, 2, 4].map((i) => results[i])) {
       expect(r.body).toMatchObject({
         subtotalCents: 1000,
         discountCents: 100,
@@ -103,21 +123,33 @@ describe('promotion codes: batched placement and lock order (real PostgreSQL, he
         promotionCode: a.code,
       });
     }
+    expect(results[3].body).toMatchObject({ subtotalCents: 2000, discountCents: 200 });
+    expect(results[5].body).toMatchObject({
+      items: [
+        expect.objectContaining({ productId: p3.id, quantity: 2 }),
+        expect.objectContaining({ productId: p2.id, quantity: 1 }),
+      ],
+      subtotalCents: 3000,
+      discountCents: 300,
+      totalCents: 2700,
+    });
     expect(results[6].body).toMatchObject({ discountCents: 300, promotionCode: b.code });
     // The first alone, the five as one statement, the other code alone.
     expect((await metric('order_placement_batch_size_count')) - batches).toBe(3);
     expect((await metric('order_placement_batch_size_sum')) - placed).toBe(7);
     expect(await timesUsed(a.id)).toBe(6);
     expect(await timesUsed(b.id)).toBe(1);
-    expect(await stockOf(t, p.id)).toBe(13);
+    expect(await stockOf(t, p.id)).toBe(15);
+    expect(await stockOf(t, p2.id)).toBe(18);
+    expect(await stockOf(t, p3.id)).toBe(18);
     const events = await t.db.query(
       `SELECT body FROM outbox_events WHERE type = 'order.created' AND order_id = $1`,
-      [results[3].body.id],
+      [results[5].body.id],
     );
     expect(JSON.parse(events[0].body).data.order).toMatchObject({
-      subtotalCents: 1000,
-      discountCents: 100,
-      totalCents: 900,
+      subtotalCents: 3000,
+      discountCents: 300,
+      totalCents: 2700,
       promotionCode: a.code,
     });
   });
@@ -147,28 +179,48 @@ describe('promotion codes: batched placement and lock order (real PostgreSQL, he
     expect(await stockOf(t, p.id)).toBe(19);
   });
 
-  it("perCustomerLimit counts the orders committed while a checkout waited for the code's row (two products, one customer)", async () => {
+  it("perCustomerLimit counts the orders committed while a checkout waited for the code's row (one customer, two products, two transactions)", async () => {
     const [p1, p2] = await Promise.all([
       createProduct(t, admin, { stock: 5 }),
       createProduct(t, admin, { stock: 5 }),
     ]);
     const promo = await promotion({ percentOff: 10, perCustomerLimit: 1 });
     const who = await account(t);
+    // One instance queues the checkouts of one code (one batch at a time): the other transaction
+    // is another instance's, here the placement statement sent on a connection of the test's own.
+    const other = new Client({ connectionString: t.databaseUrl });
+    await other.connect();
     const before = await waiting(t);
     // Both take their products' locks and then wait at the code's guarded write.
     const held = await holdPromotion(promo.id);
-    let answers: Promise<Response[]>;
+    let answers: Promise<[Response, { placed: boolean; reason?: string }]>;
     try {
-      answers = Promise.all([checkout(who, p1.id, promo.code), checkout(who, p2.id, promo.code)]);
+      answers = Promise.all([
+        checkout(who, p1.id, promo.code),
+        other
+          .query(
+            `SELECT place_order($1, $2::uuid[], $3::int[], 900, gen_random_uuid(), '{cancel}',
+                                NULL, $4, NULL) AS answer`,
+            [who.id, [p2.id], [1], promo.code],
+          )
+          .then(({ rows }) => ({
+            placed: 'order' in rows[0].answer,
+            reason: rows[0].answer.promotion?.reason,
+          })),
+      ]);
       await untilWaiting(t, before + 2);
     } finally {
       await held.release();
     }
-    const results = await answers;
-    expect(results.map((r) => r.status).sort()).toEqual([201, 409]);
-    const refused = results.find((r) => r.status === 409)!;
-    expectProblem(refused, 'PROMOTION_NOT_APPLICABLE');
-    expect(refused.body.reason).toBe('customer_limit');
+    const [http, direct] = await answers.finally(() => other.end());
+    // Exactly one placed, whichever got the row first; the other refused customer_limit.
+    expect([http.status === 201, direct.placed].filter(Boolean)).toHaveLength(1);
+    if (http.status !== 201) {
+      expectProblem(http, 'PROMOTION_NOT_APPLICABLE');
+      expect(http.body.reason).toBe('customer_limit');
+    } else {
+      expect(direct.reason).toBe('customer_limit');
+    }
     expect(await timesUsed(promo.id)).toBe(1);
     expect((await stockOf(t, p1.id)) + (await stockOf(t, p2.id))).toBe(9);
   });

@@ -17,9 +17,12 @@
 -- order (the orders of a batch name the same products, so the rows have the same length).
 --
 -- Promotion codes (issue 23): p_codes and p_expected hold each order's code and expected total (or
--- nulls). The service batches only checkouts of the same code (or of none): the batch then locks
--- its products, then that one promotion, in the order every path takes, never two promotions in an
--- order another batch could take the other way round.
+-- nulls). The service batches the checkouts of one code together whatever their products (the
+-- code's row is the hot row they would otherwise queue on, one commit each), and checkouts without
+-- a code by their products. A batch with a code first locks every product of its orders, in id
+-- order, then its members take that one promotion: products, then the promotion, as every path
+-- does; never two promotions. Its orders may have different numbers of lines: the rows of p_ids
+-- and p_quantities are padded with NULLs, which are dropped.
 DROP FUNCTION IF EXISTS place_orders(uuid[], uuid[], integer[], integer, uuid[], text[], text[]);
 CREATE OR REPLACE FUNCTION place_orders(
   p_users uuid[],
@@ -44,11 +47,16 @@ CREATE OR REPLACE FUNCTION place_orders(
            OR cardinality(p_expected) <> cardinality(p_users) THEN
           RAISE EXCEPTION 'place_orders: one row of products, quantities, event id, traceparent, code and expected total per order';
         END IF;
+        IF EXISTS (SELECT 1 FROM unnest(p_codes) AS c WHERE c IS NOT NULL) THEN
+          PERFORM 1 FROM products WHERE id IN (SELECT unnest(p_ids)) ORDER BY id FOR NO KEY UPDATE;
+        END IF;
         FOR i IN 1 .. cardinality(p_users) LOOP
           v_answers := v_answers || place_order(
             p_users[i],
-            ARRAY(SELECT x FROM unnest(p_ids[i:i][:]) WITH ORDINALITY AS u(x, n) ORDER BY n),
-            ARRAY(SELECT x FROM unnest(p_quantities[i:i][:]) WITH ORDINALITY AS u(x, n) ORDER BY n),
+            ARRAY(SELECT x FROM unnest(p_ids[i:i][:]) WITH ORDINALITY AS u(x, n)
+                   WHERE x IS NOT NULL ORDER BY n),
+            ARRAY(SELECT x FROM unnest(p_quantities[i:i][:]) WITH ORDINALITY AS u(x, n)
+                   WHERE x IS NOT NULL ORDER BY n),
             p_hold_seconds, p_event_ids[i], p_owner_actions, p_traceparents[i], p_codes[i],
             p_expected[i]);
         END LOOP;
