@@ -21,13 +21,13 @@ import { HoldExpiry } from './hold-expiry';
 import { OrderChanges, traceparent } from './order-changes';
 import { discountOf, lineOf, totalOf, unitsOf } from './order-lines';
 import { allowedTransitions } from './order-state';
+import { OrdersRepository, type OrderWithItems, type PromotionUse } from './orders.repository';
 import {
   type Placement,
   type PlacementAnswer,
-  OrdersRepository,
-  type OrderWithItems,
-  type PromotionUse,
-} from './orders.repository';
+  type PlacementKey,
+  PlacementsRepository,
+} from './placements.repository';
 import { explainTerms, isShort, priceChanged, vet } from './placement-checks';
 import { PlacementQueue } from './placement-queue';
 
@@ -48,6 +48,17 @@ function oneCheckoutsError(err: unknown): boolean {
   return state !== undefined && (state.startsWith('22') || state.startsWith('23'));
 }
 
+/**
+ * The queue a checkout joins: a batch shares its products, or its promotion code (the hot row of
+ * every checkout with it, whatever the products): place_orders locks all the batch's products, then
+ * that one promotion, as every path does; never two codes (another batch could lock them the other
+ * way round).
+ */
+function batchKey(p: Placement): string {
+  const code = p.promotionCode;
+  return code === undefined ? [...p.productIds].sort().join(' ') : `#${code.trim().toUpperCase()}`;
+}
+
 /** `POST /orders`: placing an order, at once, in a batch, or step by step to explain a refusal. */
 @Injectable()
 export class OrderPlacement {
@@ -60,6 +71,7 @@ export class OrderPlacement {
 
   constructor(
     private readonly orders: OrdersRepository,
+    private readonly placementStatements: PlacementsRepository,
     private readonly stock: StockRepository,
     private readonly holds: HoldExpiry,
     private readonly changes: OrderChanges,
@@ -107,31 +119,19 @@ export class OrderPlacement {
   async place(m: EntityManager, caller: Caller, dto: CreateOrderDto): Promise<OrderWithItems> {
     const wanted = unitsOf(dto.items);
     const ids = [...wanted.keys()];
-    const code = dto.promotionCode;
-    const terms = code !== undefined || dto.expectedTotalCents !== undefined;
-    const placement: Placement = {
-      userId: caller.id,
-      productIds: ids,
-      quantities: ids.map((id) => wanted.get(id)!),
-      holdSeconds: this.holdSeconds,
-      eventId: randomUUID(),
-      ownerActions: allowedTransitions('pending', ['owner']),
-      traceparent: traceparent(),
-      promotionCode: code,
-      expectedTotalCents: dto.expectedTotalCents,
-    };
-    // A batch shares its products, or its promotion code (the hot row of every checkout with it,
-    // whatever the products): place_orders locks all the batch's products, then that one
-    // promotion, as every path does; never two codes (another batch could lock them the other way).
-    const key = code === undefined ? [...ids].sort().join(' ') : `#${code.trim().toUpperCase()}`;
+    const terms = dto.promotionCode !== undefined || dto.expectedTotalCents !== undefined;
+    const placement = this.placementOf(caller, dto, wanted);
     // The usual case in one round trip. A refusal changes nothing and keeps no lock, and says
     // what it read: enough to explain it, unless overdue holds sit on these products.
     const answer = await (
-      m.queryRunner ? this.orders.placeAtOnce(m, placement) : this.placements.submit(key, placement)
+      m.queryRunner
+        ? this.placementStatements.placeAtOnce(m, placement)
+        : this.placements.submit(batchKey(placement), placement)
     ).catch((err: unknown) => {
       throw missingParentProblem(err) ?? err;
     });
     if ('placed' in answer) return answer.placed;
+    if ('keyed' in answer) throw new Error('A placement without a key answered as a keyed one');
     if (terms) {
       explainTerms(answer, ids, wanted, dto);
     } else if (!answer.overdue) {
@@ -151,6 +151,44 @@ export class OrderPlacement {
   }
 
   /**
+   * A checkout with an Idempotency-Key, placed by the one statement that also claims the key and
+   * stores the outcome with it (place_order_keyed): queued and batched like any checkout, so that a
+   * retry-safe storefront's checkouts cost what unkeyed ones do (issue 26). Undefined when that
+   * statement did nothing (the key taken, in flight or over its bound, or the checkout refused):
+   * the caller then runs the usual keyed path (IdempotencyService.run), which waits, replays, or
+   * explains the refusal and stores it.
+   */
+  async placeKeyed(
+    caller: Caller,
+    dto: CreateOrderDto,
+    key: Omit<PlacementKey, 'role'>,
+  ): Promise<OrderWithItems | undefined> {
+    const placement = this.placementOf(caller, dto, unitsOf(dto.items));
+    placement.key = { ...key, role: caller.role };
+    const answer = await this.placements
+      .submit(batchKey(placement), placement)
+      .catch((err: unknown) => {
+        throw missingParentProblem(err) ?? err;
+      });
+    return 'placed' in answer ? answer.placed : undefined;
+  }
+
+  private placementOf(caller: Caller, dto: CreateOrderDto, wanted: Map<string, number>): Placement {
+    const ids = [...wanted.keys()];
+    return {
+      userId: caller.id,
+      productIds: ids,
+      quantities: ids.map((id) => wanted.get(id)!),
+      holdSeconds: this.holdSeconds,
+      eventId: randomUUID(),
+      ownerActions: allowedTransitions('pending', ['owner']),
+      traceparent: traceparent(),
+      promotionCode: dto.promotionCode,
+      expectedTotalCents: dto.expectedTotalCents,
+    };
+  }
+
+  /**
    * A batch of PlacementQueue: alone in place_order, several in place_orders. When one checkout's
    * error aborted the batch, each is placed again on its own, one after the other (they want the
    * same rows: at once, they would only wait for each other holding pool connections), as long as
@@ -163,7 +201,7 @@ export class OrderPlacement {
     this.metrics.placementBatch(batch.length);
     if (batch.length > 1) {
       try {
-        const answers = await this.orders.placeTogether(m, batch);
+        const answers = await this.placementStatements.placeTogether(m, batch);
         return answers.map((value) => ({ status: 'fulfilled', value }));
       } catch (err) {
         if (!oneCheckoutsError(err)) throw err;
@@ -187,7 +225,7 @@ export class OrderPlacement {
         continue;
       }
       settled.push(
-        await this.orders.placeAtOnce(m, p).then(
+        await this.placementStatements.placeAtOnce(m, p).then(
           (value) => ({ status: 'fulfilled', value }) as const,
           (reason: unknown) => {
             if (!oneCheckoutsError(reason)) stop = reason;

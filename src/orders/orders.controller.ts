@@ -58,6 +58,7 @@ import { OrderPlacement } from './order-placement';
 import { versionedOrder, OrderReads, orderPath } from './order-reads';
 import { OrderTransitions } from './order-transitions';
 import type { OrderWithItems } from './orders.repository';
+import { isStoredPlacement, PlacementsRepository } from './placements.repository';
 
 const IDEMPOTENCY_HEADER = ApiHeader({
   name: 'Idempotency-Key',
@@ -96,6 +97,7 @@ export class OrdersController {
     private readonly transitions: OrderTransitions,
     private readonly edits: OrderEdits,
     private readonly idempotency: IdempotencyService,
+    private readonly placements: PlacementsRepository,
     @InjectDataSource() private readonly dataSource: DataSource,
   ) {}
 
@@ -137,11 +139,27 @@ export class OrdersController {
     @CurrentUser() caller: Caller,
     @CurrentRequest() request: RequestInfo,
   ): Promise<SerializedReply> {
-    // A placement is one statement, and opens a transaction itself only to explain a refusal.
+    // A placement is one statement, and opens a transaction itself only to explain a refusal. With
+    // an Idempotency-Key, that statement claims the key and stores the outcome too (atOnce); the
+    // usual keyed path runs only when it did nothing (a retry, a key in flight, a refusal).
     return this.idempotency.run(
       this.idempotent(request, caller, '/api/v1/orders'),
       async (m) => this.serialize(await this.placement.place(m, caller, body), caller, 201, true),
-      { ownTransaction: true },
+      {
+        ownTransaction: true,
+        atOnce: async (claim) => {
+          const placed = await this.placement.placeKeyed(caller, body, claim);
+          return placed && this.renderPlaced({ placed, caller, requestId: claim.requestId });
+        },
+        renderStored: (stored) => {
+          if (!isStoredPlacement(stored)) throw new Error('Not an outcome of place_order_keyed');
+          return this.renderPlaced({
+            placed: this.placements.storedOrder(stored),
+            caller: { id: caller.id, role: stored.role },
+            requestId: stored.requestId,
+          });
+        },
+      },
     );
   }
 
@@ -270,6 +288,19 @@ export class OrdersController {
       body: request.body,
       problemContext: problemContextOf(request),
     };
+  }
+
+  /**
+   * A keyed checkout's 201 as place_order_keyed stored it (the order as placed, the caller's role
+   * then, the request's id): the first response and every replay come from this one function, so a
+   * replay is the first response byte for byte.
+   */
+  private renderPlaced(p: {
+    placed: OrderWithItems;
+    caller: Caller;
+    requestId: string;
+  }): SerializedResponse {
+    return { ...this.serialize(p.placed, p.caller, 201, true), requestId: p.requestId };
   }
 
   private serialize(

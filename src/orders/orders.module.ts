@@ -6,6 +6,7 @@ import { PromotionsModule } from '../promotions/promotions.module';
 import { HoldSweeper } from './hold-sweeper';
 import { OrdersController } from './orders.controller';
 import { OrdersRepository } from './orders.repository';
+import { PlacementsRepository } from './placements.repository';
 import { HoldExpiry } from './hold-expiry';
 import { OrderChanges } from './order-changes';
 import { OrderEdits } from './order-edits';
@@ -19,6 +20,7 @@ import { OrderTransitions } from './order-transitions';
   controllers: [OrdersController],
   providers: [
     OrdersRepository,
+    PlacementsRepository,
     OrderChanges,
     HoldExpiry,
     OrderReads,

@@ -1,10 +1,8 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, type EntityManager } from 'typeorm';
-import { hydrate, many, one, pageOf, prepared, sql } from '../common/database/sql';
+import { hydrate, many, one, pageOf, sql } from '../common/database/sql';
 import type { Page } from '../common/http/pagination';
-import { type RawStockRow, stockRowOf, type StockRow } from '../products/stock.repository';
-import type { PromotionRefusal } from '../promotions/promotion-uses';
 import type { OrderHistoryAction, OrderStatus } from './order-state';
 import { Order, OrderHistoryEntry, OrderItem } from './order.entity';
 
@@ -20,56 +18,6 @@ export interface NewLine {
   unitPriceCents: number;
   quantity: number;
 }
-
-/** The one-round-trip checkout (migration CheckoutLocksLate), prepared once per connection. */
-const PLACE_ORDER = prepared(
-  'place_order',
-  'SELECT place_order($1, $2::uuid[], $3::int[], $4, $5, $6::text[], $7, $8::text, $9::bigint) AS answer',
-);
-
-/** Several checkouts of the same products in one statement (migration PlaceOrdersTogether). */
-const PLACE_ORDERS = prepared(
-  'place_orders',
-  'SELECT place_orders($1::uuid[], $2::uuid[], $3::int[], $4, $5::uuid[], $6::text[], $7::text[], $8::text[], $9::bigint[]) AS answer',
-);
-
-/** One checkout as place_order takes it. */
-export interface Placement {
-  userId: string;
-  productIds: string[];
-  quantities: number[];
-  holdSeconds: number;
-  eventId: string;
-  ownerActions: readonly string[];
-  traceparent?: string;
-  /** The promotion code as the client sent it (API.md §11). */
-  promotionCode?: string;
-  /** The total the client was shown. */
-  expectedTotalCents?: number;
-}
-
-/**
- * What a checkout's code was found to be under its lock, when place_order refused (API.md §11): the
- * first reason it cannot be used (null: usable), its terms, and whether overdue holds hold uses of it.
- */
-export interface PromotionSeen {
-  reason: PromotionRefusal | null;
-  percentOff: number | null;
-  amountOffCents: number | null;
-  overdue: boolean;
-}
-
-/**
- * What place_order answers: the order placed, or what it read under its locks when it refused: the
- * products, whether overdue holds sit on them, and (with a code) what the code was found to be.
- */
-export type PlacementAnswer =
-  | { placed: OrderWithItems }
-  | { refused: StockRow[]; overdue: boolean; promotion?: PromotionSeen | null };
-
-type RawAnswer =
-  | { order: Record<string, unknown>; items: Record<string, unknown>[] }
-  | { refused: RawStockRow[]; overdue: boolean; promotion?: PromotionSeen | null };
 
 /** A promotion use an order is placed with: the code and its terms as they are now. */
 export interface PromotionUse {
@@ -124,53 +72,6 @@ export class OrdersRepository {
       ],
     ))!;
     return { order: created, items: await this.insertItems(m, created.id, lines) };
-  }
-
-  /**
-   * The whole placement in one round trip (the SQL function place_order, see its migration): the
-   * order, or, when any line is unknown, inactive, short or in another currency, what it read of the
-   * products, with nothing changed and no lock kept; the caller then explains on its own path.
-   */
-  async placeAtOnce(m: EntityManager, p: Placement): Promise<PlacementAnswer> {
-    const { rows } = await sql<{ answer: RawAnswer }>(m, PLACE_ORDER, [
-      p.userId,
-      p.productIds,
-      p.quantities,
-      p.holdSeconds,
-      p.eventId,
-      p.ownerActions,
-      p.traceparent ?? null,
-      p.promotionCode ?? null,
-      p.expectedTotalCents ?? null,
-    ]);
-    return answerOf(m, rows[0].answer);
-  }
-
-  /**
-   * Several checkouts of the same products, or of the same promotion code, in one statement and
-   * one transaction (place_orders): each decided as place_order decides it, an answer per checkout,
-   * in order. Any error is the whole call's: nothing of it committed. The hold and the owner's
-   * actions are the service's, the same for every checkout: the first one's are sent. Orders of
-   * fewer lines than the longest are padded with nulls (a two-dimensional array is rectangular).
-   */
-  async placeTogether(m: EntityManager, batch: Placement[]): Promise<PlacementAnswer[]> {
-    const width = Math.max(...batch.map((p) => p.productIds.length));
-    const padded = <T>(row: T[]): (T | null)[] => [
-      ...row,
-      ...Array<null>(width - row.length).fill(null),
-    ];
-    const { rows } = await sql<{ answer: RawAnswer[] }>(m, PLACE_ORDERS, [
-      batch.map((p) => p.userId),
-      batch.map((p) => padded(p.productIds)),
-      batch.map((p) => padded(p.quantities)),
-      batch[0].holdSeconds,
-      batch.map((p) => p.eventId),
-      batch[0].ownerActions,
-      batch.map((p) => p.traceparent ?? null),
-      batch.map((p) => p.promotionCode ?? null),
-      batch.map((p) => p.expectedTotalCents ?? null),
-    ]);
-    return rows[0].answer.map((answer) => answerOf(m, answer));
   }
 
   private async insertItems(
@@ -395,21 +296,4 @@ export class OrdersRepository {
       [entry.orderId, entry.action, entry.from, entry.to, entry.actorId],
     );
   }
-}
-
-function answerOf(m: EntityManager, answer: RawAnswer): PlacementAnswer {
-  if ('refused' in answer) {
-    const promotion = answer.promotion && {
-      ...answer.promotion,
-      amountOffCents:
-        answer.promotion.amountOffCents === null ? null : Number(answer.promotion.amountOffCents),
-    };
-    return { refused: answer.refused.map(stockRowOf), overdue: answer.overdue, promotion };
-  }
-  return {
-    placed: {
-      order: hydrate(m, Order, answer.order),
-      items: answer.items.map((row) => hydrate(m, OrderItem, row)),
-    },
-  };
 }

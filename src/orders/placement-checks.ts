@@ -4,7 +4,8 @@ import type { CreateOrderDto } from './dto/order.dto';
 import { insufficientStock, type StockRow } from '../products/stock.repository';
 import { promotionNotApplicable } from '../promotions/promotion-uses';
 import { discountOf, lineOf, totalOf } from './order-lines';
-import type { NewLine, PlacementAnswer } from './orders.repository';
+import type { NewLine } from './orders.repository';
+import type { PlacementAnswer } from './placements.repository';
 
 /** What a placement checks of what it read, and the problems it answers with (pure). */
 

@@ -324,28 +324,30 @@ describe('races on orders (real parallel HTTP requests, real PostgreSQL)', () =>
       expect(await stockOf(t, y.id)).toBe(100 - 1 - 1 - 3 - 5);
     });
 
-    it('does not queue a checkout with an Idempotency-Key: it runs in its own transaction and waits in the database', async () => {
+    it('queues a checkout with an Idempotency-Key like any other: it waits for the batch in flight and goes to the database with it (issue 26)', async () => {
       const p = await createProduct(t, admin, { stock: 10 });
       const held = await holdProduct(p.id);
       let first: Promise<Response>;
       let keyed: Promise<Response>;
+      const key = `k-${randomUUID()}`;
       try {
         first = send(shoppers[0], p.id, 1);
         await held.checkoutWaits();
-        keyed = placeOrder(
-          t,
-          shoppers[1],
-          [{ productId: p.id, quantity: 2 }],
-          `k-${randomUUID()}`,
-        ).then((r) => r);
-        await held.checkoutWaits(2);
-        expect(await metric('order_placements_waiting')).toBe(0);
+        keyed = placeOrder(t, shoppers[1], [{ productId: p.id, quantity: 2 }], key).then((r) => r);
+        // In the service's queue, not in the database.
+        await queued(1);
       } finally {
         await held.commit();
       }
       expect((await first).status).toBe(201);
       expect((await keyed).status).toBe(201);
       expect(await stockOf(t, p.id)).toBe(7);
+      // Its outcome stored with its key by the placement statement itself.
+      const [row] = await t.db.query(
+        'SELECT response FROM idempotency_keys WHERE user_id = $1 AND key = $2',
+        [shoppers[1].id, key],
+      );
+      expect(row.response).toHaveProperty('placed');
     });
 
     it('places each checkout of a batch on its own when one fails: the account deleted while it queued gets 401, the others 201', async () => {

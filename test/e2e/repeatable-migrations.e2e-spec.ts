@@ -149,9 +149,11 @@ describe('SQL functions as repeatable migrations', () => {
   it('finds the function files of the sources, each after what it requires', () => {
     const names = files.map((f) => f.name);
     expect([...names].sort()).toEqual([
+      'claim_idempotency_key',
       'iso_utc',
       'outbox_append',
       'place_order',
+      'place_order_keyed',
       'place_order_locked',
       'place_orders',
       'touch_product_version',

@@ -7,7 +7,7 @@ import type { Env } from '../../config/env';
 import { databaseErrorInfo, missingParentProblem, SQLSTATE } from '../database/database-errors';
 import { sql } from '../database/sql';
 import { inTransaction } from '../database/transaction';
-import { IdempotencyRepository } from './idempotency.repository';
+import { IdempotencyRepository, type NewKey } from './idempotency.repository';
 import type { ProblemCode } from '../problems/problem-catalogue';
 import { ProblemError } from '../problems/problem.error';
 import {
@@ -29,6 +29,30 @@ export interface IdempotentRequest {
   body: unknown;
   /** Where a stored problem says it happened (its `requestId` and `instance`). */
   problemContext: ProblemContext;
+}
+
+/**
+ * A key to be claimed by the work itself, in the work's one statement (a keyed checkout:
+ * place_order_keyed), with what the statement stores as its outcome.
+ */
+export interface KeyClaim extends NewKey {
+  /** The request's id, stored with the outcome: a replay answers as this request did. */
+  requestId: string;
+}
+
+/** How `run` may do the work and read outcomes the work stored itself. */
+export interface IdempotentWork {
+  /** The work opens its own transaction when it needs one (a one-statement checkout). */
+  ownTransaction?: boolean;
+  /**
+   * With a key: first try the work as one statement that claims the key and stores its outcome
+   * itself (claim_idempotency_key with p_wait false). Answers the response, or undefined when
+   * the statement did nothing: the key is taken or in flight, or the work was refused (a refusal
+   * is explained and stored by the usual path, which then runs).
+   */
+  atOnce?: (claim: KeyClaim) => Promise<SerializedResponse | undefined>;
+  /** Renders an outcome `atOnce` stored (anything but a SerializedResponse), for a replay. */
+  renderStored?: (stored: unknown) => SerializedResponse;
 }
 
 /** IETF draft: 1-255 printable ASCII characters. */
@@ -108,7 +132,7 @@ export class IdempotencyService implements OnModuleInit, OnModuleDestroy {
   async run(
     request: IdempotentRequest,
     work: (manager: EntityManager) => Promise<SerializedResponse>,
-    { ownTransaction = false }: { ownTransaction?: boolean } = {},
+    { ownTransaction = false, atOnce, renderStored }: IdempotentWork = {},
   ): Promise<SerializedReply> {
     const key = parseIdempotencyKey(request.key);
     if (key === undefined) {
@@ -119,6 +143,19 @@ export class IdempotencyService implements OnModuleInit, OnModuleDestroy {
       return new SerializedReply(await inTransaction(this.dataSource, work), false);
     }
     const print = fingerprint(request.method, request.path, request.body);
+    if (atOnce) {
+      const done = await atOnce({
+        userId: request.userId,
+        key,
+        fingerprint: print,
+        method: request.method,
+        path: request.path,
+        ttlHours: this.ttlHours,
+        maxLivePerUser: this.maxKeysPerUser,
+        requestId: request.problemContext.requestId,
+      });
+      if (done) return new SerializedReply(done, false);
+    }
     return inTransaction(this.dataSource, async (m) => {
       await this.keys.waitForKeysAtMost(m, WAIT_FOR_IN_FLIGHT);
       const claimed = await this.keys
@@ -137,7 +174,9 @@ export class IdempotencyService implements OnModuleInit, OnModuleDestroy {
           if (databaseErrorInfo(err)?.sqlState === SQLSTATE.lockNotAvailable) throw keyInUse();
           throw missingParentProblem(err) ?? err;
         });
-      if (!claimed) return new SerializedReply(await this.replay(m, request, key, print), true);
+      if (!claimed) {
+        return new SerializedReply(await this.replay(m, request, key, print, renderStored), true);
+      }
       // The short lock timeout was for waiting on the key only; the work waits as usual.
       await this.keys.waitForKeysAtMost(m, 'DEFAULT');
       await sql(m, 'SAVEPOINT idempotent_work');
@@ -168,8 +207,13 @@ export class IdempotencyService implements OnModuleInit, OnModuleDestroy {
     r: IdempotentRequest,
     key: string,
     print: string,
+    renderStored: IdempotentWork['renderStored'],
   ): Promise<SerializedResponse> {
-    const stored = await this.keys.find<SerializedResponse | LegacyOutcome>(m, r.userId, key);
+    const stored = await this.keys.find<SerializedResponse | LegacyOutcome | object>(
+      m,
+      r.userId,
+      key,
+    );
     if (!stored) {
       // Nothing inserted and nothing stored: the caller is at its bound of live keys.
       const wait = await this.keys.secondsUntilOldestExpires(m, r.userId);
@@ -189,9 +233,12 @@ export class IdempotencyService implements OnModuleInit, OnModuleDestroy {
     // Only reachable if the first request's transaction were still open in this same transaction,
     // which cannot happen: the claim would have blocked. Treat it as in flight, defensively.
     if (!stored.response) throw keyInUse();
-    return 'kind' in stored.response
-      ? fromLegacy(stored.response, r.problemContext)
-      : stored.response;
+    const response = stored.response;
+    if ('kind' in response) return fromLegacy(response, r.problemContext);
+    if ('status' in response && 'body' in response) return response;
+    // An outcome the work stored itself (atOnce): only that work knows how to render it.
+    if (!renderStored) throw new Error(`No renderer for the outcome stored with key ${key}`);
+    return renderStored(response);
   }
 
   /**
