@@ -21,12 +21,12 @@ const SUPPLY_FACTOR = 2;
  * had a new key (the load generator makes one per request): a key sent twice would have been
  * replayed (a 201 without an order) and broken "orders created = 201s".
  */
-async function keyCheck(sql, customerId, since, created, check) {
+async function keyCheck(sql, customerIds, since, created, check) {
   const { rows } = await sql.query(
     `SELECT count(*)::int AS stored, count(DISTINCT key)::int AS keys
        FROM idempotency_keys
-      WHERE user_id = $1 AND method = 'POST' AND created_at >= $2 AND response IS NOT NULL`,
-    [customerId, since],
+      WHERE user_id = ANY($1) AND method = 'POST' AND created_at >= $2 AND response IS NOT NULL`,
+    [customerIds, since],
   );
   const { stored, keys } = rows[0];
   return check(
@@ -44,15 +44,19 @@ const dbNow = async (sql) => (await sql.query('SELECT now() AS at')).rows[0].at;
  */
 export function checkoutScenarios(h) {
   const { sql, seeded, check } = h;
-  const { customerId } = seeded;
-  const keyed = (spec) => ({ ...spec, idempotencyKeys: true });
+  // Keyed checkouts as a storefront sends them: a new key each, its customers in turn.
+  const keyed = (spec) => ({
+    ...spec,
+    idempotencyKeys: true,
+    authorizations: seeded.shoppers.map((token) => `Bearer ${token}`),
+  });
   const keyedChecks = {
     before: async () => ({ rows: await h.counts(), at: await dbNow(sql) }),
     check: async (result, before) => {
       const created = result.statusCodes[201] ?? 0;
       return [
         ...(await h.orderInvariants(result, before.rows)).checks,
-        await keyCheck(sql, customerId, before.at, created, check),
+        await keyCheck(sql, seeded.shopperIds, before.at, created, check),
       ];
     },
   };

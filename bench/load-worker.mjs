@@ -24,7 +24,17 @@ const percentile = (sorted, p) => sorted[Math.max(0, Math.ceil((p / 100) * sorte
  * connection sends them.
  */
 function autocannonRequest(
-  { method, path, headers = {}, body, bodies, paths, idempotencyKeys, stripeSecret },
+  {
+    method,
+    path,
+    headers = {},
+    body,
+    bodies,
+    paths,
+    authorizations,
+    idempotencyKeys,
+    stripeSecret,
+  },
   samples,
 ) {
   let next = 0;
@@ -33,9 +43,10 @@ function autocannonRequest(
    * Stripe-Signature made at send time (`t=<now>,v1=<HMAC-SHA256 of "t.body">`, Stripe's scheme, so
    * that the service's 5-minute tolerance holds however long ago the events were prepared).
    */
-  const perRequest = (req, requestBody) => {
-    if (!idempotencyKeys && !stripeSecret) return req;
+  const perRequest = (req, requestBody, i) => {
+    if (!idempotencyKeys && !stripeSecret && !authorizations) return req;
     const extra = {};
+    if (authorizations) extra.authorization = authorizations[i % authorizations.length];
     if (idempotencyKeys) extra['idempotency-key'] = randomUUID();
     if (stripeSecret) {
       const t = Math.floor(Date.now() / 1000);
@@ -50,7 +61,7 @@ function autocannonRequest(
     headers,
     body,
     // Called for every request this entry sends (autocannon rebuilds requests that have it).
-    ...((bodies || paths || idempotencyKeys || stripeSecret) && {
+    ...((bodies || paths || authorizations || idempotencyKeys || stripeSecret) && {
       setupRequest: (req) => {
         const i = next++;
         const chosen = bodies ? bodies[i % bodies.length] : (req.body ?? body);
@@ -61,6 +72,7 @@ function autocannonRequest(
             ...(paths && { path: paths[i % paths.length] }),
           },
           chosen,
+          i,
         );
       },
     }),
@@ -79,6 +91,8 @@ function autocannonRequest(
  * @param {string} [spec.body]   one body for every request
  * @param {string[]} [spec.bodies] bodies used in turn, one per request (e.g. rotating product ids)
  * @param {string[]} [spec.paths]  paths used in turn, one per request
+ * @param {string[]} [spec.authorizations] Authorization headers used in turn, one per request (many
+ *   customers, as a storefront has)
  * @param {boolean} [spec.idempotencyKeys] a new Idempotency-Key (UUID) on every request
  * @param {string} [spec.stripeSecret] sign every body as Stripe signs its events, with this secret
  * @param {object[]} [spec.requests] instead of the above, a cycle of requests (each with method,

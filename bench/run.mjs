@@ -72,6 +72,8 @@ WRK (the wrk binary; default wrk on the PATH), PG_STANDBY_BIN (PostgreSQL 15's s
 the standby read; default /usr/lib/postgresql/15/bin).`;
 
 const HOT_STOCK = 100;
+/** Customers the keyed checkouts rotate over (see seed). */
+const KEYED_SHOPPERS = 200;
 /** The bench's Stripe account: the measured service verifies the events signed with its secret. */
 const STRIPE_ENV = {
   STRIPE_SECRET_KEY: BENCH_STRIPE_KEY,
@@ -162,6 +164,22 @@ async function seed(base, sql, productCount) {
       .accessToken;
   const customer = await token(accounts.customer);
   const admin = await token(accounts.admin);
+  // The keyed checkouts' shoppers: a storefront's keys are spread over its customers, a few each
+  // (one customer holding every key would make the service count thousands of live keys per claim,
+  // and reach IDEMPOTENCY_MAX_KEYS_PER_USER).
+  const shopperEmails = Array.from(
+    { length: KEYED_SHOPPERS },
+    (_, i) => `bench-shopper-${i}@example.com`,
+  );
+  const shoppers = await inParallel(shopperEmails, 8, async (email) => {
+    await expectApi(201, base, 'POST', '/api/v1/auth/register', {
+      body: { email, password, name: 'Bench shopper' },
+    });
+    return token(email);
+  });
+  const shopperIds = (
+    await sql.query('SELECT id FROM users WHERE email = ANY($1)', [shopperEmails])
+  ).rows.map((r) => r.id);
 
   const create = async (tag, stock) => {
     const res = await expectApi(201, base, 'POST', '/api/v1/products', {
@@ -191,7 +209,17 @@ async function seed(base, sql, productCount) {
   ).body;
   // The reference server places its orders for this account (it does not verify tokens).
   const { rows } = await sql.query('SELECT id FROM users WHERE email = $1', [accounts.customer]);
-  return { customer, customerId: rows[0].id, admin, products, hot, hotAmple, promotion };
+  return {
+    customer,
+    customerId: rows[0].id,
+    admin,
+    products,
+    hot,
+    hotAmple,
+    promotion,
+    shoppers,
+    shopperIds,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
