@@ -678,13 +678,22 @@ function scenarios(api, world) {
       if (first.status === 200 && chance(0.5))
         await api('POST', `${path}/cancel`, { token: who.token });
     },
-    /** Back office: a price change from a page loaded before someone else's change. */
+    /**
+     * Back office: a price change from a page loaded before a colleague's edit of the description
+     * (412). A delivery booked in between does not make the page stale: stock is its own resource
+     * (API.md §13), its adjustments never move the product's ETag.
+     */
     async backOffice() {
       const p = pick(world.everyday);
       const before = await api('GET', `/api/v1/products/${p.id}`);
       await api('POST', `/api/v1/products/${p.id}/stock-adjustments`, {
         token: world.admin,
         body: { delta: between(1, 5), reason: 'delivery' },
+      });
+      await api('PATCH', `/api/v1/products/${p.id}`, {
+        token: world.admin,
+        headers: { 'if-match': before.etag },
+        body: { description: `Checked on ${new Date().toISOString()}.` },
       });
       await api('PATCH', `/api/v1/products/${p.id}`, {
         token: world.admin,
