@@ -150,6 +150,7 @@ describe('SQL functions as repeatable migrations', () => {
     const names = files.map((f) => f.name);
     expect([...names].sort()).toEqual([
       'claim_idempotency_key',
+      'idempotency_key_free',
       'iso_utc',
       'outbox_append',
       'place_order',
@@ -158,6 +159,7 @@ describe('SQL functions as repeatable migrations', () => {
       'place_orders',
       'touch_product_version',
       'touch_version',
+      'write_idempotency_key',
     ]);
     for (const f of files) {
       for (const r of f.requires) expect(names.indexOf(r)).toBeLessThan(names.indexOf(f.name));

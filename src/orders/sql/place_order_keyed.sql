@@ -1,16 +1,17 @@
--- requires: place_order, claim_idempotency_key
+-- requires: place_order, idempotency_key_free, write_idempotency_key
 --
 -- place_order_keyed(p_key, …): a checkout with an Idempotency-Key in one statement (issue 26): the
 -- key is claimed, the order placed (place_order, the same arguments) and the outcome stored with the
 -- key, all in the caller's transaction, so that they commit together or not at all (API.md §4).
 -- Called by PlacementsRepository.placeAtOnce and by place_orders for a keyed checkout of a batch.
 --
--- The claim never waits (claim_idempotency_key with p_wait false): the statement may hold product
--- locks (a batch), and the key's holder may be waiting for them. A key that is in flight, live
--- already (a retry: a replay), or over the caller's bound of live keys answers {"key": false} and
--- nothing is written; so does a checkout place_order did not place (its answer {"refused"…}),
--- whose claim is taken back. The service then runs the usual keyed path (IdempotencyService.run:
--- waits for the key in flight, replays, or explains the refusal and stores it).
+-- The key is checked first and never waited for (idempotency_key_free with p_wait false): the
+-- statement may hold product locks (a batch), and the key's holder may be waiting for them. A key
+-- in flight, live already (a retry: a replay) or over the caller's bound of live keys answers
+-- {"key": false} with nothing written; so does a checkout place_order did not place (its answer
+-- {"refused"…}). The service then runs the usual keyed path (IdempotencyService.run: waits for the
+-- key in flight, replays, or explains the refusal and stores it). Placed, the key is written once,
+-- with its outcome: the key's lock, taken by the check, keeps it free until then.
 --
 -- What is stored is place_order's answer itself, {placed, requestId, role}: the service renders the
 -- first response from the answer and a replay from the stored copy with the same function
@@ -33,20 +34,19 @@ DECLARE
   v_key text := p_key->>'key';
   v_answer json;
 BEGIN
-  IF NOT coalesce(claim_idempotency_key(p_user, v_key, p_key->>'fingerprint', p_key->>'method',
-                    p_key->>'path', (p_key->>'ttlHours')::integer, (p_key->>'maxLive')::integer,
-                    false), false) THEN
+  -- Free now, and kept free by the key's lock until this transaction ends.
+  IF NOT coalesce(idempotency_key_free(p_user, v_key, (p_key->>'maxLive')::integer, false), false) THEN
     RETURN json_build_object('key', false);
   END IF;
   v_answer := place_order(p_user, p_ids, p_quantities, p_hold_seconds, p_event_id, p_owner_actions,
                           p_traceparent, p_code, p_expected);
   IF v_answer->'order' IS NULL THEN
-    DELETE FROM idempotency_keys WHERE user_id = p_user AND key = v_key;
     RETURN json_build_object('key', false);
   END IF;
-  UPDATE idempotency_keys
-     SET response = jsonb_build_object('placed', v_answer, 'requestId', p_key->>'requestId',
-                                       'role', p_key->>'role')
-   WHERE user_id = p_user AND key = v_key;
+  -- The key and its outcome in one write.
+  PERFORM write_idempotency_key(p_user, v_key, p_key->>'fingerprint', p_key->>'method',
+            p_key->>'path', (p_key->>'ttlHours')::integer,
+            jsonb_build_object('placed', v_answer, 'requestId', p_key->>'requestId',
+                               'role', p_key->>'role'));
   RETURN v_answer;
 END $$;
