@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, type EntityManager } from 'typeorm';
-import { sql } from '../common/database/sql';
+import { prepared, sql } from '../common/database/sql';
 import type { ProviderName } from './providers/payment-provider';
 
 export const PAYMENT_STATUSES = [
@@ -71,6 +71,23 @@ export const paymentOf = (r: RawPayment): Payment => ({
   createdAt: r.created_at,
   updatedAt: r.updated_at,
 });
+
+/** A payment's success applied in one statement when it pays a live order (sql/apply_payment_succeeded.sql). */
+const APPLY_SUCCEEDED = prepared(
+  'apply_payment_succeeded',
+  'SELECT apply_payment_succeeded($1, $2, $3::uuid, $4, $5::bigint, $6, $7::text[], $8, $9::uuid, $10::uuid) AS answer',
+);
+
+/** What apply_payment_succeeded answers; null: not the common case, nothing written. */
+export type SucceededAtOnce = { applied: Payment } | { duplicate: Payment } | null;
+
+/** A payment row as row_to_json writes it: timestamps as text. */
+type RawJsonPayment = Omit<RawPayment, 'created_at' | 'updated_at'> & {
+  created_at: string;
+  updated_at: string;
+};
+const paymentOfJson = (r: RawJsonPayment): Payment =>
+  paymentOf({ ...r, created_at: new Date(r.created_at), updated_at: new Date(r.updated_at) });
 
 /**
  * Every SQL statement on `payments` and `payment_provider_events` (refunds: RefundsRepository). The callers hold the
@@ -235,5 +252,47 @@ export class PaymentsRepository {
       [provider, eventId],
     );
     return affected === 1;
+  }
+
+  /**
+   * A provider's "succeeded" for an open payment of a live pending order, in one statement and one
+   * round trip: locks, decision, event id, payment, order, history and both events
+   * (sql/apply_payment_succeeded.sql). Null when it is not that case: nothing was written, the full
+   * path decides.
+   */
+  async applySucceededAtOnce(
+    m: EntityManager,
+    provider: ProviderName,
+    n: {
+      eventId: string;
+      paymentId: string | null;
+      providerPaymentId: string;
+      cents: number;
+      currency: string;
+    },
+    ownerActions: readonly string[],
+    traceparent: string | null,
+    eventIds: { order: string; payment: string },
+  ): Promise<SucceededAtOnce> {
+    const { rows } = await sql<{ answer: Record<string, RawJsonPayment> | null }>(
+      m,
+      APPLY_SUCCEEDED,
+      [
+        provider,
+        n.eventId,
+        n.paymentId,
+        n.providerPaymentId,
+        n.cents,
+        n.currency,
+        ownerActions,
+        traceparent,
+        eventIds.order,
+        eventIds.payment,
+      ],
+    );
+    const answer = rows[0]?.answer;
+    if (!answer) return null;
+    if (answer.duplicate) return { duplicate: paymentOfJson(answer.duplicate) };
+    return { applied: paymentOfJson(answer.payment) };
   }
 }
