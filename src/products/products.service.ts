@@ -48,6 +48,13 @@ function fields(input: CreateProductDto): ProductFields {
 const sameSku = (a: string, b: string): boolean =>
   a.trim().toUpperCase() === b.trim().toUpperCase();
 
+/** `stock` on a replacing PUT: 400 naming it (API.md §13). */
+function refuseStockOnReplace(input: PutProductDto): void {
+  if (input.stock !== undefined) {
+    throw validationProblem([{ field: 'stock', message: STOCK_IS_ITS_OWN_RESOURCE }]);
+  }
+}
+
 @Injectable()
 export class ProductsService {
   constructor(
@@ -158,10 +165,15 @@ export class ProductsService {
         { field: 'sku', message: `sku must equal the SKU in the path (${sku}) or be left out` },
       ]);
     }
+    const createOnly = preconditions.ifNoneMatch === '*' && preconditions.ifMatch === undefined;
+    // A replace never sets stock (API.md §13); only a create takes the initial level. Validation
+    // comes before existence and preconditions: If-Match or If-Unmodified-Since name a replace.
+    const replaces =
+      preconditions.ifMatch !== undefined || preconditions.ifUnmodifiedSince !== undefined;
+    if (!createOnly && replaces) refuseStockOnReplace(input);
     const replacement = fields({ ...input, sku: input.sku ?? sku });
     const resourceName = `product with SKU ${sku}`;
     try {
-      const createOnly = preconditions.ifNoneMatch === '*' && preconditions.ifMatch === undefined;
       if (createOnly) {
         // A product deleted between our insert and our read of it: insert again.
         for (let attempt = 0; attempt < 3; attempt++) {
@@ -188,14 +200,12 @@ export class ProductsService {
           `No product has SKU ${sku}. To create it, resend with \`If-None-Match: *\`; to replace an existing product, send \`If-Match: <its ETag>\`.`,
         );
       }
+      // The product exists: without a precondition this is a replace too (400 before the 428).
+      refuseStockOnReplace(input);
       const condition = decideWrite(preconditions, this.describe(current), {
         resourceName,
         acceptsBodyVersion: false,
       })!;
-      if (input.stock !== undefined) {
-        // A replace never sets stock (API.md §13); only a create takes the initial level.
-        throw validationProblem([{ field: 'stock', message: STOCK_IS_ITS_OWN_RESOURCE }]);
-      }
       const replaced = await this.products.update(current.id, condition, {
         ...replacement,
         stock: undefined,

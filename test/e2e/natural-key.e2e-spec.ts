@@ -94,12 +94,13 @@ describe('products by SKU', () => {
     expectProblem(await put(code, body(), {}), 'PRECONDITION_REQUIRED');
     expect(await rowsWithSku(code)).toBe(0);
     await put(code, body(), { 'If-None-Match': '*' }).expect(201);
-    expectProblem(await put(code, body(), {}), 'PRECONDITION_REQUIRED');
+    // Now a replace: its body without stock (with it, 400 before the precondition).
+    expectProblem(await put(code, replacement(), {}), 'PRECONDITION_REQUIRED');
   });
 
   it('answers 404 for If-Match on a SKU no product has, creating nothing', async () => {
     const code = sku();
-    expectProblem(await put(code, body(), { 'If-Match': '"x"' }), 'NOT_FOUND');
+    expectProblem(await put(code, replacement(), { 'If-Match': '"x"' }), 'NOT_FOUND');
     expect(await rowsWithSku(code)).toBe(0);
   });
 

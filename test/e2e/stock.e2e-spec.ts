@@ -172,6 +172,45 @@ describe('stock as its own resource', () => {
       expect(await productRow(t, p.id)).toMatchObject({ stock: 7, version: 1, name: p.body.name });
     });
 
+    it('answers 400 naming `stock` on a replacing PUT by SKU before its preconditions (stale If-Match, none, unknown SKU); a create takes it', async () => {
+      const p = await createProduct(t, admin, { stock: 7 });
+      const { sku, stock, ...rest } = productInput({ name: 'Replaced' });
+      void stock;
+      const putBySku = (code: string, headers: Record<string, string>, body: object) =>
+        t.http().put(`/api/v1/products/sku/${code}`).set(admin.auth).set(headers).send(body);
+      const refused = [
+        await putBySku(p.body.sku, { 'If-Match': '"stale"' }, { ...rest, stock: 3 }),
+        await putBySku(p.body.sku, {}, { ...rest, stock: 3 }),
+        await putBySku(
+          p.body.sku,
+          { 'If-Unmodified-Since': 'Sun, 06 Nov 1994 08:49:37 GMT' },
+          {
+            ...rest,
+            stock: 3,
+          },
+        ),
+        await putBySku(sku, { 'If-Match': p.etag }, { ...rest, stock: 3 }),
+      ];
+      for (const res of refused) {
+        expectProblem(res, 'VALIDATION_FAILED');
+        expect(res.body.errors).toEqual([
+          { field: 'stock', message: expect.stringContaining('PUT /products/{id}/stock') },
+        ]);
+      }
+      expect(await productRow(t, p.id)).toMatchObject({ stock: 7, version: 1, name: p.body.name });
+      // Without stock the same requests meet their preconditions: 412, 428, 412, 404.
+      expectProblem(
+        await putBySku(p.body.sku, { 'If-Match': '"stale"' }, rest),
+        'PRECONDITION_FAILED',
+      );
+      expectProblem(await putBySku(p.body.sku, {}, rest), 'PRECONDITION_REQUIRED');
+      expectProblem(await putBySku(sku, { 'If-Match': p.etag }, rest), 'NOT_FOUND');
+      const created = await putBySku(sku, { 'If-None-Match': '*' }, { ...rest, stock: 4 }).expect(
+        201,
+      );
+      expect((await stockResource(t, created.body.id)).body).toMatchObject({ stock: 4 });
+    });
+
     it("a price edit moves the product's version and ETag, not the stock's", async () => {
       const p = await createProduct(t, admin, { stock: 7 });
       const stock = await stockResource(t, p.id);
