@@ -5,7 +5,8 @@ import type { MigrationInterface, QueryRunner } from 'typeorm';
  * still decrements it and checks the price, SKU and name it snapshots under one row lock in one
  * statement (place_order*.sql), but it gets its own version and timestamps:
  * - `stock_version`, `stock_updated_at` and `stock_previous_updated_at` (If-Unmodified-Since on the
- *   stock, as §3 has it for products); existing rows start at stock version 1, as of their last change;
+ *   stock, as §3 has it for products); existing rows start at stock version 1, as of their last two
+ *   changes (the product's updated_at and previous_updated_at);
  * - the products' BEFORE UPDATE trigger becomes touch_product_version() (its current text is
  *   src/products/sql/touch_product_version.sql): an UPDATE that moves the stock moves only the stock's
  *   version, one that changes the product's own fields moves only the product's. A checkout, a cancel
@@ -22,7 +23,11 @@ export class StockApart1763791500000 implements MigrationInterface {
         ADD COLUMN stock_updated_at timestamptz NOT NULL DEFAULT now(),
         ADD COLUMN stock_previous_updated_at timestamptz,
         ADD CONSTRAINT products_stock_version_positive CHECK (stock_version > 0)`);
-    await q.query(`UPDATE products SET stock_updated_at = updated_at`);
+    // The stock was part of the product until now: its history is the product's, the last two
+    // changes included (If-Unmodified-Since tells two versions in one second from one).
+    await q.query(
+      `UPDATE products SET stock_updated_at = updated_at, stock_previous_updated_at = previous_updated_at`,
+    );
     // The text the repeatable migration applies afterwards (the trigger needs the function now).
     await q.query(`
 CREATE OR REPLACE FUNCTION touch_product_version() RETURNS trigger LANGUAGE plpgsql AS $$

@@ -31,6 +31,15 @@ import { type StockLevel, StockRepository } from './stock.repository';
 export const productPath = (id: string): string => `/api/v1/products/${id}`;
 export const stockPath = (id: string): string => `/api/v1/products/${id}/stock`;
 
+/**
+ * The product's ETag names its representation without `stock` (API.md §13): a tag issued before
+ * stock moved apart, for the same version, described a body with `stock` in it, so a client holding
+ * one gets 200 with the new body, not a 304 that keeps a frozen stock. A variant, not a version bump
+ * in the migration: the product's version and Last-Modified still count only its own edits, and a
+ * body `version` or If-Unmodified-Since held from before the deploy is still current.
+ */
+const PRODUCT_ETAG_VARIANT = 'without-stock';
+
 /** A create's defaults, and the full set of fields a PUT replaces. */
 function fields(input: CreateProductDto): ProductFields {
   return {
@@ -63,7 +72,7 @@ export class ProductsService {
   ) {}
 
   describe(product: Product): Versioned<ProductDto> {
-    return versioned('product', product, ProductDto.from(product));
+    return versioned('product', product, ProductDto.from(product), PRODUCT_ETAG_VARIANT);
   }
 
   /** The stock's own ETag and Last-Modified: its version and timestamps, not the product's. */
