@@ -1,7 +1,15 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { HoldExpiry } from '../../src/orders/hold-expiry';
 import { type Account, account, expectProblem } from '../support/http';
-import { act, createProduct, placeOrder, stockOf, stockResource } from '../support/fixtures';
+import {
+  act,
+  completePayment,
+  createProduct,
+  openPayment,
+  placeOrder,
+  stockOf,
+  stockResource,
+} from '../support/fixtures';
 import { holdRow, untilWaiting, waiting } from '../support/row-locks';
 import { createTestApp, type TestApp } from '../support/test-app';
 
@@ -88,10 +96,19 @@ describe('stock apart from the product (real parallel requests, real PostgreSQL)
     expect(units).toBe(soldUnits);
   });
 
-  it("leaves the product's ETag unchanged and moves the stock's on a checkout, a cancel, an expiry, an edit and an adjustment", async () => {
+  it("leaves the product's ETag, Last-Modified and timestamps unchanged and moves the stock's on a checkout, a cancel, an expiry, an edit, an adjustment and a revive", async () => {
     const p = await createProduct(t, admin, { stock: 50 });
     const other = await createProduct(t, admin, { stock: 50 });
-    const productTag = await productEtag(p.id);
+    /** What a merchant's precondition can name: ETag, Last-Modified, and the row's own times. */
+    const productState = async () => {
+      const res = await t.http().get(`/api/v1/products/${p.id}`).expect(200);
+      const [row] = await t.db.query(
+        'SELECT version, updated_at, previous_updated_at FROM products WHERE id = $1',
+        [p.id],
+      );
+      return { etag: res.headers.etag, lastModified: res.headers['last-modified'], row };
+    };
+    const product = await productState();
     const buyer = buyers[0];
     const seen: string[] = [(await stockResource(t, p.id)).etag];
     const step = async (name: string, expected: number): Promise<void> => {
@@ -99,7 +116,13 @@ describe('stock apart from the product (real parallel requests, real PostgreSQL)
       expect({ name, stock: stock.body.stock }).toEqual({ name, stock: expected });
       expect(seen).not.toContain(stock.etag);
       seen.push(stock.etag);
-      expect({ name, etag: await productEtag(p.id) }).toEqual({ name, etag: productTag });
+      expect({ name, product: await productState() }).toEqual({ name, product });
+    };
+    const expire = async (orderId: string): Promise<void> => {
+      await t.db.query(`UPDATE orders SET expires_at = now() - interval '1 second' WHERE id = $1`, [
+        orderId,
+      ]);
+      expect(await t.app.get(HoldExpiry).sweep()).toBeGreaterThanOrEqual(1);
     };
 
     const checkout = await placeOrder(t, buyer, [{ productId: p.id, quantity: 3 }]).expect(201);
@@ -122,11 +145,7 @@ describe('stock apart from the product (real parallel requests, real PostgreSQL)
       })
       .expect(200);
     await step('edit', 45);
-
-    await t.db.query(`UPDATE orders SET expires_at = now() - interval '1 second' WHERE id = $1`, [
-      edited.body.id,
-    ]);
-    expect(await t.app.get(HoldExpiry).sweep()).toBeGreaterThanOrEqual(1);
+    await expire(edited.body.id);
     await step('expiry', 50);
 
     await t
@@ -136,10 +155,21 @@ describe('stock apart from the product (real parallel requests, real PostgreSQL)
       .send({ delta: -4, reason: 'damaged' })
       .expect(200);
     await step('adjustment', 46);
+
+    // A late payment on an expired order whose units are still there revives it (API.md §9).
+    const late = await placeOrder(t, buyer, [{ productId: p.id, quantity: 2 }]).expect(201);
+    await step('checkout', 44);
+    const payment = await openPayment(t, buyer, late.body.id).expect(201);
+    await expire(late.body.id);
+    await step('expiry', 46);
+    await completePayment(t, buyer, payment.body.id).expect(200);
+    const revived = await t.http().get(`/api/v1/orders/${late.body.id}`).set(buyer.auth);
+    expect(revived.body).toMatchObject({ status: 'paid' });
+    await step('revive', 44);
     const [row] = await t.db.query('SELECT version, stock_version FROM products WHERE id = $1', [
       p.id,
     ]);
-    expect(row).toEqual({ version: 1, stock_version: 7 });
+    expect(row).toEqual({ version: 1, stock_version: 10 });
   });
 
   it('of 10 stock-takes racing with one stock ETag, exactly one wins; the others get 412 with the winner as `current`', async () => {

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { type Account, account, expectProblem } from '../support/http';
 import { createProduct, productInput, productRow, stockResource } from '../support/fixtures';
 import { createTestApp, type TestApp } from '../support/test-app';
@@ -119,6 +120,87 @@ describe('stock as its own resource', () => {
       );
       const ok = await put(p.id, { 'If-Unmodified-Since': future }, { stock: 3 }).expect(200);
       expect(ok.body).toMatchObject({ stock: 3, version: 2 });
+    });
+
+    /**
+     * §3's one-second rule per resource: a sale is a version of the stock, not of the product.
+     * Each case starts at a fresh second and checks, from the database, that its writes fell in one
+     * second (a case that straddled a boundary on a loaded machine is run again, at most 4 times).
+     */
+    const inOneSecond = async (
+      writes: (p: Awaited<ReturnType<typeof createProduct>>) => Promise<void>,
+      sameSecond: (row: Record<string, Date>) => boolean,
+    ) => {
+      for (let attempt = 0; attempt < 4; attempt++) {
+        const p = await createProduct(t, admin, { stock: 50 });
+        await sleep(1000 - (Date.now() % 1000) + 20);
+        await writes(p);
+        const row = (await productRow(t, p.id))!;
+        if (sameSecond(row)) return { p, second: new Date(secondOf(row.updated_at)) };
+      }
+      throw new Error('4 attempts each straddled a second boundary');
+    };
+    const secondOf = (d: Date) => Math.floor(d.getTime() / 1000) * 1000;
+    const sale = (id: string) =>
+      t
+        .http()
+        .post('/api/v1/orders')
+        .set(customer.auth)
+        .send({ items: [{ productId: id, quantity: 1 }] })
+        .expect(201);
+
+    it('a product edit and a sale in the same second: PATCH with If-Unmodified-Since of that second → 200', async () => {
+      const { p } = await inOneSecond(
+        async (p) => {
+          await t
+            .http()
+            .patch(`/api/v1/products/${p.id}`)
+            .set(admin.auth)
+            .set('If-Match', p.etag)
+            .send({ name: 'Edited' })
+            .expect(200);
+          await sale(p.id);
+        },
+        (row) =>
+          secondOf(row.updated_at) === secondOf(row.stock_updated_at) &&
+          secondOf(row.previous_updated_at) < secondOf(row.updated_at),
+      );
+      const row = (await productRow(t, p.id))!;
+      expect(row).toMatchObject({ version: 2, stock_version: 2 });
+      const res = await t
+        .http()
+        .patch(`/api/v1/products/${p.id}`)
+        .set(admin.auth)
+        .set('If-Unmodified-Since', new Date(secondOf(row.updated_at)).toUTCString())
+        .send({ priceCents: 1999 })
+        .expect(200);
+      expect(res.body).toMatchObject({ version: 3, priceCents: 1999 });
+    });
+
+    it('two sales in one second: PUT /stock with If-Unmodified-Since of that second → 412 (use If-Match); the product’s PATCH → 200', async () => {
+      const { p, second: productSecond } = await inOneSecond(
+        async (p) => {
+          await sale(p.id);
+          await sale(p.id);
+        },
+        (row) => secondOf(row.stock_updated_at) === secondOf(row.stock_previous_updated_at),
+      );
+      const row = (await productRow(t, p.id))!;
+      expect(row).toMatchObject({ version: 1, stock: 48, stock_version: 3 });
+      const since = new Date(secondOf(row.stock_updated_at)).toUTCString();
+      const take = await put(p.id, { 'If-Unmodified-Since': since }, { stock: 10 });
+      expectProblem(take, 'PRECONDITION_FAILED');
+      expect(take.body.detail).toContain('more than once within the second');
+      expect(take.body.current).toMatchObject({ stock: 48, version: 3 });
+      // The product did not change in that second (nor after its creation, before it).
+      expect(productSecond.getTime()).toBeLessThan(secondOf(row.stock_updated_at));
+      await t
+        .http()
+        .patch(`/api/v1/products/${p.id}`)
+        .set(admin.auth)
+        .set('If-Unmodified-Since', since)
+        .send({ priceCents: 1999 })
+        .expect(200);
     });
 
     it('refuses customers (403), bad levels and bad versions (400 naming the field), unknown products (404)', async () => {
