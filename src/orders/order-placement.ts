@@ -28,7 +28,7 @@ import {
   type PlacementKey,
   PlacementsRepository,
 } from './placements.repository';
-import { explainTerms, isShort, priceChanged, vet } from './placement-checks';
+import { explainTerms, priceChanged, vet } from './placement-checks';
 import { PlacementQueue } from './placement-queue';
 
 /**
@@ -110,7 +110,7 @@ export class OrderPlacement {
    * them (PlacementQueue, sql/place_orders.sql). A promotion code and an expected total go into that same statement: the
    * use is counted by one guarded write after the products' locks (API.md §11); a refusal is
    * explained from what place_order_locked read under its locks (explainTerms), and only overdue
-   * holds in the way, or a total of 0, take the step-by-step path (placeWithTerms).
+   * holds in the way, or a total of 0, take the step-by-step path (placeStepByStep).
    * When a line fails, the step-by-step path explains it; a placement that is short first expires
    * the overdue holds on exactly its products and decides again, so nobody is refused while expired
    * holds sit on the stock. If any line still fails, nothing is reserved; the problem lists every
@@ -119,7 +119,6 @@ export class OrderPlacement {
   async place(m: EntityManager, caller: Caller, dto: CreateOrderDto): Promise<OrderWithItems> {
     const wanted = unitsOf(dto.items);
     const ids = [...wanted.keys()];
-    const terms = dto.promotionCode !== undefined || dto.expectedTotalCents !== undefined;
     const placement = this.placementOf(caller, dto, wanted);
     // The usual case in one round trip. A refusal changes nothing and keeps no lock, and says
     // what it read: enough to explain it, unless overdue holds sit on these products.
@@ -132,22 +131,12 @@ export class OrderPlacement {
     });
     if ('placed' in answer) return answer.placed;
     if ('keyed' in answer) throw new Error('A placement without a key answered as a keyed one');
-    if (terms) {
-      explainTerms(answer, ids, wanted, dto);
-    } else if (!answer.overdue) {
-      vet(answer.refused, ids, dto);
-      const short = insufficientStock(answer.refused, wanted);
-      if (short) throw short;
-    }
+    explainTerms(answer, ids, wanted, dto);
     // Overdue holds to expire first (or a refusal the checks above do not see, which cannot
-    // happen; or a total of 0, paid at placement): several statements and savepoints, in the
+    // happen), or a total of 0, paid at placement: several statements and savepoints, in the
     // caller's transaction or one of its own.
-    if (terms) {
-      if (m.queryRunner?.isTransactionActive) return this.placeWithTerms(m, caller, dto, wanted);
-      return inTransaction(this.dataSource, (t) => this.placeWithTerms(t, caller, dto, wanted));
-    }
-    if (m.queryRunner?.isTransactionActive) return this.placeExplaining(m, caller, dto, wanted);
-    return inTransaction(this.dataSource, (t) => this.placeExplaining(t, caller, dto, wanted));
+    if (m.queryRunner?.isTransactionActive) return this.placeStepByStep(m, caller, dto, wanted);
+    return inTransaction(this.dataSource, (t) => this.placeStepByStep(t, caller, dto, wanted));
   }
 
   /**
@@ -238,55 +227,8 @@ export class OrderPlacement {
   }
 
   /**
-   * The placement that failed at once, done step by step to say why: unknown (422), inactive (409),
-   * mixed currency (400), or short, after first expiring the overdue holds on exactly its products.
-   */
-  private async placeExplaining(
-    m: EntityManager,
-    caller: Caller,
-    dto: CreateOrderDto,
-    wanted: Map<string, number>,
-  ): Promise<OrderWithItems> {
-    const ids = [...wanted.keys()];
-    // Rolling back to here releases the product locks, so that overdue orders can be locked before
-    // their products, in the order every other path takes (orders, then products).
-    await sql(m, 'SAVEPOINT placement');
-    let locked = await this.vetProducts(m, ids, dto);
-    let released = 0;
-    if (isShort(locked, wanted)) {
-      await sql(m, 'ROLLBACK TO SAVEPOINT placement');
-      released = await this.holds.expireOverdue(m, { productIds: ids }, { limit: 1000 });
-      if (released) locked = await this.vetProducts(m, ids, dto);
-    }
-    await this.stock.reserve(m, locked, wanted).catch((err: unknown) => {
-      // Still short: refused, but the holds expired on the way stay expired.
-      throw released && err instanceof ProblemError ? afterCommit(err) : err;
-    });
-
-    const byId = new Map(locked.map((p) => [p.id, p]));
-    const lines = ids.map((id) => lineOf(byId.get(id)!, wanted.get(id)!));
-    const placed = await this.orders
-      .insert(
-        m,
-        {
-          userId: caller.id,
-          totalCents: totalOf(lines),
-          currency: locked[0].currency,
-          holdSeconds: this.holdSeconds,
-        },
-        lines,
-      )
-      // The caller's account deleted since the guard read it (its products are locked, so they stay).
-      .catch((err: unknown) => {
-        throw missingParentProblem(err) ?? err;
-      });
-    await this.changes.record(m, placed, { action: 'place', from: null, actorId: caller.id });
-    return placed;
-  }
-
-  /**
-   * A checkout with a promotion code or an expected total (API.md §11), in one transaction, checked
-   * in the contract's order: 422 UNKNOWN_PRODUCT, 409 PRODUCT_UNAVAILABLE (and 400 for mixed
+   * A checkout place_order could not place at once, step by step in one transaction (with or
+   * without a promotion code or an expected total, API.md §11), checked in the contract's order: 422 UNKNOWN_PRODUCT, 409 PRODUCT_UNAVAILABLE (and 400 for mixed
    * currencies) under the products' locks, 409 PROMOTION_NOT_APPLICABLE under the promotion's lock,
    * 409 PRICE_CHANGED, 409 INSUFFICIENT_STOCK; a refusal reserves and counts nothing. The use is
    * counted by one guarded write (PromotionUses.take) while the promotion's row is locked, so its
@@ -294,12 +236,13 @@ export class OrderPlacement {
    * products (id order), then the promotion; a cancel, expiry or revive locks the order, its
    * products, then the promotion, so the promotion is always last. A checkout about to be refused
    * `exhausted` or `customer_limit` first expires the overdue holds holding uses of the code; one
-   * short of stock those on its products (both after rolling back its own locks, so that the
-   * orders are locked before their products, as every path does), and decides again.
+   * short of stock those on its products (after rolling back its own locks, all of them together,
+   * so that the orders are locked before every product, theirs and its own, in one id order, and
+   * the promotions after them, as every path does), and decides again.
    * Only for what place_order neither placed nor explained (explainTerms): overdue holds that may
    * change the answer, or a total of 0, which is paid here.
    */
-  private async placeWithTerms(
+  private async placeStepByStep(
     m: EntityManager,
     caller: Caller,
     dto: CreateOrderDto,
@@ -307,12 +250,24 @@ export class OrderPlacement {
   ): Promise<OrderWithItems> {
     const ids = [...wanted.keys()];
     const code = dto.promotionCode;
+    // The overdue holds to expire before deciding again: those of the code, those on the products.
+    const overdue: { promotionId?: string; productIds?: string[] } = {};
     let released = 0;
-    let expiredForCode = false;
-    let expiredForStock = false;
     // Refused: the holds expired on the way stay expired.
     const refuse = (problem: ProblemError): ProblemError =>
       released ? afterCommit(problem) : problem;
+    /**
+     * Rolls back to before the first lock and expires every overdue hold asked for so far (again,
+     * if some were expired already), so that orders are locked before every product (theirs and
+     * this checkout's, in one id order) and promotions last, as on every path. How many expired.
+     */
+    const expire = async (more: typeof overdue): Promise<number> => {
+      Object.assign(overdue, more);
+      await sql(m, 'ROLLBACK TO SAVEPOINT terms');
+      released = await this.holds.expireOverdue(m, overdue, { limit: 1000, alsoLock: ids });
+      return released;
+    };
+    await sql(m, 'SAVEPOINT terms');
     for (;;) {
       await sql(m, 'SAVEPOINT placement');
       const locked = await this.vetProducts(m, ids, dto);
@@ -324,18 +279,12 @@ export class OrderPlacement {
       if (code !== undefined) {
         const promotion = await this.promotions.lock(m, code);
         const reason = await this.promotions.refusal(m, promotion, caller.id, currency);
-        if (reason === 'exhausted' || reason === 'customer_limit') {
-          if (!expiredForCode) {
-            expiredForCode = true;
-            await sql(m, 'ROLLBACK TO SAVEPOINT placement');
-            const n = await this.holds.expireOverdue(
-              m,
-              { promotionId: promotion!.promotion.id },
-              { limit: 1000 },
-            );
-            released += n;
-            if (n) continue;
-          }
+        if (
+          (reason === 'exhausted' || reason === 'customer_limit') &&
+          overdue.promotionId === undefined &&
+          (await expire({ promotionId: promotion!.promotion.id }))
+        ) {
+          continue;
         }
         if (reason) throw refuse(promotionNotApplicable(code, reason));
         const p = promotion!.promotion;
@@ -351,13 +300,7 @@ export class OrderPlacement {
       }
       const short = insufficientStock(locked, wanted);
       if (short) {
-        if (!expiredForStock) {
-          expiredForStock = true;
-          await sql(m, 'ROLLBACK TO SAVEPOINT placement');
-          const n = await this.holds.expireOverdue(m, { productIds: ids }, { limit: 1000 });
-          released += n;
-          if (n) continue;
-        }
+        if (overdue.productIds === undefined && (await expire({ productIds: ids }))) continue;
         throw refuse(short);
       }
       await this.stock.reserve(m, locked, wanted);

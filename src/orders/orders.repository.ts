@@ -122,9 +122,10 @@ export class OrdersRepository {
   }
 
   /**
-   * Locks pending orders whose hold is over (by the database's clock), oldest first: among `orderIds`,
-   * or among those holding any of `productIds`, or any. With `skipLocked`, rows another transaction
-   * holds are left to it (the sweeper on several instances); without, they are waited for.
+   * Locks pending orders whose hold is over (by the database's clock), oldest first: those matching
+   * any of the criteria given (among `orderIds`, holding any of `productIds`, holding a use of
+   * `promotionId`), or any when none is given. With `skipLocked`, rows another transaction holds are
+   * left to it (the sweeper on several instances); without, they are waited for.
    */
   async lockOverdue(
     m: EntityManager,
@@ -136,13 +137,23 @@ export class OrdersRepository {
       m,
       `SELECT id FROM orders
         WHERE status = 'pending' AND expires_at <= clock_timestamp()
-          AND ($1::uuid[] IS NULL OR id = ANY($1::uuid[]))
-          AND ($2::uuid[] IS NULL
-               OR id IN (SELECT order_id FROM order_items WHERE product_id = ANY($2::uuid[])))
-          AND ($4::uuid IS NULL OR promotion_id = $4::uuid)
+          AND (($1::uuid[] IS NULL AND $2::uuid[] IS NULL AND $4::uuid IS NULL)
+               OR id = ANY($1::uuid[])
+               OR id IN (SELECT order_id FROM order_items WHERE product_id = ANY($2::uuid[]))
+               OR promotion_id = $4::uuid)
         ORDER BY expires_at, id LIMIT $3
         FOR UPDATE${skipLocked ? ' SKIP LOCKED' : ''}`,
       [filter.orderIds ?? null, filter.productIds ?? null, limit, filter.promotionId ?? null],
+    );
+    return rows.map((r) => r.id);
+  }
+
+  /** The products the lines of these orders name (each once). */
+  async productsOf(m: EntityManager, orderIds: string[]): Promise<string[]> {
+    const { rows } = await sql<{ id: string }>(
+      m,
+      'SELECT DISTINCT product_id AS id FROM order_items WHERE order_id = ANY($1::uuid[])',
+      [orderIds],
     );
     return rows.map((r) => r.id);
   }

@@ -28,10 +28,6 @@ export function priceChanged(expected: number, total: number, lines: NewLine[]):
   );
 }
 
-export function isShort(locked: StockRow[], wanted: Map<string, number>): boolean {
-  return locked.some((p) => (wanted.get(p.id) ?? 0) > p.stock);
-}
-
 /** 422 for unknown products, 409 for inactive ones, 400 for mixed currencies. */
 export function vet(locked: StockRow[], ids: string[], dto: CreateOrderDto): void {
   const known = new Set(locked.map((p) => p.id));

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { Client } from 'pg';
 import type { Response } from 'supertest';
 import { type Account, account, expectProblem } from '../support/http';
 import { createProduct, orderCount, placeOrder, stockOf } from '../support/fixtures';
@@ -176,5 +177,56 @@ describe('keyed checkouts (real HTTP, real PostgreSQL)', () => {
     }
     expect(await orderCount(t, buyers[3].id)).toBe(1);
     expect(await stockOf(t, p.id)).toBe(48);
+  });
+
+  it('a key in flight in another transaction: the placement statement does not wait for it, the usual path does, then places once', async () => {
+    const p = await createProduct(t, admin, { stock: 10 });
+    const key = `flight-${randomUUID()}`;
+    // The key's lock, as a request claiming it holds it (idempotency_key_free).
+    const holder = new Client({ connectionString: t.databaseUrl });
+    await holder.connect();
+    let answer: Promise<Response>;
+    try {
+      await holder.query('BEGIN');
+      await holder.query(
+        `SELECT pg_advisory_xact_lock(hashtextextended($1 || ' ' || $2, 727002))`,
+        [buyers[4].id, key],
+      );
+      answer = placeOrder(t, buyers[4], [{ productId: p.id, quantity: 1 }], key).then((r) => r);
+      // The usual path waits on the key's lock (the statement itself never does: it gave up).
+      await until('the checkout waits for the key', async () => {
+        const [{ n }] = await t.db.query(
+          `SELECT count(*)::int AS n FROM pg_stat_activity
+            WHERE datname = current_database() AND wait_event = 'advisory'`,
+        );
+        return n === 1;
+      });
+      expect(await orderCount(t, buyers[4].id)).toBe(0);
+    } finally {
+      await holder.query('COMMIT').catch(() => undefined);
+      await holder.end();
+    }
+    const res = await answer;
+    expect(res.status).toBe(201);
+    expect(await orderCount(t, buyers[4].id)).toBe(1);
+    // Stored by the usual path: the rendered response.
+    expect(await storedOutcome(buyers[4].id, key)).toHaveProperty('status', 201);
+    const again = await placeOrder(t, buyers[4], [{ productId: p.id, quantity: 1 }], key);
+    expect(bytes(again)).toEqual(bytes(res));
+    expect(await stockOf(t, p.id)).toBe(9);
+  });
+
+  it('an order of free products is paid at placement, with or without terms and keys', async () => {
+    const free = await createProduct(t, admin, { priceCents: 0, stock: 10 });
+    const plain = await placeOrder(t, buyers[5], [{ productId: free.id, quantity: 1 }]);
+    expect(plain.status).toBe(201);
+    expect(plain.body).toMatchObject({ status: 'paid', totalCents: 0, expiresAt: null });
+    const key = `free-${randomUUID()}`;
+    const keyed = await placeOrder(t, buyers[5], [{ productId: free.id, quantity: 2 }], key);
+    expect(keyed.body).toMatchObject({ status: 'paid', totalCents: 0 });
+    const again = await placeOrder(t, buyers[5], [{ productId: free.id, quantity: 2 }], key);
+    expect(bytes(again)).toEqual(bytes(keyed));
+    expect(await orderCount(t, buyers[5].id)).toBe(2);
+    expect(await stockOf(t, free.id)).toBe(7);
   });
 });

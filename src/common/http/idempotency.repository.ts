@@ -52,7 +52,10 @@ export class IdempotencyRepository {
   async find<R>(m: EntityManager, userId: string, key: string): Promise<StoredKey<R> | undefined> {
     const { rows } = await sql<StoredKey<R>>(
       m,
-      'SELECT fingerprint, response FROM idempotency_keys WHERE user_id = $1 AND key = $2',
+      // Live only: an expired key not yet purged is not replayed (a caller at its bound of live
+      // keys, who could not re-claim it, gets 429, not an outcome older than the TTL).
+      `SELECT fingerprint, response FROM idempotency_keys
+        WHERE user_id = $1 AND key = $2 AND expires_at > now()`,
       [userId, key],
     );
     return rows[0];

@@ -74,9 +74,10 @@ CREATE OR REPLACE FUNCTION place_order(
                                ELSE least(v_total, v_promo.amount_off_cents) END;
           END IF;
         END IF;
-        -- A total other than the one expected, or nothing owed: decided under locks.
-        IF v_terms AND v_ok AND (v_total - v_discount = 0
-                                 OR v_total - v_discount <> coalesce(p_expected, v_total - v_discount)) THEN
+        -- A total other than the one expected, or nothing owed (paid at placement, with or without
+        -- terms): decided under locks.
+        IF v_ok AND (v_total - v_discount = 0
+                     OR (v_terms AND v_total - v_discount <> coalesce(p_expected, v_total - v_discount))) THEN
           v_ok := false;
         END IF;
         IF v_found = cardinality(p_ids) AND v_currencies = 1 AND v_ok THEN

@@ -89,9 +89,9 @@ CREATE OR REPLACE FUNCTION place_order_locked(
           END IF;
           IF v_found <> cardinality(p_ids) OR v_currencies <> 1 OR NOT v_ok
              OR v_reason IS NOT NULL
+             OR v_total - v_discount = 0
              OR ((p_code IS NOT NULL OR p_expected IS NOT NULL)
-                 AND (v_total - v_discount = 0
-                      OR v_total - v_discount <> coalesce(p_expected, v_total - v_discount))) THEN
+                 AND v_total - v_discount <> coalesce(p_expected, v_total - v_discount)) THEN
             SELECT json_agg(json_build_object('id', p.id, 'sku', p.sku, 'name', p.name,
                      'price_cents', p.price_cents, 'currency', p.currency, 'stock', p.stock,
                      'active', p.active) ORDER BY p.id)
