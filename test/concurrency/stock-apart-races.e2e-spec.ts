@@ -94,7 +94,8 @@ describe('stock apart from the product (real parallel requests, real PostgreSQL)
       [p.id],
     );
     expect(units).toBe(soldUnits);
-  });
+    // 100 sequential edits among ~1,400 checkouts: ~60 s on a 2-core machine shared with others.
+  }, 180_000);
 
   it("leaves the product's ETag, Last-Modified and timestamps unchanged and moves the stock's on a checkout, a cancel, an expiry, an edit, an adjustment and a revive", async () => {
     const p = await createProduct(t, admin, { stock: 50 });
