@@ -195,7 +195,7 @@ export async function createApp(options: CreateAppOptions): Promise<NestFastifyA
   const metrics = app.get(MetricsService);
   fastify.addHook('onRequest', (request, reply, done) => {
     void reply.header('X-Request-Id', request.id);
-    // The HTTP server span (tracing on): the request's own, before Nest opens spans inside it.
+    // The HTTP server span (tracing on): the request's own, the active span when the request came in.
     request.serverSpan = trace.getActiveSpan();
     done();
   });
@@ -228,10 +228,14 @@ export async function createApp(options: CreateAppOptions): Promise<NestFastifyA
     });
     const span = request.serverSpan;
     if (span) {
-      span.setAttribute('http.route', route);
-      span.setAttribute('request.id', request.id);
-      // Which rule refused the request, findable in the trace viewer by code.
-      if (request.problemCode) span.setAttribute('problem.code', request.problemCode);
+      if (span.isRecording()) {
+        // Named by its route, as the handler's span was (there is none: see tracing.ts).
+        span.updateName(`${request.method} ${route}`);
+        span.setAttribute('http.route', route);
+        span.setAttribute('request.id', request.id);
+        // Which rule refused the request, findable in the trace viewer by code.
+        if (request.problemCode) span.setAttribute('problem.code', request.problemCode);
+      }
       // Unsampled: a conflict or a 5xx is recorded all the same (one span, see problem-spans.ts).
       recordProblemSpan(span, {
         method: request.method,

@@ -1,5 +1,4 @@
 import type { IncomingMessage } from 'node:http';
-import { NestInstrumentation } from '@opentelemetry/instrumentation-nestjs-core';
 import { HttpInstrumentation } from '@opentelemetry/instrumentation-http';
 import { PgInstrumentation } from '@opentelemetry/instrumentation-pg';
 import { UndiciInstrumentation } from '@opentelemetry/instrumentation-undici';
@@ -17,8 +16,8 @@ import { ids, ProblemRecordingSampler, problemSpansOn } from './problem-spans';
 
 /**
  * OpenTelemetry, configured only through the standard OTEL_* variables. It is started before the app
- * (see tracing-start.ts) so that the instrumentations patch http, undici (fetch: webhook calls), pg
- * and Nest before they are loaded. Without an exporter asked for (OTEL_EXPORTER_OTLP_ENDPOINT, or
+ * (see tracing-start.ts) so that the instrumentations patch http, undici (fetch: webhook calls) and
+ * pg before they are loaded. Without an exporter asked for (OTEL_EXPORTER_OTLP_ENDPOINT, or
  * OTEL_TRACES_EXPORTER other than none), nothing starts: the API calls in the code are no-ops.
  */
 export function tracingRequested(env: NodeJS.ProcessEnv = process.env): boolean {
@@ -90,11 +89,17 @@ export function startTracing(
     // Traces only: the metrics are Prometheus's (/metrics).
     metricReaders: [],
     logRecordProcessors: [],
+    // What runs on every request, sampled or not, is kept to what a sampled trace needs (issue 26):
+    // - no NestInstrumentation: it wrapped every handler in two async functions, each with its span
+    //   and context switch, for names the server span now carries (http.route, and its name is
+    //   "METHOD route": see app.factory.ts's onResponse);
+    // - pg without its pool-connect spans (one span and one context switch per request; a slow pool
+    //   still shows as the gap before the first pg.query span), and without spans for statements run
+    //   outside any request (pollers, sweeps: they made one-span root traces at the sampler's ratio).
     instrumentations: [
       new HttpInstrumentation({ ignoreIncomingRequestHook: untraced }),
       new UndiciInstrumentation({ ignoreRequestHook: carriesItsTrace }),
-      new PgInstrumentation(),
-      new NestInstrumentation(),
+      new PgInstrumentation({ requireParentSpan: true, ignoreConnectSpans: true }),
     ],
   });
   sdk.start();

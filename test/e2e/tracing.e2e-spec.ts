@@ -66,6 +66,8 @@ if (!built) console.log('tracing test skipped: dist/ is absent (npm run build)')
       conflict!.attributes['http.response.status_code'] ?? conflict!.attributes['http.status_code'],
     ).toBe(409);
     expect(conflict!.attributes['http.route']).toBe('/api/v1/auth/register');
+    // Named by its route: the only name a request has in the trace (no Nest handler spans).
+    expect(conflict!.name).toBe('POST /api/v1/auth/register');
     expect(conflict!.attributes['request.id']).toBe(probe.body.requestId);
   });
 
