@@ -46,7 +46,7 @@ export function buildOpenApiDocument(app: NestFastifyApplication): OpenAPIObject
     .addTag('users', 'Accounts. Writes need a precondition (If-Match or a body version).')
     .addTag(
       'products',
-      'The catalogue. SKU and slug are unique; writes need a precondition; stock moves by atomic adjustments.',
+      'The catalogue. SKU and slug are unique; writes need a precondition. Stock is its own resource (`/products/{id}/stock`, its own ETag): a sale never makes a product edit stale; a stock-take needs a precondition on the stock, an adjustment none.',
     )
     .addTag(
       'webhooks',

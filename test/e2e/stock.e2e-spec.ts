@@ -316,6 +316,20 @@ describe('stock as its own resource', () => {
     });
   });
 
+  it('the problem pages say how to merge a stock-take and that stock is its own resource', async () => {
+    const page = async (slug: string) => (await t.http().get(`/problems/${slug}`).expect(200)).text;
+    const failed = await page('precondition-failed');
+    expect(failed).toContain('PUT /products/{id}/stock');
+    expect(failed).toContain('current.stock');
+    expect(failed).toContain('If-Match: *');
+    expect(await page('validation-failed')).toContain('PUT /products/{id}/stock');
+    const guide = (await t.http().get('/problems/guide').expect(200)).text;
+    const section = guide.slice(guide.indexOf('id="precondition_failed"'));
+    expect(section.slice(0, section.indexOf('id="payload_too_large"'))).toMatch(
+      /selling continuously[\s\S]*If-Match: \*[\s\S]*stock-adjustments/,
+    );
+  });
+
   describe('GET /products?include=stock', () => {
     it('adds stock to each item only when asked; the ETag covers it', async () => {
       const p = await createProduct(t, admin, { stock: 9 });

@@ -29,7 +29,7 @@ export const PROBLEMS = {
     explanation:
       'The body, query or path did not pass validation, or the body was not valid JSON. `errors` lists every failing field with its path (nested paths look like `items[0].quantity`).',
     resolution:
-      'Correct the listed fields and send the request again. Retrying unchanged will fail the same way.',
+      'Correct the listed fields and send the request again. Retrying unchanged will fail the same way. `stock` on `PATCH /products/{id}` or a replacing `PUT /products/sku/{sku}` is refused whatever its value: stock is its own resource (`PUT /products/{id}/stock` for a stock-take, `POST /products/{id}/stock-adjustments` for a relative change).',
     members: ['errors'],
   },
   UNAUTHENTICATED: {
@@ -279,7 +279,7 @@ export const PROBLEMS = {
     explanation:
       '`If-Match` or `If-Unmodified-Since` does not hold: the resource changed since you read it, or the `If-Match` you sent is not an ETag this service issued for it (the `detail` says which: a malformed value, say without its quotes, or a made-up one). Nothing was changed.',
     resolution:
-      'Merge your change into `current`, then resubmit with `If-Match: currentEtag` (the value exactly as sent, quotes included).',
+      'Merge your change into `current`, then resubmit with `If-Match: currentEtag` (the value exactly as sent, quotes included). A stock-take (`PUT /products/{id}/stock`) is merged by adding what moved since your read: send the count you took + `current.stock` − the stock as you read it (never below 0); on a product selling continuously that is stale again every time, so send the level with `If-Match: *` (it applies from then on, later orders counting against it), or use a stock adjustment for a relative change.',
     members: ['currentVersion', 'currentEtag', 'current'],
   },
   PAYLOAD_TOO_LARGE: {
