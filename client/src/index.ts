@@ -248,7 +248,9 @@ export class OrderClient {
    * not lost and not blindly overwritten: what happened since the read applies on top of it
    * (mine + theirs − base, the orders placed after the count counting against it) and it is sent
    * again with the ETag the 412 carries. A merge that would go below 0 is a MergeConflict on
-   * `stock` (more was sold since than the count holds: count again). Bounded attempts.
+   * `stock` (more was sold since than the count holds: count again). Bounded attempts: on a
+   * product selling continuously every resend is stale again, and it gives up saying so; there a
+   * level sent with `If-Match: *` (it applies from then on) or adjustStock suits.
    */
   async setStock(
     productId: string,
@@ -285,7 +287,15 @@ export class OrderClient {
       }
     }
     throw new Error(
-      `Gave up setting the stock of products/${productId} after ${attempts} attempts`,
+      [
+        `Gave up setting the stock of products/${productId} after ${attempts} attempts:`,
+        'the stock moved (units sold, returned or adjusted) between each 412 and its resend, as on a',
+        'product selling continuously, so a level based on a read is stale every time.',
+        'For a level that applies from now on (orders placed after it counting against it), send it',
+        "with `If-Match: *`: client.api.PUT('/api/v1/products/{id}/stock', { params: { path: { id } },",
+        "headers: { 'If-Match': '*' }, body: { stock } }). For a relative change (a delivery, damaged",
+        'units), use adjustStock, which needs no precondition.',
+      ].join(' '),
     );
   }
 

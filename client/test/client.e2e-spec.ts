@@ -296,6 +296,31 @@ describe('the typed client against the real service', () => {
       expect((await admin.getStock(p.id)).value.stock).toBe(2);
     });
 
+    it('setStock gives up on a product selling between every read and write, naming If-Match: * and adjustStock', async () => {
+      const admin = await asAdmin();
+      const { value: p } = await admin.createProduct(newProduct(50));
+      const buyer = await shopper();
+      const writes: number[] = [];
+      // A sale commits before each of the stock-take's writes: every one of them is stale.
+      const selling = (async (input: Request | string | URL, init?: RequestInit) => {
+        const request = input instanceof Request ? input : undefined;
+        if (request?.method === 'PUT') await buyer.placeOrder([{ productId: p.id, quantity: 1 }]);
+        const response = await fetch(input, init);
+        if (request?.method === 'PUT') writes.push(response.status);
+        return response;
+      }) as typeof fetch;
+      const counter = await asAdmin({ fetch: selling });
+      const gaveUp = await counter
+        .setStock(p.id, () => 40, { attempts: 3 })
+        .catch((e: unknown) => e);
+      expect(writes).toEqual([412, 412, 412]);
+      expect(gaveUp).toBeInstanceOf(Error);
+      expect((gaveUp as Error).message).toMatch(/after 3 attempts/);
+      expect((gaveUp as Error).message).toContain('`If-Match: *`');
+      expect((gaveUp as Error).message).toContain('adjustStock');
+      expect((await admin.getStock(p.id)).value.stock).toBe(47);
+    });
+
     it('adjustStock answers the stock with its ETag', async () => {
       const admin = await asAdmin();
       const { value: p } = await admin.createProduct(newProduct(5));
