@@ -57,7 +57,7 @@ app.get('/api/v1/products/:id', async (request, reply) => {
   if (rows.length === 0) return reply.code(404).send({ code: 'NOT_FOUND' });
   const r = rows[0];
   void reply
-    .header('ETag', etag(r.Product_id, r.Product_version))
+    .header('ETag', etag(r.Product_id, r.Product_version, 'product', 'without-stock'))
     .header('Last-Modified', r.Product_updated_at.toUTCString());
   return {
     id: r.Product_id,
