@@ -56,6 +56,9 @@ export function illFormedStringAt(value: unknown): string | undefined {
 
 /** What every JSON body must be before validation walks it: not too deep, well-formed text. */
 export function assertSaneJson(body: unknown): void {
+  // A raw body kept as bytes (a provider's signed webhook) is not JSON yet: nothing to walk, and
+  // walking a Buffer would visit every byte.
+  if (Buffer.isBuffer(body)) return;
   assertJsonDepth(body);
   const at = illFormedStringAt(body);
   if (at !== undefined) {
