@@ -149,6 +149,7 @@ describe('SQL functions as repeatable migrations', () => {
   it('finds the function files of the sources, each after what it requires', () => {
     const names = files.map((f) => f.name);
     expect([...names].sort()).toEqual([
+      'apply_payment_succeeded',
       'claim_idempotency_key',
       'idempotency_key_free',
       'iso_utc',
