@@ -102,7 +102,7 @@ export function tracingLine(runs, exported) {
   };
   if (!exported) return '**Tracing on vs off:** not measured.';
   return (
-    `**Tracing on vs off** (a second service: OpenTelemetry SDK with the http, undici, pg and Nest ` +
+    `**Tracing on vs off** (a second service: OpenTelemetry SDK with the http, undici and pg ` +
     `instrumentations, its default sampler (parent-based, 10% of new traces; conflicts and 5xx ` +
     `always), batch export over OTLP/HTTP to a local sink that received ${fmt(exported.exports)} ` +
     `exports, ${fmt(exported.bytes / 1024)} kB): ${part('a')}; ${part('d')}. Off (no OTEL_* ` +
