@@ -3,7 +3,7 @@ import { Client } from 'pg';
 import type { Response } from 'supertest';
 import { type Account, account, expectProblem } from '../support/http';
 import { createProduct, orderCount, placeOrder, stockOf } from '../support/fixtures';
-import { holdRow, untilWaiting, waiting } from '../support/row-locks';
+import { holdRow, metricValue, untilWaiting, waiting } from '../support/row-locks';
 import { createTestApp, type TestApp } from '../support/test-app';
 
 /**
@@ -29,12 +29,7 @@ describe('keyed checkouts (real HTTP, real PostgreSQL)', () => {
   });
   afterAll(() => t.close());
 
-  const metric = async (series: string): Promise<number> => {
-    const text = (await t.http().get('/metrics').expect(200)).text;
-    const line = text.split('\n').find((l) => l.startsWith(`${series} `));
-    if (!line) throw new Error(`${series} is not in /metrics`);
-    return Number(line.slice(series.length + 1));
-  };
+  const metric = (series: string): Promise<number> => metricValue(t, series);
   const until = async (what: string, done: () => Promise<boolean>): Promise<void> => {
     const deadline = Date.now() + 10_000;
     while (!(await done())) {

@@ -12,6 +12,7 @@ import {
   placeOrder,
   stockOf,
 } from '../support/fixtures';
+import { metricValue, untilQueued } from '../support/row-locks';
 import { createTestApp, type TestApp } from '../support/test-app';
 
 const statuses = (results: Response[]): Record<number, number> =>
@@ -183,19 +184,8 @@ describe('races on orders (real parallel HTTP requests, real PostgreSQL)', () =>
    * keep the first one waiting on a held row lock while the others queue, so the batch is certain.
    */
   describe('checkouts of the same products placed together', () => {
-    const metric = async (name: string): Promise<number> => {
-      const text = (await t.http().get('/metrics').expect(200)).text;
-      const line = text.split('\n').find((l) => l.startsWith(`${name} `));
-      if (!line) throw new Error(`${name} is not in /metrics`);
-      return Number(line.slice(name.length + 1));
-    };
-    const queued = async (n: number): Promise<void> => {
-      const deadline = Date.now() + 10_000;
-      while ((await metric('order_placements_waiting')) < n) {
-        if (Date.now() > deadline) throw new Error(`${n} checkouts never queued`);
-        await new Promise((r) => setTimeout(r, 20));
-      }
-    };
+    const metric = (series: string): Promise<number> => metricValue(t, series);
+    const queued = (n: number): Promise<void> => untilQueued(t, n);
     const send = (who: Account, productId: string, quantity: number): Promise<Response> =>
       placeOrder(t, who, [{ productId, quantity }]).then((r) => r);
     /**

@@ -2,6 +2,7 @@ import { Client } from 'pg';
 import type { Response } from 'supertest';
 import { type Account, account, expectProblem } from '../support/http';
 import { createProduct, orderCount, placeOrder, stockOf } from '../support/fixtures';
+import { metricValue } from '../support/row-locks';
 import { createTestApp, type TestApp } from '../support/test-app';
 
 /**
@@ -29,12 +30,7 @@ describe('placement queue bounds (real HTTP, real PostgreSQL)', () => {
   });
   afterAll(() => t.close());
 
-  const metrics = async (): Promise<string> => (await t.http().get('/metrics').expect(200)).text;
-  const metric = async (series: string): Promise<number> => {
-    const line = (await metrics()).split('\n').find((l) => l.startsWith(`${series} `));
-    if (!line) throw new Error(`${series} is not in /metrics`);
-    return Number(line.slice(series.length + 1));
-  };
+  const metric = (series: string): Promise<number> => metricValue(t, series);
   const until = async (what: string, done: () => Promise<boolean>): Promise<void> => {
     const deadline = Date.now() + 10_000;
     while (!(await done())) {

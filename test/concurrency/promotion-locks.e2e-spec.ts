@@ -4,7 +4,7 @@ import type { Response } from 'supertest';
 import { HoldExpiry } from '../../src/orders/hold-expiry';
 import { type Account, account, expectProblem } from '../support/http';
 import { createProduct, stockOf } from '../support/fixtures';
-import { holdRow, untilWaiting, waiting } from '../support/row-locks';
+import { holdRow, metricValue, untilQueued, untilWaiting, waiting } from '../support/row-locks';
 import { createTestApp, type TestApp } from '../support/test-app';
 
 /**
@@ -41,19 +41,8 @@ describe('promotion codes: batched placement and lock order (real PostgreSQL, he
       .then((r) => r);
   const timesUsed = async (id: string): Promise<number> =>
     (await t.db.query('SELECT times_used FROM promotions WHERE id = $1', [id]))[0].times_used;
-  const metric = async (name: string): Promise<number> => {
-    const text = (await t.http().get('/metrics').expect(200)).text;
-    const line = text.split('\n').find((l) => l.startsWith(`${name} `));
-    if (!line) throw new Error(`${name} is not in /metrics`);
-    return Number(line.slice(name.length + 1));
-  };
-  const queued = async (n: number): Promise<void> => {
-    const deadline = Date.now() + 10_000;
-    while ((await metric('order_placements_waiting')) < n) {
-      if (Date.now() > deadline) throw new Error(`${n} checkouts never queued`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  };
+  const metric = (series: string): Promise<number> => metricValue(t, series);
+  const queued = (n: number): Promise<void> => untilQueued(t, n);
   /** A promotion's row held (as a checkout's guarded write would hold it) until `release()`. */
   const holdPromotion = async (id: string) => {
     const blocker = new Client({ connectionString: t.databaseUrl });

@@ -76,3 +76,20 @@ export async function queuedBehindOrder<A, B>(
     throw err;
   }
 }
+
+/** The value of one series of the service's /metrics (its whole name with labels, as printed). */
+export async function metricValue(t: TestApp, series: string): Promise<number> {
+  const text = (await t.http().get('/metrics').expect(200)).text;
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+  if (!line) throw new Error(`${series} is not in /metrics`);
+  return Number(line.slice(series.length + 1));
+}
+
+/** Until at least `n` checkouts wait in the service's placement queue (at most 10 s). */
+export async function untilQueued(t: TestApp, n: number): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while ((await metricValue(t, 'order_placements_waiting')) < n) {
+    if (Date.now() > deadline) throw new Error(`${n} checkouts never queued`);
+    await sleep(20);
+  }
+}
