@@ -1,4 +1,3 @@
-import { type Span, trace } from '@opentelemetry/api';
 import rateLimit from '@fastify/rate-limit';
 import { RequestMethod } from '@nestjs/common';
 import { HttpAdapterHost, NestFactory } from '@nestjs/core';
@@ -28,18 +27,11 @@ import { createValidationPipe } from './common/problems/validation';
 import type { Env } from './config/env';
 import { ReadReplicas } from './database/read-replicas';
 import { createRootLogger } from './observability/logger';
-import { recordProblemSpan } from './observability/problem-spans';
+import { endServerSpan, registerServerSpans } from './observability/server-spans';
 import { MetricsService } from './observability/metrics.service';
 import { setupOpenApi } from './openapi';
 
 export const API_PREFIX = 'api/v1';
-
-declare module 'fastify' {
-  interface FastifyRequest {
-    /** The HTTP server span of this request, when tracing is on. */
-    serverSpan?: Span;
-  }
-}
 
 /** Operational routes: outside the API prefix, never rate-limited. */
 const OPERATIONAL = [
@@ -123,6 +115,8 @@ export async function createApp(options: CreateAppOptions): Promise<NestFastifyA
   );
   app.useLogger(app.get(NestPinoLogger));
   const fastify = app.getHttpAdapter().getInstance();
+  // The request's server span (tracing on), opened first: its duration is the request's.
+  registerServerSpans(fastify);
   fastify.removeContentTypeParser('text/plain');
   // Form bodies only where OAuth requires them: the token endpoint of the Swagger UI's Authorize.
   registerFormBody(fastify, [`/${API_PREFIX}/auth/token`], env.BODY_LIMIT_BYTES);
@@ -195,8 +189,6 @@ export async function createApp(options: CreateAppOptions): Promise<NestFastifyA
   const metrics = app.get(MetricsService);
   fastify.addHook('onRequest', (request, reply, done) => {
     void reply.header('X-Request-Id', request.id);
-    // The HTTP server span (tracing on): the request's own, the active span when the request came in.
-    request.serverSpan = trace.getActiveSpan();
     done();
   });
   // What controllers return (VersionedResponse, TaggedResponse, SerializedReply) as headers,
@@ -226,28 +218,8 @@ export async function createApp(options: CreateAppOptions): Promise<NestFastifyA
       problemCode: request.problemCode,
       replayed: reply.getHeader('idempotent-replayed') === 'true',
     });
-    const span = request.serverSpan;
-    if (span) {
-      if (span.isRecording()) {
-        // Named by its route, as the handler's span was (there is none: see tracing.ts).
-        span.updateName(`${request.method} ${route}`);
-        span.setAttribute('http.route', route);
-        span.setAttribute('request.id', request.id);
-        // Which rule refused the request, findable in the trace viewer by code.
-        if (request.problemCode) span.setAttribute('problem.code', request.problemCode);
-      }
-      // Unsampled: a conflict or a 5xx is recorded all the same (one span, see problem-spans.ts).
-      recordProblemSpan(span, {
-        method: request.method,
-        route,
-        status,
-        problemCode: request.problemCode,
-        requestId: request.id,
-        headers: request.headers,
-        startTimeMs: Date.now() - reply.elapsedTime,
-      });
-    }
-    const traceId = span?.spanContext().traceId;
+    endServerSpan(request, { route, status, elapsedMs: reply.elapsedTime });
+    const traceId = request.serverSpan?.spanContext().traceId;
     const operational = route === '/metrics' || route.startsWith('/health');
     const level = status >= 500 ? 'error' : operational ? 'debug' : 'info';
     // The line is built only when it will be written (LOG_LEVEL=warn skips it for every 2xx-4xx).

@@ -74,6 +74,11 @@ export function problemSpansOn(): void {
   started = true;
 }
 
+/** Whether the SDK runs in this process (startTracing was called): server-spans.ts asks. */
+export function tracingStarted(): boolean {
+  return started;
+}
+
 /** Conflicts, as the dashboard counts them: a state-dependent refusal with a problem code. */
 const CONFLICT_STATUSES = new Set([409, 412, 428]);
 

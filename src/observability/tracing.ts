@@ -1,4 +1,3 @@
-import type { IncomingMessage } from 'node:http';
 import { HttpInstrumentation } from '@opentelemetry/instrumentation-http';
 import { PgInstrumentation } from '@opentelemetry/instrumentation-pg';
 import { UndiciInstrumentation } from '@opentelemetry/instrumentation-undici';
@@ -66,10 +65,6 @@ export function samplerFromEnv(src: NodeJS.ProcessEnv = process.env): Sampler {
 const carriesItsTrace = (request: { headers: string | (string | string[])[] }): boolean =>
   String(request.headers).toLowerCase().includes('traceparent');
 
-/** Health checks and scrapes are not traced: they would drown the traces that matter. */
-const untraced = (request: IncomingMessage): boolean =>
-  request.url === '/metrics' || (request.url ?? '').startsWith('/health');
-
 /**
  * Starts the SDK when tracing is asked for, or with the given span processors (tests pass an
  * in-memory exporter). Returns it, to be shut down (flushed) when the process stops. Export goes
@@ -90,6 +85,9 @@ export function startTracing(
     metricReaders: [],
     logRecordProcessors: [],
     // What runs on every request, sampled or not, is kept to what a sampled trace needs (issue 26):
+    // - http for outgoing calls only (the Stripe SDK's): the server span of an incoming request is
+    //   opened by a Fastify hook, which costs a fraction of what the instrumentation's wrapping of
+    //   every request's emitters did (see server-spans.ts);
     // - no NestInstrumentation: it wrapped every handler in two async functions, each with its span
     //   and context switch, for names the server span now carries (http.route, and its name is
     //   "METHOD route": see app.factory.ts's onResponse);
@@ -97,7 +95,7 @@ export function startTracing(
     //   still shows as the gap before the first pg.query span), and without spans for statements run
     //   outside any request (pollers, sweeps: they made one-span root traces at the sampler's ratio).
     instrumentations: [
-      new HttpInstrumentation({ ignoreIncomingRequestHook: untraced }),
+      new HttpInstrumentation({ disableIncomingRequestInstrumentation: true }),
       new UndiciInstrumentation({ ignoreRequestHook: carriesItsTrace }),
       new PgInstrumentation({ requireParentSpan: true, ignoreConnectSpans: true }),
     ],

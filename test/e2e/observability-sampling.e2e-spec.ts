@@ -16,6 +16,8 @@ interface Span {
 interface Probe {
   statuses: number[];
   requestIds: string[];
+  orderIds: string[];
+  eventTraceparents: { callers: string | null; own: string | null };
   spans: Span[];
   logs: string[];
 }
@@ -26,7 +28,8 @@ const SERVER = 1; // SpanKind.SERVER
  * The head sampler drops a request, and the request ends in a conflict: one span is recorded all the
  * same (src/observability/problem-spans.ts). Under OTEL_TRACES_SAMPLER=parentbased_always_off, in a
  * process of its own (test/support/trace-probe.mjs, PROBE_MODE=unsampled): a 201 and a 401 leave no
- * span at all, each 409 leaves exactly one, with the trace id its log line names.
+ * span at all, each 409 leaves exactly one, with the trace id its log line names. Two dropped orders
+ * show what their events carry: the caller's trace, or none when the request started its own.
  */
 const built = existsSync('dist/src/observability/problem-spans.js');
 if (!built) console.log('sampling test skipped: dist/ is absent (npm run build)');
@@ -85,5 +88,16 @@ if (!built) console.log('sampling test skipped: dist/ is absent (npm run build)'
     expect(callers.traceId).toBe(callerTrace);
     expect(callers.parentSpanId).toBe(callerSpan);
     expect(lines.find((l) => l.requestId === probe.requestIds[1])!.traceId).toBe(callerTrace);
+  });
+
+  it("passes a caller's dropped trace on to the events its request causes, and none it started itself", () => {
+    expect(probe.orderIds).toHaveLength(2);
+    // W3C: a trace the caller chose not to sample is propagated all the same (flags 00).
+    expect(probe.eventTraceparents.callers).toMatch(
+      new RegExp(`^00-${callerTrace}-[0-9a-f]{16}-00$`),
+    );
+    // A trace this service started and dropped is recorded nowhere: the request ran outside any
+    // context (server-spans.ts), and its event names no trace.
+    expect(probe.eventTraceparents.own).toBeNull();
   });
 });

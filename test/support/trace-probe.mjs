@@ -90,6 +90,53 @@ if (process.env.PROBE_MODE === 'unsampled') {
       trace: '',
     },
   );
+  // Two orders, dropped by the sampler, each emitting an event: one carrying the caller's (dropped)
+  // trace, one that started its own. Their outbox rows show what the deliveries would carry.
+  const { Client } = require('pg');
+  const db = new Client({ connectionString: process.env.DATABASE_URL });
+  await db.connect();
+  await db.query(`UPDATE users SET role = 'admin' WHERE email = 'twice@example.com'`);
+  const { accessToken: token } = JSON.parse(
+    (
+      await post(
+        '/api/v1/auth/login',
+        { email: 'twice@example.com', password: 'a long password' },
+        { trace: '' },
+      )
+    ).text,
+  );
+  const product = JSON.parse(
+    (
+      await post(
+        '/api/v1/products',
+        {
+          sku: 'DROP-1',
+          slug: 'drop-1',
+          name: 'Dropped',
+          priceCents: 100,
+          currency: 'EUR',
+          stock: 5,
+        },
+        { token, trace: '' },
+      )
+    ).text,
+  );
+  const order = (trace) =>
+    post('/api/v1/orders', { items: [{ productId: product.id, quantity: 1 }] }, { token, trace });
+  const callersOrder = JSON.parse((await order(traceparent)).text);
+  const ownOrder = JSON.parse((await order('')).text);
+  const eventTrace = async (orderId) =>
+    (
+      await db.query(
+        `SELECT traceparent FROM outbox_events WHERE order_id = $1 AND type = 'order.created'`,
+        [orderId],
+      )
+    ).rows[0]?.traceparent ?? null;
+  const eventTraceparents = {
+    callers: await eventTrace(callersOrder.id),
+    own: await eventTrace(ownOrder.id),
+  };
+  await db.end();
   await app.close();
   const spans = finishedSpans();
   await sdk.shutdown();
@@ -97,6 +144,8 @@ if (process.env.PROBE_MODE === 'unsampled') {
     JSON.stringify({
       statuses: [created.status, conflict.status, callersConflict.status, missing.status],
       requestIds: [conflict, callersConflict].map((r) => JSON.parse(r.text).requestId),
+      orderIds: [callersOrder.id, ownOrder.id],
+      eventTraceparents,
       spans,
       logs: lines,
     }),
