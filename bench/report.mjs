@@ -21,6 +21,21 @@ function git(...args) {
   return execFileSync('git', args, { cwd: ROOT, encoding: 'utf8' }).trim();
 }
 
+/** This Node's version, marked when package.json's engines (a list of `^x.y.z`) leave it out. */
+async function nodeWithinEngines() {
+  const engines = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')).engines.node;
+  const version = process.versions.node.split('.').map(Number);
+  const within = engines.split('||').some((range) => {
+    const floor = range.trim().replace(/^\^/, '').split('.').map(Number);
+    if (floor[0] !== version[0]) return false;
+    for (let i = 1; i < 3; i++) if (version[i] !== floor[i]) return version[i] > floor[i];
+    return true;
+  });
+  return within
+    ? process.version
+    : `${process.version} (outside package.json's engines: ${engines})`;
+}
+
 export async function machine(sql, database) {
   const cpuinfo = await readFile('/proc/cpuinfo', 'utf8');
   const autocannon = JSON.parse(
@@ -33,7 +48,9 @@ export async function machine(sql, database) {
     commit: git('rev-parse', '--short', 'HEAD') + (dirty ? ' (with uncommitted changes)' : ''),
     cpu: /^model name\s*:\s*(.+)$/m.exec(cpuinfo)?.[1] ?? 'unknown',
     cores: availableParallelism(),
-    node: process.version,
+    // The service, the reference and the load generator all run on this Node. Outside package.json's
+    // engines (the machine's Node 20, say) tracing costs more: context propagation is async hooks.
+    node: await nodeWithinEngines(),
     postgres: pgVersion.split(' on ')[0],
     database,
     autocannon: autocannon.version,
