@@ -201,7 +201,11 @@ export function ratioSection(ratios) {
       : `${fmt(r.num.rps)} / ${fmt(r.den.rps)} ${r.kind === 'ceiling' ? 'req/s / tps' : 'req/s'}`;
     const cpu =
       r.num.cpuUsPerRequest !== undefined && r.den.cpuUsPerRequest !== undefined
-        ? ` CPU ${fmt(r.num.cpuUsPerRequest)} vs ${fmt(r.den.cpuUsPerRequest)} µs/req.`
+        ? ` CPU ${fmt(r.num.cpuUsPerRequest)} vs ${fmt(r.den.cpuUsPerRequest)} µs/req` +
+          (Number.isNaN(r.num.dbCpuUsPerRequest ?? NaN) ||
+          Number.isNaN(r.den.dbCpuUsPerRequest ?? NaN)
+            ? '.'
+            : `; PostgreSQL ${fmt(r.num.dbCpuUsPerRequest)} vs ${fmt(r.den.dbCpuUsPerRequest)} µs/req.`)
         : '';
     return `${head}, value **${fmt(r.value, 2)}×** (${detail}): ${verdict}. ${means}.${cpu}`;
   };
@@ -210,6 +214,7 @@ export function ratioSection(ratios) {
     '',
     ...ratios.map(line),
     '',
-    'CPU µs/req is the server process only (all its threads), not PostgreSQL or the load generator.',
+    'CPU µs/req is the server process only (all its threads), not PostgreSQL or the load generator; ' +
+      'DB CPU µs/req is the whole PostgreSQL server (every process of it), when it runs on this machine.',
   ];
 }

@@ -2,7 +2,7 @@
 // failure and Ctrl-C alike), free ports, the database (fresh per run) and the service itself.
 import { execFile as execFileCb, execFileSync, fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -102,6 +102,43 @@ export async function cpuTimeMs(pid) {
   // are fields 14 and 15 of the line, i.e. 11 and 12 after the `)`.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS_PER_S;
+}
+
+/** Fields 4 (ppid) and 14–17 (utime, stime, cutime, cstime) of /proc/<pid>/stat, or undefined. */
+async function procStat(pid) {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined);
+  if (stat === undefined) return undefined;
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return {
+    ppid: Number(f[1]),
+    own: Number(f[11]) + Number(f[12]),
+    reaped: Number(f[13]) + Number(f[14]),
+  };
+}
+
+/**
+ * The PostgreSQL server behind `sql`, when it runs on this machine: its postmaster's pid (the parent
+ * of the connection's backend), or undefined (a remote server, or /proc unreadable).
+ */
+export async function postmasterPid(sql) {
+  const { rows } = await sql.query('SELECT pg_backend_pid() AS pid');
+  return (await procStat(rows[0].pid))?.ppid;
+}
+
+/**
+ * CPU time (user + system) the whole PostgreSQL server has used so far, in ms: the postmaster, its
+ * live processes (backends, WAL writer, checkpointer…) and those it has reaped (cutime/cstime).
+ */
+export async function postgresCpuMs(postmaster) {
+  const main = await procStat(postmaster);
+  if (!main) return NaN;
+  let ticks = main.own + main.reaped;
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const child = await procStat(entry);
+    if (child?.ppid === postmaster) ticks += child.own;
+  }
+  return (ticks * 1000) / CLOCK_TICKS_PER_S;
 }
 
 /** Resident set size of a process now, in kB (VmRSS in /proc/<pid>/status). */

@@ -96,13 +96,14 @@ export function resultsTable(runs) {
     return (
       `| ${scenario.key} | ${scenario.title} | ${fmt(result.elapsedS, 1)} | ${connections} | ` +
       `${fmt(result.rps)} | ${fmt(result.latency.p50, 2)} | ${fmt(result.latency.p90, 2)} | ` +
-      `${fmt(result.latency.p99, 2)} | ${fmt(result.cpuUsPerRequest)} | ${statuses} | ` +
+      `${fmt(result.latency.p99, 2)} | ${fmt(result.cpuUsPerRequest)} | ` +
+      `${Number.isNaN(result.dbCpuUsPerRequest ?? NaN) ? '–' : fmt(result.dbCpuUsPerRequest)} | ${statuses} | ` +
       `${failed ? `✗ ${failed} failed` : '✓'} |`
     );
   });
   return [
-    '| # | Scenario | Time s | Conns | Req/s | p50 ms | p90 ms | p99 ms | CPU µs/req | Statuses | Invariants |',
-    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |',
+    '| # | Scenario | Time s | Conns | Req/s | p50 ms | p90 ms | p99 ms | CPU µs/req | DB CPU µs/req | Statuses | Invariants |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |',
     ...rows,
   ];
 }

@@ -18,6 +18,8 @@ import {
   expectApi,
   freshDatabase,
   onCleanup,
+  postgresCpuMs,
+  postmasterPid,
   ROOT,
   rssKb,
   runLoad,
@@ -681,6 +683,7 @@ async function runScenario(scenario, servers, opts, round = '') {
   // The measured window in the CPU profiler's clock (µs of CLOCK_MONOTONIC), for --profile.
   const window = { from: process.hrtime.bigint() / 1000n };
   const cpuBefore = await cpuTimeMs(server.pid);
+  const dbCpuBefore = postmaster ? await postgresCpuMs(postmaster) : NaN;
   // Without a terminal, about ten progress lines per run.
   const every = Math.ceil(duration / 10);
   const result = await load({ ...spec, duration }, ({ second, counter }) => {
@@ -689,6 +692,10 @@ async function runScenario(scenario, servers, opts, round = '') {
     else if (second % every === 0 || second === duration) console.log(line);
   });
   result.cpuUsPerRequest = ((await cpuTimeMs(server.pid)) - cpuBefore) * (1000 / result.responses);
+  // The database's side of each request (NaN when it runs elsewhere): every process of the server.
+  result.dbCpuUsPerRequest =
+    ((postmaster ? await postgresCpuMs(postmaster) : NaN) - dbCpuBefore) *
+    (1000 / result.responses);
   window.to = process.hrtime.bigint() / 1000n;
   if (process.stdout.isTTY) process.stdout.write('\n');
   const checks = [
@@ -698,7 +705,8 @@ async function runScenario(scenario, servers, opts, round = '') {
   const failed = checks.filter((c) => !c.ok);
   console.log(
     `  ${fmt(result.rps)} req/s, p50 ${fmt(result.latency.p50, 2)} ms, ` +
-      `p99 ${fmt(result.latency.p99, 2)} ms, server CPU ${fmt(result.cpuUsPerRequest)} µs/request; ` +
+      `p99 ${fmt(result.latency.p99, 2)} ms, server CPU ${fmt(result.cpuUsPerRequest)} µs/request, ` +
+      `PostgreSQL ${fmt(result.dbCpuUsPerRequest)}; ` +
       (failed.length ? `FAILED: ${failed.map((c) => c.text).join('; ')}` : 'invariants hold'),
   );
   return { scenario, result, checks, window, connections };
@@ -731,6 +739,7 @@ function mergeRounds(list) {
     timeouts: sum((r) => r.timeouts),
     unanswered: sum((r) => r.unanswered),
     cpuUsPerRequest: sum((r) => r.cpuUsPerRequest * r.responses) / responses,
+    dbCpuUsPerRequest: sum((r) => r.dbCpuUsPerRequest * r.responses) / responses,
   };
   const checks = list[0].checks.map((_, i) => {
     const each = list.map((r) => r.checks[i]);
@@ -872,7 +881,11 @@ async function startExtras(selected, url, extras) {
 }
 
 /** The benchmark proper: every scenario, the table, bench/results/<date>.md and <date>.svg. */
+/** The bench database's postmaster when it runs here (its CPU per request is measured), or undefined. */
+let postmaster;
+
 async function benchmark(opts, { service, sql, url, seeded, m }) {
+  postmaster = await postmasterPid(sql);
   const reference = await startReference(url, { customerId: seeded.customerId });
   const one = `/api/v1/products/${seeded.products[0].id}`;
   const fromService = await expectApi(200, service.base, 'GET', one);
@@ -927,7 +940,7 @@ async function benchmark(opts, { service, sql, url, seeded, m }) {
   await servers.traced?.stop();
   await extras.opener?.stop();
   if (opts.scenarios) {
-    // A partial run, to iterate on one ratio: no soak, ceiling, standby or file.
+    // A partial run, to iterate on one ratio: no soak, ceiling, standby or file (its invariants too).
     console.log(
       [
         '',
@@ -935,6 +948,8 @@ async function benchmark(opts, { service, sql, url, seeded, m }) {
         ...resultsTable(runs),
         '',
         ...ratioSection(goalRatios(runs)),
+        '',
+        ...invariantsSection(runs),
       ].join('\n'),
     );
     return runs.every((r) => r.checks.every((c) => c.ok));
