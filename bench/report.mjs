@@ -132,8 +132,9 @@ export function tracingLine(runs, exported) {
 export function ceilingLine(ceiling, runs, opts) {
   if (ceiling.skipped) return `**Database ceiling:** skipped (${ceiling.skipped}).`;
   const rps = (key) => runs.find((r) => r.scenario.key === key)?.result.rps;
-  const part = ({ tps, latencyMs, failed }) =>
+  const part = ({ tps, latencyMs, failed, dbCpuUsPerTransaction: db }) =>
     `**${fmt(tps)} tps** (average latency ${fmt(latencyMs, 2)} ms` +
+    `${Number.isNaN(db ?? NaN) ? '' : `, PostgreSQL CPU ${fmt(db)} µs per transaction`}` +
     `${failed ? `, ${fmt(failed)} failed` : ''})`;
   const share = (key, of) =>
     rps(key) === undefined

@@ -798,11 +798,15 @@ async function dbCeiling(opts, { sql, url, seeded }) {
   for (const kind of ['spread', 'hot']) {
     console.log(`[pgbench] ${kind}: ${opts.duration} s, ${HOT_CONNECTIONS} clients`);
     const before = await counts();
+    const dbCpuBefore = postmaster ? await postgresCpuMs(postmaster) : NaN;
     const result = await pgbench(url, texts[kind], {
       clients: HOT_CONNECTIONS,
       threads: PGBENCH_THREADS,
       duration: opts.duration,
     });
+    result.dbCpuUsPerTransaction =
+      ((postmaster ? await postgresCpuMs(postmaster) : NaN) - dbCpuBefore) *
+      (1000 / result.transactions);
     const after = await checkAfter(before, result.transactions, 'transactions');
     checks.push(
       ...after.checks.map((c) => ({ ...c, text: `${kind}: ${c.text}` })),
