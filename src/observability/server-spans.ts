@@ -38,9 +38,10 @@ const untraced = (url: string): boolean => url === '/metrics' || url.startsWith(
  * request that started a trace the sampler dropped has nothing to pass on (nobody records that
  * trace) and runs outside any context: its SQL statements skip the pg instrumentation at once
  * (requireParentSpan). Entering a context for every request instead cost a read 106 µs of CPU on
- * Node 24 and 211 µs on Node 20 (where propagation is async hooks) against 44 and 94 µs this way
- * (bench a/a-otel, issue 26). Its log line and its problem span still name its trace id.
- * Registered only when the SDK runs (tracing-start.ts): otherwise nothing is added to a request.
+ * Node 24 and 211 µs on Node 20 (where propagation is async hooks), against 44–78 and 94–125 µs
+ * this way (bench a/a-otel, two runs each, issue 26). Its log line and its problem span still name
+ * its trace id. Registered only when the SDK runs (tracing-start.ts): otherwise nothing is added to
+ * a request.
  */
 export function registerServerSpans(fastify: FastifyInstance): void {
   if (!tracingStarted()) return;
