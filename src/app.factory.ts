@@ -218,7 +218,7 @@ export async function createApp(options: CreateAppOptions): Promise<NestFastifyA
       problemCode: request.problemCode,
       replayed: reply.getHeader('idempotent-replayed') === 'true',
     });
-    endServerSpan(request, { route, status, elapsedMs: reply.elapsedTime });
+    endServerSpan(request, reply);
     const traceId = request.serverSpan?.spanContext().traceId;
     const operational = route === '/metrics' || route.startsWith('/health');
     const level = status >= 500 ? 'error' : operational ? 'debug' : 'info';

@@ -88,15 +88,25 @@ export function startTracing(
     // - http for outgoing calls only (the Stripe SDK's): the server span of an incoming request is
     //   opened by a Fastify hook, which costs a fraction of what the instrumentation's wrapping of
     //   every request's emitters did (see server-spans.ts);
+    // - outgoing calls (Stripe's, webhook deliveries by fetch) make spans only inside a trace: a
+    //   request the sampler dropped without a caller's trace runs outside any context, and a relay
+    //   outside any request; neither starts a root trace of its own at the sampler's ratio, nor sends
+    //   a traceparent of a trace nobody records (a delivery sends its event's, see carriesItsTrace);
     // - no NestInstrumentation: it wrapped every handler in two async functions, each with its span
     //   and context switch, for names the server span now carries (http.route, and its name is
-    //   "METHOD route": see app.factory.ts's onResponse);
+    //   "METHOD route": see server-spans.ts's endServerSpan);
     // - pg without its pool-connect spans (one span and one context switch per request; a slow pool
     //   still shows as the gap before the first pg.query span), and without spans for statements run
     //   outside any request (pollers, sweeps: they made one-span root traces at the sampler's ratio).
     instrumentations: [
-      new HttpInstrumentation({ disableIncomingRequestInstrumentation: true }),
-      new UndiciInstrumentation({ ignoreRequestHook: carriesItsTrace }),
+      new HttpInstrumentation({
+        disableIncomingRequestInstrumentation: true,
+        requireParentforOutgoingSpans: true,
+      }),
+      new UndiciInstrumentation({
+        ignoreRequestHook: carriesItsTrace,
+        requireParentforSpans: true,
+      }),
       new PgInstrumentation({ requireParentSpan: true, ignoreConnectSpans: true }),
     ],
   });

@@ -6,6 +6,9 @@ import { createTestDatabase } from '../support/test-app';
 const run = promisify(execFile);
 
 interface Probe {
+  port: number;
+  untracedStatus: number;
+  ordersPlaced: number;
   statuses: number[];
   body: { code: string; requestId: string };
   spans: {
@@ -42,6 +45,8 @@ if (!built) console.log('tracing test skipped: dist/ is absent (npm run build)')
         env: {
           PATH: process.env.PATH,
           DATABASE_URL: db.url,
+          // Every new trace recorded, so that a request without a traceparent is traced too.
+          OTEL_TRACES_SAMPLER: 'parentbased_always_on',
           PROBE_TRACEPARENT: `00-${traceId}-00f067aa0ba902b7-01`,
           PROBE_ORDER_TRACEPARENT: `00-${orderTraceId}-00f067aa0ba902b7-01`,
         },
@@ -92,6 +97,58 @@ if (!built) console.log('tracing test skipped: dist/ is absent (npm run build)')
 
   it('carries the trace of the request that caused an event to its webhook delivery', () => {
     expect(probe.webhookTraceparent).toMatch(new RegExp(`^00-${orderTraceId}-[0-9a-f]{16}-0[01]$`));
+  });
+
+  /** Whether `span` descends from `ancestor` in the probe's spans. */
+  const descendsFrom = (span: { parentSpanId?: string }, ancestor: string): boolean => {
+    let parent = span.parentSpanId;
+    for (let hops = 0; parent && hops < 20; hops++) {
+      if (parent === ancestor) return true;
+      parent = probe.spans.find((s) => s.spanId === parent)?.parentSpanId;
+    }
+    return false;
+  };
+
+  it('traces a request that came without a traceparent, with its SQL under it and the attributes the http instrumentation set', () => {
+    expect(probe.untracedStatus).toBe(201);
+    const servers = probe.spans.filter(
+      (s) => s.kind === SERVER && s.attributes['client.address'] === '203.0.113.9',
+    );
+    expect(servers).toHaveLength(1);
+    const [span] = servers;
+    expect(span.parentSpanId).toBeUndefined();
+    expect(span.name).toBe('POST /api/v1/orders');
+    expect(span.attributes).toMatchObject({
+      'http.request.method': 'POST',
+      'http.route': '/api/v1/orders',
+      'http.response.status_code': 201,
+      'url.scheme': 'http',
+      'url.path': '/api/v1/orders',
+      'server.address': '127.0.0.1',
+      'server.port': probe.port,
+      'network.peer.address': '127.0.0.1',
+      'network.protocol.version': '1.1',
+    });
+    const sql = probe.spans.filter(
+      (s) => s.kind === CLIENT && s.name.startsWith('pg.query') && descendsFrom(s, span.spanId),
+    );
+    expect(sql.length).toBeGreaterThanOrEqual(1);
+  });
+
+  it('ends the server span of a request whose client left before the answer, its SQL spans under it', () => {
+    // Placed all the same (the client left while it waited for a row lock): 2 orders before it.
+    expect(probe.ordersPlaced).toBe(3);
+    const aborted = probe.spans.filter(
+      (s) => s.kind === SERVER && s.attributes['http.request.aborted'] === true,
+    );
+    expect(aborted).toHaveLength(1);
+    expect(aborted[0].name).toBe('POST /api/v1/orders');
+    expect(aborted[0].attributes['http.route']).toBe('/api/v1/orders');
+    expect(aborted[0].attributes['http.response.status_code']).toBeUndefined();
+    // Every SQL span of its trace hangs under it: none waits for a parent that never comes.
+    const sql = probe.spans.filter((s) => s.kind === CLIENT && s.traceId === aborted[0].traceId);
+    expect(sql.length).toBeGreaterThanOrEqual(1);
+    for (const span of sql) expect(descendsFrom(span, aborted[0].spanId)).toBe(true);
   });
 
   it('writes the trace id into the request log line', () => {

@@ -39,18 +39,27 @@ const traceparent = process.env.PROBE_TRACEPARENT;
 
 // A raw HTTP/1.1 request over a socket, which no instrumentation touches: the service sees exactly
 // the caller's traceparent (an instrumented client would add its own span's to it).
-function post(path, body, { token, trace = traceparent } = {}) {
+// With `leaveWhen`, the client goes away (the socket destroyed) once that promise settles, without
+// waiting for the answer: resolves with status 0.
+function post(path, body, { token, trace = traceparent, headers = {}, leaveWhen } = {}) {
   return new Promise((resolve, reject) => {
     const payload = JSON.stringify(body);
     const auth = token ? `Authorization: Bearer ${token}\r\n` : '';
+    const extra = Object.entries(headers)
+      .map(([name, value]) => `${name}: ${value}\r\n`)
+      .join('');
     const socket = connect(port, '127.0.0.1', () =>
       socket.write(
-        `POST ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n${auth}` +
-          `Content-Length: ${Buffer.byteLength(payload)}\r\n` +
+        `POST ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: application/json\r\n${auth}` +
+          `Content-Length: ${Buffer.byteLength(payload)}\r\n${extra}` +
           (trace ? `traceparent: ${trace}\r\n` : '') +
           `Connection: close\r\n\r\n${payload}`,
       ),
     );
+    leaveWhen?.then(() => {
+      socket.destroy();
+      resolve({ status: 0, text: '' });
+    }, reject);
     let raw = '';
     socket.on('data', (chunk) => (raw += chunk.toString()));
     socket.on('error', reject);
@@ -123,18 +132,19 @@ if (process.env.PROBE_MODE === 'unsampled') {
   );
   const order = (trace) =>
     post('/api/v1/orders', { items: [{ productId: product.id, quantity: 1 }] }, { token, trace });
-  const callersOrder = JSON.parse((await order(traceparent)).text);
-  const ownOrder = JSON.parse((await order('')).text);
-  const eventTrace = async (orderId) =>
+  const callersOrder = await order(traceparent);
+  const ownOrder = await order('');
+  // The order's order.created rows: [traceparent, …] (exactly one when it was placed).
+  const eventTrace = async (answer) =>
     (
       await db.query(
         `SELECT traceparent FROM outbox_events WHERE order_id = $1 AND type = 'order.created'`,
-        [orderId],
+        [JSON.parse(answer.text).id ?? null],
       )
-    ).rows[0]?.traceparent ?? null;
+    ).rows.map((r) => r.traceparent);
   const eventTraceparents = {
-    callers: await eventTrace(callersOrder.id),
-    own: await eventTrace(ownOrder.id),
+    callers: await eventTrace(callersOrder),
+    own: await eventTrace(ownOrder),
   };
   await db.end();
   await app.close();
@@ -144,7 +154,7 @@ if (process.env.PROBE_MODE === 'unsampled') {
     JSON.stringify({
       statuses: [created.status, conflict.status, callersConflict.status, missing.status],
       requestIds: [conflict, callersConflict].map((r) => JSON.parse(r.text).requestId),
-      orderIds: [callersOrder.id, ownOrder.id],
+      orderStatuses: [callersOrder.status, ownOrder.status],
       eventTraceparents,
       spans,
       logs: lines,
@@ -190,11 +200,54 @@ await post(
 );
 for (let i = 0; i < 100 && !delivered; i++) await new Promise((r) => setTimeout(r, 50));
 receiver.close();
+
+// A checkout without a traceparent (sampled: the test runs parentbased_always_on) through a proxy.
+const productId = JSON.parse(product.text).id;
+const untraced = await post(
+  '/api/v1/orders',
+  { items: [{ productId, quantity: 1 }] },
+  { token, trace: '', headers: { 'X-Forwarded-For': '203.0.113.9, 10.0.0.1' } },
+);
+
+// A checkout whose client leaves while it waits for the product's row lock (held here), then the
+// lock is let go: the order is placed, and nobody reads the answer.
+const holder = new Client({ connectionString: process.env.DATABASE_URL });
+await holder.connect();
+await holder.query('BEGIN');
+await holder.query('SELECT 1 FROM products WHERE id = $1 FOR UPDATE', [productId]);
+const waiting = (async () => {
+  for (let i = 0; i < 200; i++) {
+    const { rows } = await holder.query(
+      `SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock'`,
+    );
+    if (rows[0].n > 0) return;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error('the checkout never waited for the lock');
+})();
+await post(
+  '/api/v1/orders',
+  { items: [{ productId, quantity: 1 }] },
+  { token, trace: '', leaveWhen: waiting.then(() => new Promise((r) => setTimeout(r, 100))) },
+);
+await holder.query('COMMIT');
+await holder.end();
+const isAborted = (s) => s.kind === 1 && s.attributes['http.request.aborted'] === true;
+for (let i = 0; i < 100 && !finishedSpans().some(isAborted); i++)
+  await new Promise((r) => setTimeout(r, 50));
+const orders = new Client({ connectionString: process.env.DATABASE_URL });
+await orders.connect();
+const placed = (await orders.query(`SELECT count(*)::int AS n FROM orders`)).rows[0].n;
+await orders.end();
+
 await app.close();
 const spans = finishedSpans();
 await sdk.shutdown();
 process.stdout.write(
   JSON.stringify({
+    port,
+    untracedStatus: untraced.status,
+    ordersPlaced: placed,
     statuses: [first.status, second.status],
     body: JSON.parse(second.text),
     webhookTraceparent: delivered,
