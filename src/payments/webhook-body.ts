@@ -1,4 +1,5 @@
 import type { FastifyInstance, onRequestHookHandler } from 'fastify';
+import { appendRouteHook } from '../common/http/route-hooks';
 
 /** The content type the raw-body route's requests are parsed as, whatever they said. */
 const RAW = 'application/x-payment-notification';
@@ -20,10 +21,7 @@ export function registerRawBody(
     done();
   };
   fastify.addHook('onRoute', (route) => {
-    if (!paths.includes(route.url)) return;
-    const own = route.onRequest;
-    route.onRequest =
-      own === undefined ? [markRaw] : [...(Array.isArray(own) ? own : [own]), markRaw];
+    if (paths.includes(route.url)) appendRouteHook(route, 'onRequest', markRaw);
   });
   fastify.addContentTypeParser(RAW, { parseAs: 'buffer', bodyLimit }, (_request, body, done) =>
     done(null, body),
