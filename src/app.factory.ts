@@ -4,6 +4,7 @@ import { HttpAdapterHost, NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import helmet from 'helmet';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Redis } from 'ioredis';
 import { Logger as NestPinoLogger } from 'nestjs-pino';
 import type { DestinationStream, Logger } from 'pino';
@@ -67,6 +68,39 @@ const EXPOSED_HEADERS = [
   'X-RateLimit-Remaining',
   'X-RateLimit-Reset',
 ];
+
+/**
+ * The headers a helmet middleware sets, as `[name, value, name, value, …]` in its order, read once by
+ * running it on a recording response. With these options every one is a constant (no CSP nonce or
+ * other per-request directive), so the request hook sets the same names and values, spelled and
+ * ordered as helmet does, without its chain of eleven middlewares per request (the profile's
+ * `internalNext`). A middleware that needed the request, or answered with an error, would make this
+ * throw at boot rather than serve different headers.
+ */
+function staticSecurityHeaders(
+  middleware: (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) => void,
+): string[] {
+  const headers: string[] = [];
+  const recorder = {
+    setHeader(name: string, value: string) {
+      headers.push(name, value);
+    },
+    // X-Powered-By: Fastify never sets it.
+    removeHeader() {},
+  };
+  let finished = false;
+  const request = new Proxy({} as IncomingMessage, {
+    get(_, property) {
+      throw new Error(`helmet read the request (${String(property)}): its headers are not static`);
+    },
+  });
+  middleware(request, recorder as unknown as ServerResponse, (err) => {
+    if (err) throw err as Error;
+    finished = true;
+  });
+  if (!finished) throw new Error('helmet did not finish synchronously: its headers are not static');
+  return headers;
+}
 
 /**
  * Builds the application exactly as it serves traffic: adapter, security headers, rate limits,
@@ -168,18 +202,24 @@ export async function createApp(options: CreateAppOptions): Promise<NestFastifyA
   if (redis)
     fastify.addHook('onClose', async () => void (await redis.quit().catch(() => undefined)));
 
-  // Security headers from helmet, its middleware built once at boot. (@fastify/helmet rebuilds it,
-  // CSP directives parsed anew, on every request: 5% of a product read's CPU in the profile.)
-  const securityHeaders = helmet({
-    contentSecurityPolicy: {
-      directives: {
-        // Swagger UI draws its logos as data: images and would fetch a validator badge otherwise.
-        'img-src': ["'self'", 'data:'],
+  // Security headers from helmet (@fastify/helmet rebuilds its middleware, CSP directives parsed
+  // anew, on every request: 5% of a product read's CPU in the profile).
+  const securityHeaders = staticSecurityHeaders(
+    helmet({
+      contentSecurityPolicy: {
+        directives: {
+          // Swagger UI draws its logos as data: images and would fetch a validator badge otherwise.
+          'img-src': ["'self'", 'data:'],
+        },
       },
-    },
-  });
+    }),
+  );
   fastify.addHook('onRequest', (request, reply, done) => {
-    securityHeaders(request.raw, reply.raw, (err) => done(err as Error | undefined));
+    const raw = reply.raw;
+    for (let i = 0; i < securityHeaders.length; i += 2) {
+      raw.setHeader(securityHeaders[i], securityHeaders[i + 1]);
+    }
+    done();
   });
   // CORS: CORS_ORIGINS, plus any localhost port in development; a refused preflight is a 403 problem.
   const cors = corsPolicy(env);

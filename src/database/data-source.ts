@@ -62,10 +62,12 @@ export class ResilientClient extends Client {
  * parsers, so nothing else in the process is affected.
  */
 const INT8_OID = 20;
+const parseInt8 = (value: string): number => Number(value);
 export const TYPE_PARSERS = {
+  // Asked for each column of each result: one parser, not a new function every time.
   getTypeParser: ((oid: number, format?: 'text' | 'binary'): unknown =>
     oid === INT8_OID
-      ? (value: string) => Number(value)
+      ? parseInt8
       : types.getTypeParser(oid, format ?? 'text')) as typeof types.getTypeParser,
 };
 

@@ -1,4 +1,5 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, onRequestHookHandler } from 'fastify';
+import { appendRouteHook } from '../common/http/route-hooks';
 
 /** The content type the raw-body route's requests are parsed as, whatever they said. */
 const RAW = 'application/x-payment-notification';
@@ -13,9 +14,14 @@ export function registerRawBody(
   paths: string[],
   bodyLimit: number,
 ): void {
-  fastify.addHook('onRequest', (request, _reply, done) => {
-    if (paths.includes(request.routeOptions.url ?? '')) request.headers['content-type'] = RAW;
+  // A hook of these routes only, attached as they are registered: not a global hook that every
+  // request of every other route runs to find out it is not one of them.
+  const markRaw: onRequestHookHandler = (request, _reply, done) => {
+    request.headers['content-type'] = RAW;
     done();
+  };
+  fastify.addHook('onRoute', (route) => {
+    if (paths.includes(route.url)) appendRouteHook(route, 'onRequest', markRaw);
   });
   fastify.addContentTypeParser(RAW, { parseAs: 'buffer', bodyLimit }, (_request, body, done) =>
     done(null, body),

@@ -59,6 +59,8 @@ export function assertSaneJson(body: unknown): void {
   // A raw body kept as bytes (a provider's signed webhook) is not JSON yet: nothing to walk, and
   // walking a Buffer would visit every byte.
   if (Buffer.isBuffer(body)) return;
+  // No body (every GET): nothing to walk.
+  if (body === undefined || body === null) return;
   assertJsonDepth(body);
   const at = illFormedStringAt(body);
   if (at !== undefined) {

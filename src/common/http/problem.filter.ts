@@ -193,10 +193,8 @@ export function problemBody(problem: ProblemError, at: ProblemContext): Record<s
 /** The headers a problem response carries besides its content type. */
 export function problemHeaders(problem: ProblemError): Record<string, string> {
   // RFC 9110 §11.6.1: every 401 names the scheme; a problem may refine it (error="invalid_token").
-  return {
-    ...(problem.status === 401 ? { 'WWW-Authenticate': 'Bearer' } : {}),
-    ...problem.headers,
-  };
+  if (problem.status !== 401) return problem.headers;
+  return { 'WWW-Authenticate': 'Bearer', ...problem.headers };
 }
 
 export function writeProblem(

@@ -1,10 +1,11 @@
 import { createParamDecorator, type ExecutionContext } from '@nestjs/common';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest, onSendHookHandler } from 'fastify';
 import { parseConsistencyToken, type Reader, type ReadRouting } from '../database/reader';
 import type { ProblemCode } from '../problems/problem-catalogue';
 import { validationProblem } from '../problems/validation';
 import { digestEtag, weakMatch } from './etag';
 import { toHttpDate } from './http-date';
+import { appendRouteHook, routeMethods } from './route-hooks';
 import { isFresh, parsePreconditions, type Preconditions, type Versioned } from './preconditions';
 
 /**
@@ -157,6 +158,9 @@ export const CurrentRequest = createParamDecorator(
   },
 );
 
+/** Methods whose answers never carry a Consistency-Token. */
+const READS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
 declare module 'fastify' {
   interface FastifyInstance {
     /** Where reads go (API.md §12): see registerReadRouting. */
@@ -185,7 +189,7 @@ export function registerReadRouting(fastify: FastifyInstance, routing: ReadRouti
       ]),
     );
   });
-  fastify.addHook('onSend', (request, reply, payload, done) => {
+  const issueToken: onSendHookHandler = (request, reply, payload, done) => {
     const method = request.method;
     const status = reply.statusCode;
     if (
@@ -201,6 +205,12 @@ export function registerReadRouting(fastify: FastifyInstance, routing: ReadRouti
       void reply.header('Consistency-Token', token);
       done(null, payload);
     });
+  };
+  // Only routes that take a write carry it: a GET route then has no onSend hook at all.
+  fastify.addHook('onRoute', (route) => {
+    if (routeMethods(route).some((method) => !READS.has(method))) {
+      appendRouteHook(route, 'onSend', issueToken);
+    }
   });
 }
 
