@@ -10,6 +10,13 @@
 -- subtransaction) and place_order_locked decides under its locks and explains a refusal.
 -- Called by OrdersRepository.placeAtOnce, and by place_orders for each order of a batch.
 -- The event's order carries the payment fields (issue 22: unpaid at placement).
+-- Every statement that joins the lines to products also says `p.id = ANY(p_ids)`, which changes
+-- nothing of what it finds: PL/pgSQL's generic plans guess 10 rows for unnest() and 100 for
+-- json_to_recordset(), and with those guesses PostgreSQL read (and, for the UPDATE, hash-joined)
+-- every row of a catalogue of a few hundred or thousand products on every checkout. With the
+-- condition the products are found through their primary key. Measured on PostgreSQL 18 with 200
+-- products (place_order in a loop, the backend's CPU from /proc/self/schedstat): ~5-10% less CPU
+-- per call; more on a larger catalogue, until the planner guesses otherwise.
 --
 -- With a promotion code or an expected total (issue 23, API.md §11): the code's row is read
 -- without a lock with the products, the discount computed from the subtotal (floor of the percent;
@@ -59,7 +66,8 @@ CREATE OR REPLACE FUNCTION place_order(
                  'name', p.name, 'unit_price_cents', p.price_cents, 'quantity', w.qty) ORDER BY w.n)
           INTO v_found, v_currencies, v_currency, v_total, v_ok, v_lines
           FROM unnest(p_ids, p_quantities) WITH ORDINALITY AS w(id, qty, n)
-          JOIN products p ON p.id = w.id;
+          JOIN products p ON p.id = w.id
+         WHERE p.id = ANY(p_ids); -- an index scan, never a scan of the catalogue: see the header
         IF p_code IS NOT NULL AND v_ok THEN
           -- The code as it is now, without a lock: usable at first sight, or explained.
           SELECT * INTO v_promo FROM promotions WHERE code = upper(btrim(p_code));
@@ -123,7 +131,7 @@ CREATE OR REPLACE FUNCTION place_order(
             UPDATE products p SET stock = p.stock - l.quantity
               FROM json_to_recordset(v_lines) AS l(product_id uuid, sku text, name text,
                 unit_price_cents integer, quantity integer)
-             WHERE p.id = l.product_id AND p.stock >= l.quantity AND p.active
+             WHERE p.id = ANY(p_ids) AND p.id = l.product_id AND p.stock >= l.quantity AND p.active
                AND p.price_cents = l.unit_price_cents AND p.currency = v_currency
                AND p.sku = l.sku AND p.name = l.name;
             GET DIAGNOSTICS v_taken = ROW_COUNT;

@@ -9,6 +9,8 @@
 -- service explains the refusal from its answer, or, when overdue holds could cover it, takes its
 -- step-by-step path that expires them first.
 -- The event's order carries the payment fields (issue 22: unpaid at placement).
+-- The joins of the lines to products say `p.id = ANY(p_ids)` too, as place_order's do (see there):
+-- the products by their primary key, never a scan of the catalogue under the locks.
 --
 -- With a promotion code or an expected total (issue 23, API.md §11), in the contract's order, all
 -- under locks: the products (id order) are vetted; then the code's row is locked (after the
@@ -55,7 +57,8 @@ CREATE OR REPLACE FUNCTION place_order_locked(
                  sum(p.price_cents::bigint * w.qty), bool_and(p.active AND p.stock >= w.qty),
                  bool_and(p.active)
             INTO v_found, v_currencies, v_currency, v_total, v_ok, v_active
-            FROM unnest(p_ids, p_quantities) AS w(id, qty) JOIN products p ON p.id = w.id;
+            FROM unnest(p_ids, p_quantities) AS w(id, qty) JOIN products p ON p.id = w.id
+           WHERE p.id = ANY(p_ids);
           IF p_code IS NOT NULL AND v_found = cardinality(p_ids) AND v_currencies = 1
              AND v_active THEN
             -- The code's row, locked after the products; its first reason, in §11's order.
@@ -101,7 +104,7 @@ CREATE OR REPLACE FUNCTION place_order_locked(
           -- Still conditional under the lock: the database has the last word.
           UPDATE products p SET stock = p.stock - w.qty
             FROM unnest(p_ids, p_quantities) AS w(id, qty)
-           WHERE p.id = w.id AND p.stock >= w.qty;
+           WHERE p.id = ANY(p_ids) AND p.id = w.id AND p.stock >= w.qty;
           INSERT INTO orders (user_id, status, total_cents, currency, expires_at, discount_cents,
                               promotion_id, promotion_code, promotion_percent_off,
                               promotion_amount_off_cents)
@@ -120,7 +123,8 @@ CREATE OR REPLACE FUNCTION place_order_locked(
           INSERT INTO order_items (order_id, line_no, product_id, sku, name, unit_price_cents, quantity)
           SELECT v_order.id, w.n, p.id, p.sku, p.name, p.price_cents, w.qty
             FROM unnest(p_ids, p_quantities) WITH ORDINALITY AS w(id, qty, n)
-            JOIN products p ON p.id = w.id;
+            JOIN products p ON p.id = w.id
+           WHERE p.id = ANY(p_ids);
           INSERT INTO order_history (order_id, action, from_status, to_status, actor_id)
           VALUES (v_order.id, 'place', NULL, 'pending', p_user);
           SELECT json_agg(row_to_json(i) ORDER BY i.line_no) INTO v_items
