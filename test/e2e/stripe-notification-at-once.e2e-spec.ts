@@ -22,9 +22,7 @@ describe('a Stripe success applied in one statement', () => {
   beforeAll(async () => {
     await double.start();
     t = await createTestApp({
-      STRIPE_SECRET_KEY: double.secretKey,
-      STRIPE_WEBHOOK_SECRET: double.webhookSecret,
-      STRIPE_API_BASE: double.url,
+      ...double.env(),
       DB_POOL_SIZE: '20',
     });
     webhook = `${t.baseUrl}/api/v1/payments/stripe/webhook`;

@@ -21,9 +21,7 @@ describe('payments with Stripe (the local double)', () => {
   beforeAll(async () => {
     await double.start();
     t = await createTestApp({
-      STRIPE_SECRET_KEY: double.secretKey,
-      STRIPE_WEBHOOK_SECRET: double.webhookSecret,
-      STRIPE_API_BASE: double.url,
+      ...double.env(),
       REFUND_BACKOFF_BASE_SECONDS: '1',
     });
     webhook = `${t.baseUrl}/api/v1/payments/stripe/webhook`;

@@ -26,9 +26,7 @@ describe('fuzz: the Stripe webhook, Stripe enabled', () => {
   beforeAll(async () => {
     await double.start();
     t = await createTestApp({
-      STRIPE_SECRET_KEY: double.secretKey,
-      STRIPE_WEBHOOK_SECRET: double.webhookSecret,
-      STRIPE_API_BASE: double.url,
+      ...double.env(),
     });
     admin = await account(t, 'admin');
     alice = await account(t);

@@ -26,9 +26,7 @@ describe('Stripe across instances', () => {
     db = await createTestDatabase();
     env = {
       NODE_ENV: 'test',
-      STRIPE_SECRET_KEY: double.secretKey,
-      STRIPE_WEBHOOK_SECRET: double.webhookSecret,
-      STRIPE_API_BASE: double.url,
+      ...double.env(),
       REFUND_BACKOFF_BASE_SECONDS: '1',
     };
     [a, b] = await Promise.all([startInstance('A', db.url, env), startInstance('B', db.url, env)]);

@@ -249,6 +249,15 @@ export class StripeDouble {
     return this.url;
   }
 
+  /** The service's environment for its `stripe` provider, pointed at this double (once started). */
+  env(): { STRIPE_SECRET_KEY: string; STRIPE_WEBHOOK_SECRET: string; STRIPE_API_BASE: string } {
+    return {
+      STRIPE_SECRET_KEY: this.secretKey,
+      STRIPE_WEBHOOK_SECRET: this.webhookSecret,
+      STRIPE_API_BASE: this.url,
+    };
+  }
+
   async stop(): Promise<void> {
     for (const res of this.held) res.destroy();
     this.server?.closeAllConnections();
